@@ -1,0 +1,25 @@
+"""Error types that name what the user has to fix.
+
+Every error raised for bad user input (a configuration value, a grid, a data file, a checkpoint) is one
+of these, so command-line entry points can print the message without a traceback and exit non-zero.
+"""
+
+
+class GSFError(Exception):
+    """Base class of all errors caused by user input rather than by a bug."""
+
+
+class GSFConfigError(GSFError, ValueError):
+    """A configuration, grid, CLI argument or model knob is invalid; the message names it."""
+
+
+class GSFDataError(GSFError, ValueError):
+    """A data set file, annotation row or video is missing or corrupt; the message names it."""
+
+
+class GSFCheckpointError(GSFError, ValueError):
+    """A checkpoint is unreadable, truncated or belongs to another architecture."""
+
+
+class GSFTrackingError(GSFError, RuntimeError):
+    """The experiment-tracking server cannot be reached or refused a request."""
