@@ -1,0 +1,16 @@
+"""Temporal modules inserted into 2D backbones: TSM, GSM and GSF (GSF.md section 1)."""
+
+from gsf.ops.base import TemporalModule, set_num_frames
+from gsf.ops.factory import TEMPORAL_KINDS, make_temporal_module
+from gsf.ops.gate_shift_fuse import GateShift, GateShiftFuse
+from gsf.ops.temporal_shift import TemporalShift
+
+__all__ = [
+    "TEMPORAL_KINDS",
+    "GateShift",
+    "GateShiftFuse",
+    "TemporalModule",
+    "TemporalShift",
+    "make_temporal_module",
+    "set_num_frames",
+]

@@ -1,0 +1,82 @@
+"""Base class of the temporal modules and the clip-length plumbing they share.
+
+A temporal module sees per-frame feature maps. The backbone runs every frame as an image, so inside it
+the frames of a clip are stacked along the batch axis (TSN layout, GSF.md section 1): (B*T, C, H, W)
+with the T frames of one clip contiguous. The clip length T is not a property of the layer; it is set at
+run time (argument or `num_frames` attribute), so one model runs at any T without a rebuild
+(GSF.md section 7, last item).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gsf.errors import GSFConfigError
+
+
+class TemporalModule(nn.Module):
+    """A module mixing information across the T frames of a clip; the output has the input's shape.
+
+    Subclasses implement `forward_frames(x, num_frames)` on the (B*T, C, H, W) layout; `forward` accepts
+    either (B*T, C, H, W), with T from the `num_frames` argument or else the `num_frames` attribute,
+    or (B, T, C, H, W), where T is read from the shape.
+    """
+
+    num_frames: int | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_frames = None
+
+    def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        if x.dim() == 5:
+            batch, frames = x.shape[0], x.shape[1]
+            if num_frames is not None and num_frames != frames:
+                raise ValueError(
+                    f"{type(self).__name__}: num_frames={num_frames} contradicts the input shape "
+                    f"{tuple(x.shape)} read as (B, T, C, H, W) with T={frames}"
+                )
+            out = self.forward_frames(x.flatten(0, 1), frames)
+            return out.unflatten(0, (batch, frames))
+        if x.dim() != 4:
+            raise ValueError(
+                f"{type(self).__name__}: expected (B*T, C, H, W) or (B, T, C, H, W), got shape {tuple(x.shape)}"
+            )
+        frames = resolve_num_frames(x.shape[0], num_frames if num_frames is not None else self.num_frames,
+                                    owner=type(self).__name__)
+        return self.forward_frames(x, frames)
+
+    def forward_frames(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Apply the module to x of shape (B*T, C, H, W), T = num_frames."""
+        raise NotImplementedError
+
+
+def resolve_num_frames(batch_frames: int, num_frames: int | None, *, owner: str = "temporal module") -> int:
+    """Check that the clip length T is known and divides the (B*T) leading axis; return T."""
+    if num_frames is None:
+        raise ValueError(
+            f"{owner}: the clip length is unknown for a (B*T, C, H, W) input; pass num_frames=T, call "
+            "gsf.ops.set_num_frames(model, T), or give a (B, T, C, H, W) input"
+        )
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"{owner}: num_frames must be a positive int, got {num_frames!r}")
+    if batch_frames % num_frames != 0:
+        raise ValueError(
+            f"{owner}: num_frames={num_frames} does not divide the leading axis {batch_frames} of a "
+            "(B*T, C, H, W) input"
+        )
+    return num_frames
+
+
+def set_num_frames(model: nn.Module, num_frames: int | None) -> int:
+    """Set `num_frames` on every TemporalModule inside `model` (itself included); return how many."""
+    if num_frames is not None and (isinstance(num_frames, bool) or not isinstance(num_frames, int)
+                                   or num_frames < 1):
+        raise GSFConfigError(f"num_frames must be a positive int or None, got {num_frames!r}")
+    count = 0
+    for module in model.modules():
+        if isinstance(module, TemporalModule):
+            module.num_frames = num_frames
+            count += 1
+    return count

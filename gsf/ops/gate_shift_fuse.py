@@ -1,0 +1,177 @@
+"""Gate-Shift-Fuse (GSF.md section 1) and its gated relative GSM, as fast pure nn.Modules.
+
+Same semantics and state-dict keys as `gsf.ops.reference.GateShiftFuseReference`; the tests hold the two
+equal in outputs and gradients for every knob. What differs is only how the work is laid out for speed.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gsf.ops._knobs import FUSIONS, GATES, LEARNED_GATES, check_choice, gsf_channels
+from gsf.ops.base import TemporalModule
+
+
+class GateShiftFuse(TemporalModule):
+    """Gate-Shift-Fuse over the first C' channels of a (B*T, C, H, W) feature map (GSF.md section 1).
+
+    Args:
+        channels: C, the channels of the input feature map.
+        groups: number of gate maps G in {1, 2, 4, 8}. The C' gated channels are split into G consecutive
+            groups of C'/G channels, each with its own gate map (the gate conv has G output channels,
+            groups=G), its own fusion conv `channel_conv{i}` and its own channel interleave. Even-index
+            groups receive the next frame, odd-index groups the previous one, so half of the gated
+            channels move each way. With groups=1 the single group's first half receives the next frame
+            and its second half the previous one. The paper uses 2.
+        gate: how the gate G in Y = G * X, R = X - Y is made (step 3).
+            "spatiotemporal": tanh(Conv3d(ReLU(BN3d(X)))) with a 3x3x3 kernel (the paper).
+            "spatial": the same with a 1x3x3 kernel (no temporal extent).
+            "plus_one": fixed gate 1, so Y = X is shifted and R = 0 (a TSM-like pure shift).
+            "minus_one": fixed gate -1, so Y = -X and R = 2X; with "sum" fusion O = 2X[t] - X[t +- 1],
+                a temporal difference (TDN-like).
+            "none": no gating at all: Y = X is shifted and R = X is the unshifted input, so the fusion
+                mixes shifted and unshifted features (not the same as "plus_one", where R = 0).
+            The fixed gates have no parameters (no `bn`, no `conv3D`).
+        fusion: how the shifted gated part Y' and the residual R are combined (step 5).
+            "channel_weighting": O = w * Y' + (1 - w) * R, w = sigmoid(Conv2d over the (channel, time)
+                image of the spatial means of Y' and R), one 3x3 conv per group (the paper).
+            "sum": O = Y' + R (GSM). "average": O = 0.5 * (Y' + R), i.e. w fixed at 0.5.
+        channel_fraction: fraction in (0, 1] of the channels that go through GSF; C' = int(C * fraction)
+            rounded up to even, and must be divisible by 2 * groups. The other C - C' channels pass
+            through unchanged after the GSF channels (step 1).
+        zero_init_gate: initialise the gate conv weight and bias to zero (GSM does; GSF does not), so the
+            gate starts at tanh(0) = 0. Ignored for the fixed gates.
+        layer_name: where the module sits in the backbone, only used in error messages.
+
+    Parameters: 29 * C' + 40 for the paper's configuration (groups=2, spatiotemporal gate, channel
+    weighting): BN3d 2C', gate conv 27C' + 2, fusion convs 2 x 19.
+    """
+
+    def __init__(self, channels: int, *, groups: int = 2, gate: str = "spatiotemporal",
+                 fusion: str = "channel_weighting", channel_fraction: float = 1.0,
+                 zero_init_gate: bool = False, layer_name: str = "") -> None:
+        super().__init__()
+        check_choice("gate", gate, GATES, layer_name)
+        check_choice("fusion", fusion, FUSIONS, layer_name)
+        self.channels = channels
+        self.gated_channels = gsf_channels(channels, channel_fraction, groups, layer_name)
+        self.groups = groups
+        self.gate = gate
+        self.fusion = fusion
+        self.channel_fraction = channel_fraction
+        self.layer_name = layer_name
+        cp = self.gated_channels
+        if gate in LEARNED_GATES:
+            kernel = (3, 3, 3) if gate == "spatiotemporal" else (1, 3, 3)
+            # BN3d over (B, C', T, H, W) has the same per-channel statistics as over (B*T, C', 1, H, W),
+            # which is how it is called: no transpose of the input is needed.
+            self.bn = nn.BatchNorm3d(cp)
+            self.conv3D = nn.Conv3d(cp, groups, kernel, padding=(kernel[0] // 2, 1, 1), groups=groups)
+            if zero_init_gate:
+                nn.init.zeros_(self.conv3D.weight)
+                nn.init.zeros_(self.conv3D.bias)
+        if fusion == "channel_weighting":
+            for i in range(1, groups + 1):
+                setattr(self, f"channel_conv{i}", nn.Conv2d(2, 1, 3, padding=1))
+
+    def extra_repr(self) -> str:
+        return (f"{self.channels}, gated_channels={self.gated_channels}, groups={self.groups}, "
+                f"gate={self.gate!r}, fusion={self.fusion!r}")
+
+    # -- step 3 -------------------------------------------------------------------------------------
+    def _gate_maps(self, X: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
+        """tanh(Conv3d(ReLU(BN3d(X)))) as (B*T, G, 1, H, W), for X of shape (B*T, C', H, W)."""
+        n, cp, h, w = X.shape
+        groups = self.groups
+        z = torch.relu(self.bn(X.unsqueeze(2)).squeeze(2))
+        weight, bias = self.conv3D.weight, self.conv3D.bias
+        if self.gate == "spatial":
+            pre = F.conv2d(z, weight.squeeze(2), bias, padding=1, groups=groups)
+            return torch.tanh(pre).unsqueeze(2)
+        # The 3x3x3 conv as one 2D conv whose 3G outputs are the three temporal taps of each group
+        # (same multiply-adds, 27 C' per output pixel), then the taps are summed with one-frame shifts:
+        # pre[t] = tap0[t - 1] + tap1[t] + tap2[t + 1] + bias, zero outside the clip.
+        taps = F.conv2d(z, weight.transpose(1, 2).reshape(3 * groups, cp // groups, 3, 3),
+                        padding=1, groups=groups)
+        taps = taps.view(batch, frames, groups, 3, h, w)
+        pre = (taps[:, :, :, 1] + bias.view(1, 1, groups, 1, 1)
+               + F.pad(taps[:, :-1, :, 0], (0, 0, 0, 0, 0, 0, 1, 0))
+               + F.pad(taps[:, 1:, :, 2], (0, 0, 0, 0, 0, 0, 0, 1)))
+        return torch.tanh(pre).view(n, groups, 1, h, w)
+
+    # -- step 4 -------------------------------------------------------------------------------------
+    def _shift(self, Y: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
+        """Shift (B*T, G, C'/G, H, W) by one frame, zero padded: even blocks get t+1, odd blocks t-1."""
+        n, groups, per_group, h, w = Y.shape
+        blocks = max(groups, 2)
+        Yv = Y.reshape(batch, frames, blocks // 2, 2, (groups * per_group) // blocks, h * w)
+        Ys = torch.zeros_like(Yv)
+        Ys[:, :-1, :, 0] = Yv[:, 1:, :, 0]
+        Ys[:, 1:, :, 1] = Yv[:, :-1, :, 1]
+        return Ys.view(n, groups, per_group, h, w)
+
+    # -- step 5 -------------------------------------------------------------------------------------
+    def _fusion_weights(self, Ys: torch.Tensor, R: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
+        """w = sigmoid(conv over the (channel, time) image of the spatial means), as (B*T, G, C'/G, 1, 1)."""
+        n, groups, per_group = Ys.shape[:3]
+        p = Ys.mean(dim=(3, 4)).view(batch, frames, groups, per_group)
+        q = R.mean(dim=(3, 4)).view(batch, frames, groups, per_group)
+        # All groups' 2->1 convs as one grouped conv over (B, 2G, C'/G, T): channels [p1, q1, p2, q2, ...].
+        z = torch.stack([p, q], dim=3).permute(0, 2, 3, 4, 1).reshape(batch, 2 * groups, per_group, frames)
+        convs = [getattr(self, f"channel_conv{i}") for i in range(1, groups + 1)]
+        weight = torch.cat([conv.weight for conv in convs], dim=0)
+        bias = torch.cat([conv.bias for conv in convs], dim=0)
+        wgt = torch.sigmoid(F.conv2d(z, weight, bias, padding=1, groups=groups))  # (B, G, C'/G, T)
+        return wgt.permute(0, 3, 1, 2).reshape(n, groups, per_group, 1, 1)
+
+    def forward_frames(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        n, c, h, w = x.shape
+        frames = num_frames
+        batch = n // frames
+        cp, groups = self.gated_channels, self.groups
+        per_group = cp // groups
+        X = x[:, :cp] if cp < c else x
+        X5 = X.unflatten(1, (groups, per_group))
+
+        if self.gate in LEARNED_GATES:
+            gate = self._gate_maps(X, batch, frames)
+            Y = X5 * gate
+            R = X5 - Y
+        elif self.gate == "plus_one":
+            Y = X5
+            R = torch.zeros_like(X5)
+        elif self.gate == "minus_one":
+            Y = -X5
+            R = X5 + X5
+        else:
+            Y = X5
+            R = X5
+        Ys = self._shift(Y, batch, frames)
+
+        if self.fusion == "channel_weighting":
+            O = torch.lerp(R, Ys, self._fusion_weights(Ys, R, batch, frames))
+        elif self.fusion == "sum":
+            O = Ys + R
+        else:
+            O = (Ys + R) * 0.5
+
+        # Step 6: in each group, output channel 2j + k is group channel k * C'/(2G) + j.
+        O = O.unflatten(2, (2, per_group // 2)).transpose(2, 3).reshape(n, cp, h, w)
+        if cp < c:
+            O = torch.cat([O, x[:, cp:]], dim=1)
+        return O
+
+
+class GateShift(GateShiftFuse):
+    """Gate-Shift Module (GSM, CVPR 2020; GSF.md section 1, "Relatives"): GSF with fusion by plain sum,
+    O = Y' + R, and the gate conv initialised to zero, so the module starts as the identity.
+
+    Args: as `GateShiftFuse`, without `fusion` (always "sum"); `zero_init_gate` defaults to True.
+    """
+
+    def __init__(self, channels: int, *, groups: int = 2, gate: str = "spatiotemporal",
+                 channel_fraction: float = 1.0, zero_init_gate: bool = True, layer_name: str = "") -> None:
+        super().__init__(channels, groups=groups, gate=gate, fusion="sum", channel_fraction=channel_fraction,
+                         zero_init_gate=zero_init_gate, layer_name=layer_name)

@@ -1,0 +1,208 @@
+"""GateShiftFuse / GateShift: the semantics of GSF.md section 1, and equality with the reference."""
+
+import itertools
+
+import pytest
+import torch
+
+from gsf.errors import GSFConfigError
+from gsf.ops import GateShift, GateShiftFuse
+from gsf.ops.reference import GateShiftFuseReference, interleave_order
+
+
+def _clip_input(batch, frames, channels, h=4, w=3, seed=0):
+    return torch.randn(batch * frames, channels, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def _fixed_gate(module, value):
+    """Make the learned gate output a constant tanh(value) everywhere."""
+    with torch.no_grad():
+        module.conv3D.weight.zero_()
+        module.conv3D.bias.fill_(value)
+
+
+def test_shift_direction_and_zero_padding_at_clip_ends():
+    # plus_one gate + sum fusion is a pure shift; group 1 receives the next frame, group 2 the previous.
+    m = GateShiftFuse(4, gate="plus_one", fusion="sum")
+    frames = 3
+    x = torch.arange(1, 2 * frames + 1, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 4, 1, 1).contiguous()
+    out = m(x, num_frames=frames).view(2, frames, 4)
+    # output channel order after interleave [0, 2, 1, 3]: 0, 1 come from group 1, 2, 3 from group 2.
+    clip0 = out[0]
+    assert clip0[:, 0].tolist() == [2.0, 3.0, 0.0]  # next frame, last frame zero
+    assert clip0[:, 2].tolist() == [0.0, 1.0, 2.0]  # previous frame, first frame zero
+    clip1 = out[1]
+    assert clip1[:, 1].tolist() == [5.0, 6.0, 0.0]  # no leak across clips
+    assert clip1[:, 3].tolist() == [0.0, 4.0, 5.0]
+
+
+def test_gate_is_in_open_interval_minus_one_one():
+    m = GateShiftFuse(8).double()
+    with torch.no_grad():
+        m.conv3D.weight.mul_(4)
+    maps = m._gate_maps(_clip_input(2, 3, 8).double(), 2, 3)
+    assert maps.shape == (6, 2, 1, 4, 3)
+    assert maps.abs().max() < 1.0
+    assert maps.abs().max() > 0.5  # the check is not vacuous
+
+
+def test_interleave_order_for_eight_channels():
+    assert interleave_order(8, 2) == [0, 2, 1, 3, 4, 6, 5, 7]
+    # "none" gate, sum fusion, T=1: the shift gives zeros, so O = R = X, only reordered.
+    m = GateShiftFuse(8, gate="none", fusion="sum")
+    x = _clip_input(1, 1, 8)
+    assert torch.equal(m(x, num_frames=1), x[:, [0, 2, 1, 3, 4, 6, 5, 7]])
+
+
+def test_pass_through_channels_are_untouched():
+    m = GateShiftFuse(16, channel_fraction=0.5)
+    assert m.gated_channels == 8
+    x = _clip_input(2, 3, 16)
+    out = m(x, num_frames=3)
+    assert torch.equal(out[:, 8:], x[:, 8:])
+    assert not torch.allclose(out[:, :8], x[:, :8])
+
+
+def test_channel_fraction_rounds_up_to_even():
+    m = GateShiftFuse(12, channel_fraction=0.3, groups=1)  # int(3.6) = 3 -> 4
+    assert m.gated_channels == 4
+
+
+def test_average_fusion_is_half_of_gsm():
+    gsm = GateShift(8)
+    with torch.no_grad():
+        gsm.conv3D.weight.normal_()
+        gsm.conv3D.bias.normal_()
+    avg = GateShiftFuse(8, fusion="average")
+    avg.load_state_dict(gsm.state_dict())
+    x = _clip_input(2, 3, 8)
+    torch.testing.assert_close(avg(x, num_frames=3), 0.5 * gsm(x, num_frames=3), rtol=0, atol=0)
+
+
+def test_gsm_starts_as_identity_up_to_interleave():
+    gsm = GateShift(8)
+    x = _clip_input(2, 3, 8)
+    assert torch.equal(gsm(x, num_frames=3), x[:, interleave_order(8, 2)])
+
+
+def test_plus_one_gate_with_sum_fusion_is_a_pure_temporal_shift():
+    m = GateShiftFuse(8, gate="plus_one", fusion="sum")
+    frames = 4
+    x = _clip_input(2, frames, 8)
+    xv = x.view(2, frames, 8, 4, 3)
+    expected = torch.zeros_like(xv)
+    expected[:, :-1, :4] = xv[:, 1:, :4]
+    expected[:, 1:, 4:] = xv[:, :-1, 4:]
+    expected = expected.view_as(x)[:, interleave_order(8, 2)]
+    assert torch.equal(m(x, num_frames=frames), expected)
+
+
+def test_eval_output_does_not_depend_on_batch_size():
+    m = GateShiftFuse(8).eval()
+    with torch.no_grad():
+        m.bn.running_mean.normal_()
+        m.bn.running_var.uniform_(0.5, 2)
+    x = _clip_input(3, 4, 8)
+    full = m(x, num_frames=4)
+    torch.testing.assert_close(m(x[:4], num_frames=4), full[:4], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(m(x[4:], num_frames=4), full[4:], rtol=1e-6, atol=1e-6)
+
+
+def test_num_frames_can_change_at_run_time():
+    m = GateShiftFuse(8)
+    ref = GateShiftFuseReference(8)
+    ref.load_state_dict(m.state_dict())
+    for frames in (2, 5, 3):
+        x = _clip_input(2, frames, 8, seed=frames)
+        torch.testing.assert_close(m(x, num_frames=frames), ref(x, num_frames=frames))
+
+
+def test_parameter_count_is_29_c_prime_plus_40():
+    for channels, fraction in ((64, 1.0), (256, 0.25), (24, 0.5)):
+        m = GateShiftFuse(channels, channel_fraction=fraction)
+        assert sum(p.numel() for p in m.parameters()) == 29 * m.gated_channels + 40
+
+
+def test_state_dict_names_match_the_release():
+    keys = set(GateShiftFuse(8).state_dict())
+    assert keys == {"conv3D.weight", "conv3D.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var",
+                    "bn.num_batches_tracked", "channel_conv1.weight", "channel_conv1.bias",
+                    "channel_conv2.weight", "channel_conv2.bias"}
+    assert {k for k in GateShiftFuse(16, groups=4).state_dict() if k.startswith("channel_conv")} == {
+        f"channel_conv{i}.{p}" for i in range(1, 5) for p in ("weight", "bias")}
+    assert set(GateShiftFuse(8, gate="plus_one", fusion="sum").state_dict()) == set()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"groups": 3}, "groups=3"),
+        ({"gate": "temporal"}, "gate='temporal'"),
+        ({"fusion": "concat"}, "fusion='concat'"),
+        ({"channel_fraction": 0.0}, "channel_fraction must be a fraction in (0, 1], got 0.0"),
+        ({"channel_fraction": 25}, "got 25"),
+        ({"channel_fraction": 0.25, "groups": 4}, "C'=4"),
+    ],
+)
+def test_bad_knobs_are_rejected_with_the_value_named(kwargs, fragment):
+    with pytest.raises(GSFConfigError) as err:
+        GateShiftFuse(16, layer_name="layer2.1", **kwargs)
+    assert fragment in str(err.value)
+    assert "layer2.1" in str(err.value)
+
+
+def test_indivisible_channels_error_names_c_fraction_and_groups():
+    with pytest.raises(GSFConfigError, match=r"C=12 .*channel_fraction=0.5 .*C'=6.*groups=2"):
+        GateShiftFuse(12, channel_fraction=0.5, layer_name="blk")
+
+
+def _grads(module, x, frames, upstream):
+    x = x.clone().requires_grad_(True)
+    out = module(x, num_frames=frames)
+    out.backward(upstream)
+    grads = {name: p.grad.clone() for name, p in module.named_parameters()}
+    return out.detach(), x.grad, grads
+
+
+SWEEP = list(itertools.product(
+    (1, 2, 4, 8),                                                       # groups
+    ("spatiotemporal", "spatial", "plus_one", "minus_one", "none"),     # gate
+    ("channel_weighting", "sum", "average"),                            # fusion
+    (1.0, 0.5),                                                         # channel_fraction
+    (1, 3),                                                             # frames
+))
+
+
+@pytest.mark.parametrize(("groups", "gate", "fusion", "fraction", "frames"), SWEEP)
+def test_fast_module_equals_reference_in_outputs_and_gradients(groups, gate, fusion, fraction, frames):
+    torch.manual_seed(groups * 100 + frames)
+    kwargs = dict(groups=groups, gate=gate, fusion=fusion, channel_fraction=fraction)
+    ref = GateShiftFuseReference(32, **kwargs).double()
+    fast = GateShiftFuse(32, **kwargs).double()
+    ref_sd = ref.state_dict()
+    assert {k: v.shape for k, v in fast.state_dict().items()} == {k: v.shape for k, v in ref_sd.items()}
+    fast.load_state_dict(ref_sd)
+    x = _clip_input(2, frames, 32, h=5, w=4).double() * 2
+    upstream = torch.randn(2 * frames, 32, 5, 4, dtype=torch.float64)
+    for training in (True, False):
+        ref.train(training)
+        fast.train(training)
+        out_r, gx_r, gp_r = _grads(ref, x, frames, upstream)
+        out_f, gx_f, gp_f = _grads(fast, x, frames, upstream)
+        torch.testing.assert_close(out_f, out_r, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(gx_f, gx_r, rtol=1e-5, atol=1e-7)
+        assert gp_f.keys() == gp_r.keys()
+        for name in gp_r:
+            torch.testing.assert_close(gp_f[name], gp_r[name], rtol=1e-5, atol=1e-7, msg=name)
+        ref.zero_grad()
+        fast.zero_grad()
+    for name, buf in ref.named_buffers():
+        torch.testing.assert_close(dict(fast.named_buffers())[name], buf)
+
+
+def test_fast_module_equals_reference_in_float32():
+    ref = GateShiftFuseReference(32, groups=2)
+    fast = GateShiftFuse(32, groups=2)
+    fast.load_state_dict(ref.state_dict())
+    x = _clip_input(2, 4, 32, h=7, w=7)
+    torch.testing.assert_close(fast(x, num_frames=4), ref(x, num_frames=4), rtol=1e-5, atol=1e-5)
