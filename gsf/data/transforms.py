@@ -1,0 +1,263 @@
+"""Train augmentation and test views of the release (GSF.md section 4), on torchvision.transforms.v2
+video tensors.
+
+Every transform takes a uint8 clip ``(T, 3, H, W)`` and draws its random parameters once per clip, so all
+frames of a clip get the same operation (a clip of identical frames stays identical).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Sequence
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+
+NORMALISATIONS = ("resnet", "inception")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_BGR_MEAN = (104.0, 117.0, 128.0)
+
+# Words whose exchange describes the horizontally mirrored action. "left"/"right" is the
+# Something-Something rule of the release; "clockwise"/"anticlockwise" never occurs in the SS label files
+# and keeps the synthetic benchmark's rotation classes consistent under flips.
+MIRROR_WORDS = (("left", "right"), ("clockwise", "anticlockwise"))
+
+
+def mirror_label_swap(
+    class_names: Sequence[str], mirror_words: Sequence[tuple[str, str]] = MIRROR_WORDS
+) -> dict[int, int]:
+    """Label swap for horizontal flips: ``{i: j}`` for every pair of classes whose names differ only by
+    exchanging mirror words (``"... from left to right"`` <-> ``"... from right to left"``).
+
+    Read from the label file, not hard-coded (on SSv1 the release swaps 86<->87, 93<->94, 166<->167).
+    """
+    index = {name: i for i, name in enumerate(class_names)}
+    swap: dict[int, int] = {}
+    for a, b in mirror_words:
+        pattern = re.compile(rf"\b({re.escape(a)}|{re.escape(b)})\b", re.IGNORECASE)
+
+        def exchange(match: re.Match, a: str = a, b: str = b) -> str:
+            word = match.group(0)
+            other = b if word.lower() == a else a
+            return other.capitalize() if word[0].isupper() else other
+
+        for name, i in index.items():
+            mirrored = pattern.sub(exchange, name)
+            j = index.get(mirrored)
+            if j is not None and j != i:
+                swap[i] = j
+    return swap
+
+
+class Normalize:
+    """ResNet: RGB / 255 with ImageNet mean and std. Inception: BGR in 0-255 minus (104, 117, 128)."""
+
+    def __init__(self, kind: str = "resnet") -> None:
+        if kind not in NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {kind!r}")
+        self.kind = kind
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        x = clip.as_subclass(torch.Tensor).float()
+        if self.kind == "resnet":
+            mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255
+            std = torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255
+            return (x - mean) / std
+        bgr = x.flip(-3)
+        return bgr - torch.tensor(INCEPTION_BGR_MEAN).view(3, 1, 1)
+
+
+def _signed(value: float) -> float:
+    return value if random.random() < 0.5 else -value
+
+
+def _solarize_add(clip: torch.Tensor, add: int) -> torch.Tensor:
+    shifted = (clip.as_subclass(torch.Tensor).int() + add).clamp(0, 255).to(torch.uint8)
+    out = torch.where(clip.as_subclass(torch.Tensor) < 128, shifted, clip.as_subclass(torch.Tensor))
+    return tv_tensors.wrap(out, like=clip)
+
+
+def _shear(clip, level: float, axis: int):
+    degrees = _signed(math.degrees(math.atan(0.3 * level)))
+    shear = [degrees, 0.0] if axis == 0 else [0.0, degrees]
+    return F.affine(clip, angle=0.0, translate=[0, 0], scale=1.0, shear=shear, fill=128)
+
+
+def _translate(clip, level: float, axis: int):
+    size = clip.shape[-1] if axis == 0 else clip.shape[-2]
+    shift = int(round(_signed(0.45 * level * size)))
+    translate = [shift, 0] if axis == 0 else [0, shift]
+    return F.affine(clip, angle=0.0, translate=translate, scale=1.0, shear=[0.0, 0.0], fill=128)
+
+
+# name -> op(clip, level in [0, 1])
+RANDAUGMENT_OPS = {
+    "auto_contrast": lambda c, m: F.autocontrast(c),
+    "equalize": lambda c, m: F.equalize(c),
+    "invert": lambda c, m: F.invert(c),
+    "rotate": lambda c, m: F.rotate(c, _signed(30.0 * m), fill=128),
+    "posterize": lambda c, m: F.posterize(c, max(1, 8 - int(round(4 * m)))),
+    "solarize": lambda c, m: F.solarize(c, 256 - 256 * m),
+    "solarize_add": lambda c, m: _solarize_add(c, int(110 * m)),
+    "color": lambda c, m: F.adjust_saturation(c, 1.0 + _signed(0.9 * m)),
+    "contrast": lambda c, m: F.adjust_contrast(c, 1.0 + _signed(0.9 * m)),
+    "brightness": lambda c, m: F.adjust_brightness(c, 1.0 + _signed(0.9 * m)),
+    "sharpness": lambda c, m: F.adjust_sharpness(c, 1.0 + _signed(0.9 * m)),
+    "shear_x": lambda c, m: _shear(c, m, 0),
+    "shear_y": lambda c, m: _shear(c, m, 1),
+    "translate_x": lambda c, m: _translate(c, m, 0),
+    "translate_y": lambda c, m: _translate(c, m, 1),
+}
+
+
+class ClipRandAugment:
+    """RandAugment with a Gaussian magnitude (GSF.md section 4: magnitude 9, std 0.5, 2 ops).
+
+    Each of ``num_ops`` ops is drawn uniformly (with replacement) and applied with ``probability``; its
+    magnitude is drawn from N(magnitude, magnitude_std) clipped to [0, 10]. The op and its parameters are
+    drawn once per clip and applied to every frame.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_ops: int = 2,
+        magnitude: float = 9.0,
+        magnitude_std: float = 0.5,
+        probability: float = 0.5,
+        ops: Sequence[str] = tuple(RANDAUGMENT_OPS),
+    ) -> None:
+        unknown = set(ops) - set(RANDAUGMENT_OPS)
+        if unknown:
+            raise ValueError(f"unknown RandAugment ops {sorted(unknown)}; known: {sorted(RANDAUGMENT_OPS)}")
+        self.num_ops, self.magnitude, self.magnitude_std = num_ops, magnitude, magnitude_std
+        self.probability, self.ops = probability, tuple(ops)
+
+    def __call__(self, clip: tv_tensors.Video) -> tv_tensors.Video:
+        for _ in range(self.num_ops):
+            name = random.choice(self.ops)
+            if random.random() >= self.probability:
+                continue
+            m = random.gauss(self.magnitude, self.magnitude_std) if self.magnitude_std > 0 else self.magnitude
+            clip = RANDAUGMENT_OPS[name](clip, min(max(m, 0.0), 10.0) / 10.0)
+        return clip
+
+
+class MultiScaleCrop:
+    """TSN multi-scale crop (GSF.md section 4): crop width and height each picked from
+    ``scales * min(H, W)`` (sizes within 3 px of ``size`` snap to it), at most ``max_distortion`` scale
+    steps apart, placed at a fixed corner or the centre, then resized to ``size x size``."""
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
+        max_distortion: int = 1,
+        more_fixed_crops: bool = False,
+    ) -> None:
+        self.size, self.scales, self.max_distortion = size, tuple(scales), max_distortion
+        self.more_fixed_crops = more_fixed_crops
+
+    def params(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """``(top, left, crop_height, crop_width)`` of one random crop."""
+        base = min(height, width)
+        sizes = [int(base * s) for s in self.scales]
+        sizes = [self.size if abs(s - self.size) < 3 else s for s in sizes]
+        pairs = [
+            (h, w)
+            for i, h in enumerate(sizes)
+            for j, w in enumerate(sizes)
+            if abs(i - j) <= self.max_distortion
+        ]
+        crop_h, crop_w = random.choice(pairs)
+        crop_h, crop_w = min(crop_h, height), min(crop_w, width)
+        h_step, w_step = (height - crop_h) // 4, (width - crop_w) // 4
+        grid = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]  # (row, column) in quarter steps
+        if self.more_fixed_crops:
+            grid += [(2, 0), (2, 4), (4, 2), (0, 2), (1, 1), (1, 3), (3, 1), (3, 3)]
+        row, col = random.choice(grid)
+        return row * h_step, col * w_step, crop_h, crop_w
+
+    def __call__(self, clip: tv_tensors.Video) -> tv_tensors.Video:
+        top, left, h, w = self.params(clip.shape[-2], clip.shape[-1])
+        return F.resized_crop(clip, top, left, h, w, [self.size, self.size], antialias=True)
+
+
+def _as_video(clip: torch.Tensor) -> tv_tensors.Video:
+    if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[1] != 3:
+        raise ValueError(f"expected a uint8 clip (T, 3, H, W), got {clip.dtype} {tuple(clip.shape)}")
+    return clip if isinstance(clip, tv_tensors.Video) else tv_tensors.Video(clip)
+
+
+class TrainAugmentation:
+    """The release's train augmentation, in its order (GSF.md section 4): RandAugment, TSN multi-scale
+    crop resized to ``size``, horizontal flip with probability ``flip_probability`` (swapping labels by
+    ``label_swap``), normalisation.
+
+    ``__call__(clip uint8 (T, 3, H, W), label) -> (float32 (T, 3, size, size), label)``.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        normalisation: str = "resnet",
+        randaugment: ClipRandAugment | None = None,
+        use_randaugment: bool = True,
+        crop: MultiScaleCrop | None = None,
+        flip_probability: float = 0.5,
+        label_swap: dict[int, int] | None = None,
+    ) -> None:
+        self.size = size
+        self.randaugment = (randaugment or ClipRandAugment()) if use_randaugment else None
+        self.crop = crop or MultiScaleCrop(size)
+        self.flip_probability = flip_probability
+        self.label_swap = dict(label_swap or {})
+        self.normalize = Normalize(normalisation)
+
+    def __call__(self, clip: torch.Tensor, label):
+        video = _as_video(clip)
+        if self.randaugment is not None:
+            video = self.randaugment(video)
+        video = self.crop(video)
+        if random.random() < self.flip_probability:
+            video = F.horizontal_flip(video)
+            if self.label_swap and not isinstance(label, tuple):
+                label = self.label_swap.get(int(label), int(label))
+        return self.normalize(video), label
+
+
+class TestViews:
+    """Test views (GSF.md section 4): shorter side resized to ``round(size * 256 / 224)``, then one
+    ``size x size`` centre crop, or three full-height square crops (left, centre, right; top, centre,
+    bottom for portrait frames) of the resized shorter side.
+
+    ``__call__(clip uint8 (T, 3, H, W), label) -> (float32 (crops, T, 3, h, w), label)``.
+    """
+
+    def __init__(self, size: int, *, num_crops: int = 1, normalisation: str = "resnet") -> None:
+        if num_crops not in (1, 3):
+            raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+        self.size, self.num_crops = size, num_crops
+        self.scale_size = int(round(size * 256 / 224))
+        self.normalize = Normalize(normalisation)
+
+    def __call__(self, clip: torch.Tensor, label):
+        video = F.resize(_as_video(clip), [self.scale_size], antialias=True)
+        if self.num_crops == 1:
+            views = [F.center_crop(video, [self.size, self.size])]
+        else:
+            h, w = video.shape[-2:]
+            side = min(h, w)
+            if w >= h:
+                positions = [(0, 0), (0, (w - side) // 2), (0, w - side)]
+            else:
+                positions = [(0, 0), ((h - side) // 2, 0), (h - side, 0)]
+            views = [F.crop(video, top, left, side, side) for top, left in positions]
+        return torch.stack([self.normalize(v) for v in views]), label
