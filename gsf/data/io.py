@@ -4,6 +4,7 @@ frame folders. Every failure raises :class:`GSFDataError` naming the file."""
 from __future__ import annotations
 
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -161,13 +162,14 @@ def read_jpeg_frames(folder: str | os.PathLike, template: str, numbers) -> torch
 
 
 def count_frame_files(folder: str | os.PathLike, template: str) -> int:
-    """Number of consecutive frames ``template.format(1), template.format(2), ...`` present in ``folder``
-    (counted from the listing, then confirmed, so a gap shortens the count rather than hiding)."""
+    """Number of files in ``folder`` named like ``template`` (frames are then read as 1..count, so a
+    missing frame in the middle fails loudly when it is read instead of shortening the sample)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise GSFDataError(f"frame folder not found: {folder}")
-    names = set(os.listdir(folder))
-    count = 0
-    while template.format(count + 1) in names:
-        count += 1
-    return count
+    prefix, _, rest = template.partition("{")
+    spec, _, suffix = rest.partition("}")
+    width = spec.lstrip(":").rstrip("d").lstrip("0")
+    digits = rf"\d{{{int(width)}}}" if width else r"\d+"
+    pattern = re.compile(re.escape(prefix) + digits + re.escape(suffix) + "$")
+    return sum(1 for name in os.listdir(folder) if pattern.match(name))
