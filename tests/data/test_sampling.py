@@ -1,0 +1,63 @@
+"""TSN segment sampling against the reference formulas (GSF.md section 4)."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from gsf.data.sampling import segment_offsets
+
+
+@pytest.mark.parametrize("n,t", itertools.product((8, 16, 37, 100), (4, 8)))
+def test_train_draws_one_frame_in_each_equal_segment(n, t):
+    length = n // t
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(50):
+        offsets = segment_offsets(n, t, "train", rng=rng)
+        assert offsets.shape == (1, t)
+        assert all(i * length <= o < (i + 1) * length for i, o in enumerate(offsets[0]))
+        seen.add(tuple(offsets[0]))
+    assert len(seen) > 1 or length == 1
+
+
+@pytest.mark.parametrize("n,t", itertools.product((3, 8, 16, 37, 100), (4, 8)))
+def test_val_takes_segment_centres(n, t):
+    tick = n / t
+    expected = [int(tick / 2 + tick * i) for i in range(t)]
+    assert segment_offsets(n, t, "val").tolist() == [expected]
+    assert segment_offsets(n, t, "test").tolist() == [expected]
+
+
+@pytest.mark.parametrize("n,t", itertools.product((16, 37, 100), (4, 8)))
+def test_two_clips_are_segment_starts_then_centres(n, t):
+    tick = n / t
+    starts = [int(tick * i) for i in range(t)]
+    centres = [int(tick / 2 + tick * i) for i in range(t)]
+    assert segment_offsets(n, t, "test", num_clips=2).tolist() == [starts, centres]
+
+
+def test_short_samples_repeat_frames_in_order():
+    offsets = segment_offsets(3, 8, "train", rng=np.random.default_rng(0))[0]
+    assert offsets.min() >= 0 and offsets.max() <= 2 and np.all(np.diff(offsets) >= 0)
+
+
+def test_dense_clips_are_strided_and_inside_the_sample():
+    offsets = segment_offsets(100, 8, "test", num_clips=4, dense_stride=2)
+    assert offsets.shape == (4, 8)
+    assert np.all(np.diff(offsets, axis=1) == 2) and offsets[0, 0] == 0 and offsets[-1, -1] == 99
+
+
+def test_frame_folders_are_read_one_based(ssv1_root):
+    from gsf.data import SomethingSomethingV1
+
+    ds = SomethingSomethingV1(ssv1_root, "train", num_frames=4, mode="val")
+    record = ds.records[0]
+    numbers = record.first_frame + segment_offsets(12, 4, "val")[0]
+    assert record.first_frame == 1 and numbers.min() >= 1 and numbers.max() <= 12
+
+
+@pytest.mark.parametrize("bad", [dict(mode="bogus"), dict(mode="val", num_clips=2)])
+def test_bad_sampling_arguments_are_rejected(bad):
+    with pytest.raises(ValueError):
+        segment_offsets(10, 4, **bad)
