@@ -1,0 +1,61 @@
+"""``gsf flops``: per-view GMACs and parameters of a video model (GSF.md section 3)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from gsf.errors import GSFError
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", required=True, help="backbone name, e.g. resnet50, bninception")
+    parser.add_argument("--temporal", default="gsf", choices=("none", "tsm", "gsm", "gsf"))
+    parser.add_argument("--fraction", type=float, default=1.0, dest="channel_fraction",
+                        help="GSF channel fraction in (0, 1] (the release's gsf_ch_ratio / 100)")
+    parser.add_argument("--frames", type=int, default=8, help="frames per clip (T)")
+    parser.add_argument("--num-classes", type=int, default=174)
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="crop size in px (default: the backbone's, 224 or 229 for InceptionV3)")
+    parser.add_argument("--views", default="1x1", help="clips x crops, for the multi-view total (e.g. 2x3)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def _parse_views(text: str) -> tuple[int, int]:
+    try:
+        clips, crops = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise GSFError(f"--views must look like CLIPSxCROPS (e.g. 2x3), got {text!r}") from None
+    if clips < 1 or crops < 1:
+        raise GSFError(f"--views needs positive counts, got {text!r}")
+    return clips, crops
+
+
+def run(args: argparse.Namespace) -> int:
+    from gsf.complexity import measure_complexity
+    from gsf.models import build_model
+
+    try:
+        clips, crops = _parse_views(args.views)
+        if args.frames < 1:
+            raise GSFError(f"--frames must be at least 1, got {args.frames}")
+        model = build_model(backbone=args.backbone, temporal=args.temporal, num_classes=args.num_classes,
+                            channel_fraction=args.channel_fraction)
+        input_size = args.input_size or model.backbone.input_size
+        result = measure_complexity(model, num_frames=args.frames, input_size=input_size)
+    except GSFError as error:
+        print(f"gsf flops: error: {error}")
+        return 2
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return 0
+    views = clips * crops
+    print(f"{args.backbone} + {args.temporal} (fraction {args.channel_fraction:g}), T={args.frames}, "
+          f"{input_size} px, {args.num_classes} classes")
+    print(f"  GMACs per view (conv + linear, paper convention): {result.gmacs:.2f}")
+    print(f"  GMACs per view (all ops):                         {result.gmacs_all_ops:.2f}")
+    if views > 1:
+        print(f"  GMACs for {clips} clips x {crops} crops:            {result.gmacs * views:.2f}")
+    print(f"  params:          {result.params / 1e6:.2f} M")
+    print(f"  temporal params: {result.temporal_params / 1e6:.3f} M in {result.temporal_modules} modules")
+    return 0

@@ -1,0 +1,213 @@
+"""Model factory and the registry of named variants.
+
+``build_model`` is the one factory: a backbone name, a temporal module kind and its knobs. Named variants
+(``resnet50_gsf``, ``bninception_tsm``...) are presets of its keyword arguments, listed by ``list_models``
+and built by ``create_model``; every one of them is built and trained for a step in the test suite.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from torch import nn
+
+from gsf.errors import GSFConfigError
+from gsf.models.video import VideoClassifier
+from gsf.ops import TEMPORAL_KINDS, make_temporal_module
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one backbone family and insert temporal modules into it."""
+
+    build: Callable[..., nn.Module]
+    insert: Callable[..., list[str]]
+    family: str  # "resnet", "inception" or "modern": which insertion knobs apply
+    default_placement: str
+
+
+def _resnet(depth: int) -> Callable[..., nn.Module]:
+    def build(*, pretrained: bool = False) -> nn.Module:
+        from gsf.models.resnet import build_resnet
+
+        return build_resnet(depth=depth, pretrained=pretrained)
+
+    return build
+
+
+def _tiny_resnet(*, pretrained: bool = False) -> nn.Module:
+    from gsf.models.resnet import build_tiny_resnet
+
+    if pretrained:
+        raise GSFConfigError("resnet_tiny has no pretrained weights; set pretrained=False")
+    return build_tiny_resnet()
+
+
+def _inception(which: str) -> Callable[..., nn.Module]:
+    def build(*, pretrained: bool = False) -> nn.Module:
+        if pretrained:
+            raise GSFConfigError(f"{which} has no ImageNet weights in torchvision; load an authors' checkpoint "
+                                 "with gsf.from_authors_checkpoint instead, or set pretrained=False")
+        if which == "bninception":
+            from gsf.models.bn_inception import build_bn_inception
+
+            return build_bn_inception()
+        from gsf.models.inception_v3 import build_inception_v3
+
+        return build_inception_v3()
+
+    return build
+
+
+def _regnet(name: str) -> Callable[..., nn.Module]:
+    def build(*, pretrained: bool = False) -> nn.Module:
+        from gsf.models.modern import build_regnet
+
+        return build_regnet(name=name, pretrained=pretrained)
+
+    return build
+
+
+def _convnext_tiny(*, pretrained: bool = False) -> nn.Module:
+    from gsf.models.modern import build_convnext_tiny
+
+    return build_convnext_tiny(pretrained=pretrained)
+
+
+def _insert_resnet(backbone, **kwargs):
+    from gsf.models.resnet import insert_temporal_modules
+
+    return insert_temporal_modules(backbone, **kwargs)
+
+
+def _insert_inception(backbone, **kwargs):
+    from gsf.models.inception_graph import insert_temporal_modules
+
+    return insert_temporal_modules(backbone, **kwargs)
+
+
+def _insert_modern(backbone, **kwargs):
+    from gsf.models.modern import insert_temporal_modules
+
+    return insert_temporal_modules(backbone, **kwargs)
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    **{f"resnet{d}": BackboneSpec(_resnet(d), _insert_resnet, "resnet", "paper") for d in (18, 34, 50, 101)},
+    "resnet_tiny": BackboneSpec(_tiny_resnet, _insert_resnet, "resnet", "paper"),
+    "bninception": BackboneSpec(_inception("bninception"), _insert_inception, "inception", "authors"),
+    "inceptionv3": BackboneSpec(_inception("inceptionv3"), _insert_inception, "inception", "authors"),
+    "regnet_y_400mf": BackboneSpec(_regnet("regnet_y_400mf"), _insert_modern, "modern", "paper"),
+    "regnet_y_800mf": BackboneSpec(_regnet("regnet_y_800mf"), _insert_modern, "modern", "paper"),
+    "convnext_tiny": BackboneSpec(_convnext_tiny, _insert_modern, "modern", "paper"),
+}
+
+
+def _closest(name: str, choices: Sequence[str]) -> str:
+    match = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapping[str, int],
+                pretrained: bool = False, dropout: float = 0.5, placement: str | None = None,
+                stages: Sequence[int] | None = None, last_n_blocks: int | None = None,
+                channel_fraction: float = 1.0, groups: int = 2, gate: str = "spatiotemporal",
+                fusion: str = "channel_weighting", shift_fraction: float = 1 / 8) -> VideoClassifier:
+    """Build a video classifier: ``backbone`` with ``temporal`` modules inserted, plus a new head.
+
+    Args:
+        backbone: one of :data:`BACKBONES`.
+        temporal: ``"none"`` (TSN), ``"tsm"``, ``"gsm"`` or ``"gsf"``.
+        num_classes: classes of the single head, or ``{"verb": 97, "noun": 300}`` for EPIC-Kitchens.
+        placement: where in the backbone (ResNet: ``paper``/``before_conv1``/``after_conv1``/``after_conv2``/
+            ``after_conv3``/``all``; Inception: ``authors``/``every_branch``; RegNet/ConvNeXt:
+            ``residual_input``). Default: TSM's ``before_conv1`` for ``tsm`` on ResNet, else the paper's.
+        stages, last_n_blocks: which residual blocks get a module (ResNet, RegNet, ConvNeXt only).
+        channel_fraction, groups, gate, fusion: GSF knobs (GSF.md section 1), fractions not percent.
+        shift_fraction: TSM's shifted share of channels each way.
+
+    The returned model has ``temporal_module_names``: the dotted names of the inserted modules.
+    """
+    if backbone not in BACKBONES:
+        raise GSFConfigError(f"unknown backbone {backbone!r}{_closest(backbone, list(BACKBONES))}; "
+                             f"choose one of {', '.join(BACKBONES)}")
+    if temporal not in TEMPORAL_KINDS:
+        raise GSFConfigError(f"unknown temporal module {temporal!r}{_closest(temporal, TEMPORAL_KINDS)}; "
+                             f"choose one of {', '.join(TEMPORAL_KINDS)}")
+    spec = BACKBONES[backbone]
+    net = spec.build(pretrained=pretrained)
+    if placement is None:
+        placement = "before_conv1" if (temporal == "tsm" and spec.family == "resnet") else spec.default_placement
+    insert_kwargs: dict = {"placement": placement}
+    if spec.family == "inception":
+        if stages is not None or last_n_blocks is not None:
+            raise GSFConfigError(f"stages/last_n_blocks do not apply to {backbone}; use placement instead")
+    else:
+        insert_kwargs["stages"] = tuple(stages) if stages is not None else (1, 2, 3, 4)
+        insert_kwargs["last_n_blocks"] = last_n_blocks
+    make = partial(_make_module, temporal=temporal, groups=groups, gate=gate, fusion=fusion,
+                   channel_fraction=channel_fraction, shift_fraction=shift_fraction)
+    # Validate the knobs once up front, so a bad value is reported even for temporal="none".
+    make_temporal_module("gsf", 64, layer_name="<knob check>", groups=groups, gate=gate, fusion=fusion,
+                         channel_fraction=1.0, shift_fraction=shift_fraction)
+    names = spec.insert(net, make_module=make, **insert_kwargs)
+    model = VideoClassifier(net, num_classes=num_classes, dropout=dropout)
+    model.temporal_module_names = names
+    return model
+
+
+def _make_module(channels: int, layer_name: str, *, temporal: str, **knobs) -> nn.Module | None:
+    return make_temporal_module(temporal, channels, layer_name=layer_name, **knobs)
+
+
+# --- named variants ---------------------------------------------------------------------------------
+
+_VARIANTS: dict[str, dict] = {}
+
+
+def register_variant(name: str, **preset) -> None:
+    """Register a named preset of :func:`build_model` keyword arguments."""
+    if name in _VARIANTS:
+        raise GSFConfigError(f"model variant {name!r} is registered twice")
+    _VARIANTS[name] = preset
+
+
+for _backbone in BACKBONES:
+    for _temporal in TEMPORAL_KINDS:
+        register_variant(f"{_backbone}_{'tsn' if _temporal == 'none' else _temporal}",
+                         backbone=_backbone, temporal=_temporal)
+register_variant("resnet50_gsf_fraction0.25", backbone="resnet50", temporal="gsf", channel_fraction=0.25)
+for _gate in ("spatial", "plus_one", "minus_one", "none"):
+    register_variant(f"resnet_tiny_gsf_gate_{_gate}", backbone="resnet_tiny", temporal="gsf", gate=_gate)
+for _fusion in ("sum", "average"):
+    register_variant(f"resnet_tiny_gsf_fusion_{_fusion}", backbone="resnet_tiny", temporal="gsf", fusion=_fusion)
+for _groups in (1, 4, 8):
+    register_variant(f"resnet_tiny_gsf_groups{_groups}", backbone="resnet_tiny", temporal="gsf", groups=_groups)
+for _placement in ("before_conv1", "after_conv1", "after_conv2", "all"):
+    register_variant(f"resnet_tiny_gsf_{_placement}", backbone="resnet_tiny", temporal="gsf", placement=_placement)
+register_variant("resnet_tiny_gsf_last2", backbone="resnet_tiny", temporal="gsf", last_n_blocks=2)
+register_variant("bninception_gsf_every_branch", backbone="bninception", temporal="gsf", placement="every_branch")
+register_variant("resnet_tiny_gsf_epic", backbone="resnet_tiny", temporal="gsf", num_classes={"verb": 97, "noun": 300})
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted names of registered variants matching a shell-style pattern (``"resnet50_*"``)."""
+    return sorted(name for name in _VARIANTS if fnmatch.fnmatch(name, pattern))
+
+
+def variant_kwargs(name: str) -> dict:
+    """The :func:`build_model` keyword arguments of a named variant."""
+    if name not in _VARIANTS:
+        raise GSFConfigError(f"unknown model variant {name!r}{_closest(name, list(_VARIANTS))}")
+    return dict(_VARIANTS[name])
+
+
+def create_model(name: str, *, num_classes: int | Mapping[str, int] = 174, **overrides) -> VideoClassifier:
+    """Build a named variant; keyword arguments override its preset."""
+    kwargs = {"num_classes": num_classes, **variant_kwargs(name)}
+    kwargs.update(overrides)
+    return build_model(**kwargs)

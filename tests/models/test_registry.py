@@ -1,0 +1,69 @@
+"""Every registered variant is built and trained for a step on CPU; factory errors are clear."""
+
+import pytest
+import torch
+
+from gsf.errors import GSFConfigError
+from gsf.models import BACKBONES, build_model, create_model, list_models, variant_kwargs
+
+SMALLEST_INPUT = {"inceptionv3": 75}  # InceptionV3's branches only line up at certain sizes
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_variant_trains_a_step_and_every_parameter_gets_a_gradient(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=variant_kwargs(name).get("num_classes", 3), dropout=0.0)
+    size = SMALLEST_INPUT.get(variant_kwargs(name)["backbone"], 32)
+    model.train()
+    out = model(torch.randn(2, 2, 3, size, size))
+    outputs = out.values() if isinstance(out, dict) else [out]
+    loss = sum(o.square().mean() for o in outputs)
+    loss.backward()
+    assert torch.isfinite(loss)
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not no_grad, f"{name}: parameters without gradient: {no_grad[:5]}"
+    temporal = variant_kwargs(name).get("temporal")
+    assert (len(model.temporal_module_names) > 0) == (temporal != "none")
+
+
+def test_every_backbone_has_all_four_temporal_kinds_registered():
+    for backbone in BACKBONES:
+        for suffix in ("tsn", "tsm", "gsm", "gsf"):
+            assert f"{backbone}_{suffix}" in list_models()
+
+
+def test_list_models_filters_with_a_pattern():
+    assert list_models("resnet50_*") == sorted(n for n in list_models() if n.startswith("resnet50_"))
+    assert "bninception_gsf" in list_models("*inception*")
+
+
+def test_unknown_names_suggest_the_closest():
+    with pytest.raises(GSFConfigError, match="did you mean 'resnet50'"):
+        build_model(backbone="resnet05", num_classes=3)
+    with pytest.raises(GSFConfigError, match="did you mean 'gsf'"):
+        build_model(backbone="resnet_tiny", temporal="gsff", num_classes=3)
+    with pytest.raises(GSFConfigError, match="unknown model variant"):
+        create_model("resnet50_gsx")
+
+
+def test_knobs_are_checked_even_for_tsn():
+    with pytest.raises(GSFConfigError, match="groups"):
+        build_model(backbone="resnet_tiny", temporal="none", num_classes=3, groups=3)
+
+
+def test_channel_fraction_the_gate_cannot_split_names_the_layer():
+    # resnet_tiny's first bottleneck outputs 64 channels: fraction 0.1 -> C' = 8 is not divisible by 2 x 8 groups.
+    with pytest.raises(GSFConfigError, match="layer1.0"):
+        build_model(backbone="resnet_tiny", temporal="gsf", num_classes=3, channel_fraction=0.1, groups=8)
+
+
+def test_tsm_defaults_to_the_residual_shift_and_gsf_to_the_paper_position():
+    assert all(n.endswith("before_conv1") for n in build_model(backbone="resnet_tiny", temporal="tsm",
+                                                                num_classes=3).temporal_module_names)
+    assert all(n.endswith("after_conv3") for n in build_model(backbone="resnet_tiny", temporal="gsf",
+                                                               num_classes=3).temporal_module_names)
+
+
+def test_insertion_knobs_that_do_not_apply_are_rejected():
+    with pytest.raises(GSFConfigError, match="stages"):
+        build_model(backbone="bninception", num_classes=3, stages=(1,))
