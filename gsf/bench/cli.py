@@ -1,0 +1,26 @@
+"""``gsf bench``: speed benchmarks. Each benchmark is a sub-subcommand whose module exposes
+``configure_parser(parser)`` and ``run(args) -> int``; add new ones to ``BENCHMARKS``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# benchmark -> (module, one-line help)
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "data": ("gsf.bench.data", "data-loading throughput (frames vs videos, loader workers, T)"),
+}
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
+    sub.required = True
+    for name, (module_name, help_text) in BENCHMARKS.items():
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.configure_parser(child)
+        child.set_defaults(_bench_run=module.run)
+
+
+def run(args) -> int:
+    return int(args._bench_run(args) or 0)
