@@ -1,0 +1,31 @@
+"""The ``gsf`` command: every subcommand the README lists is wired, help works, errors exit non-zero."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gsf.cli import SUBCOMMANDS, main
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_every_readme_subcommand_is_registered():
+    listed = set(re.findall(r"^\| `gsf (\w+)", README.read_text(), flags=re.MULTILINE))
+    assert listed, "README lists no gsf subcommand"
+    assert listed <= set(SUBCOMMANDS), f"README lists unknown subcommands: {listed - set(SUBCOMMANDS)}"
+
+
+@pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: gsf" in capsys.readouterr().out
+
+
+def test_models_lists_variants(capsys):
+    assert main(["models", "resnet50_*"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet50_gsf " in out and "resnet50_tsm " in out
+    assert main(["models", "nothing_like_this*"]) == 1
