@@ -82,86 +82,108 @@ class GateShiftFuse(TemporalModule):
 
     # -- step 3 -------------------------------------------------------------------------------------
     def _gate_maps(self, X: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
-        """tanh(Conv3d(ReLU(BN3d(X)))) as (B*T, G, 1, H, W), for X of shape (B*T, C', H, W)."""
+        """tanh(Conv3d(ReLU(BN3d(X)))) as (B*T, G, H*W), for X of shape (B*T, C', H, W).
+
+        The grouped Conv3d with G outputs is slow on CPU (oneDNN handles few output channels badly,
+        forward and even more backward). It is computed instead, with the same 27 C' multiply-adds per
+        output pixel, as one batched matmul giving every tap's contribution, U[n, g, (kt, kh, kw), pixel],
+        then the taps are summed with their spatial offsets by `F.fold` (col2im, no arithmetic beyond the
+        additions) and with their temporal offsets by two one-frame shifts of a G-channel map.
+        """
         n, cp, h, w = X.shape
         groups = self.groups
+        per_group = cp // groups
         z = torch.relu(self.bn(X.unsqueeze(2)).squeeze(2))
         weight, bias = self.conv3D.weight, self.conv3D.bias
-        if self.gate == "spatial":
-            pre = F.conv2d(z, weight.squeeze(2), bias, padding=1, groups=groups)
-            return torch.tanh(pre).unsqueeze(2)
-        # The 3x3x3 conv as one 2D conv whose 3G outputs are the three temporal taps of each group
-        # (same multiply-adds, 27 C' per output pixel), then the taps are summed with one-frame shifts:
+        kt = weight.shape[2]
+        # fold scatters column (kh, kw) of pixel p to p + (kh - 1, kw - 1); a conv gathers from there,
+        # so the spatial taps are flipped. Rows of `taps_weight`: (kt, kh, kw); columns: input channels.
+        taps_weight = weight.flip(3, 4).reshape(groups, per_group, kt * 9).transpose(1, 2)
+        taps_weight = taps_weight.unsqueeze(0).expand(n, groups, kt * 9, per_group).reshape(
+            n * groups, kt * 9, per_group)
+        cols = torch.bmm(taps_weight, z.reshape(n * groups, per_group, h * w))  # (N*G, kt*9, H*W)
+        taps = F.fold(cols.view(n, groups * kt * 9, h * w), (h, w), 3, padding=1)  # (N, G*kt, H, W)
+        if kt == 1:
+            pre = taps + bias.view(1, groups, 1, 1)
+            return torch.tanh(pre).view(n, groups, h * w)
         # pre[t] = tap0[t - 1] + tap1[t] + tap2[t + 1] + bias, zero outside the clip.
-        taps = F.conv2d(z, weight.transpose(1, 2).reshape(3 * groups, cp // groups, 3, 3),
-                        padding=1, groups=groups)
-        taps = taps.view(batch, frames, groups, 3, h, w)
-        pre = (taps[:, :, :, 1] + bias.view(1, 1, groups, 1, 1)
-               + F.pad(taps[:, :-1, :, 0], (0, 0, 0, 0, 0, 0, 1, 0))
-               + F.pad(taps[:, 1:, :, 2], (0, 0, 0, 0, 0, 0, 0, 1)))
-        return torch.tanh(pre).view(n, groups, 1, h, w)
-
-    # -- step 4 -------------------------------------------------------------------------------------
-    def _shift(self, Y: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
-        """Shift (B*T, G, C'/G, H, W) by one frame, zero padded: even blocks get t+1, odd blocks t-1."""
-        n, groups, per_group, h, w = Y.shape
-        blocks = max(groups, 2)
-        Yv = Y.reshape(batch, frames, blocks // 2, 2, (groups * per_group) // blocks, h * w)
-        Ys = torch.zeros_like(Yv)
-        Ys[:, :-1, :, 0] = Yv[:, 1:, :, 0]
-        Ys[:, 1:, :, 1] = Yv[:, :-1, :, 1]
-        return Ys.view(n, groups, per_group, h, w)
+        taps = taps.view(batch, frames, groups, 3, h * w)
+        pre = (taps[:, :, :, 1] + bias.view(1, 1, groups, 1)
+               + F.pad(taps[:, :, :, 0], (0, 0, 0, 0, 1, -1))
+               + F.pad(taps[:, :, :, 2], (0, 0, 0, 0, -1, 1)))
+        return torch.tanh(pre).view(n, groups, h * w)
 
     # -- step 5 -------------------------------------------------------------------------------------
-    def _fusion_weights(self, Ys: torch.Tensor, R: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
-        """w = sigmoid(conv over the (channel, time) image of the spatial means), as (B*T, G, C'/G, 1, 1)."""
-        n, groups, per_group = Ys.shape[:3]
-        p = Ys.mean(dim=(3, 4)).view(batch, frames, groups, per_group)
-        q = R.mean(dim=(3, 4)).view(batch, frames, groups, per_group)
+    def _fusion_weights(self, p: torch.Tensor, q: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
+        """w = sigmoid(conv over the (channel, time) image [p, q]); p, q and w are (B, T, C')."""
+        groups = self.groups
+        per_group = self.gated_channels // groups
+        p = p.view(batch, frames, groups, per_group)
+        q = q.view(batch, frames, groups, per_group)
         # All groups' 2->1 convs as one grouped conv over (B, 2G, C'/G, T): channels [p1, q1, p2, q2, ...].
         z = torch.stack([p, q], dim=3).permute(0, 2, 3, 4, 1).reshape(batch, 2 * groups, per_group, frames)
         convs = [getattr(self, f"channel_conv{i}") for i in range(1, groups + 1)]
         weight = torch.cat([conv.weight for conv in convs], dim=0)
         bias = torch.cat([conv.bias for conv in convs], dim=0)
         wgt = torch.sigmoid(F.conv2d(z, weight, bias, padding=1, groups=groups))  # (B, G, C'/G, T)
-        return wgt.permute(0, 3, 1, 2).reshape(n, groups, per_group, 1, 1)
+        return wgt.permute(0, 3, 1, 2).reshape(batch, frames, groups * per_group)
 
     def forward_frames(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         n, c, h, w = x.shape
+        hw = h * w
         frames = num_frames
         batch = n // frames
         cp, groups = self.gated_channels, self.groups
-        per_group = cp // groups
-        X = x[:, :cp] if cp < c else x
-        X5 = X.unflatten(1, (groups, per_group))
+        # Channels as shift blocks: even blocks receive the next frame, odd blocks the previous one. With
+        # G >= 2 a block is a group; with G = 1 the two halves of the single group.
+        blocks = max(groups, 2)
+        block = cp // blocks
+        Xd = x[:, :cp].reshape(batch, frames, blocks // 2, 2, block, hw)
 
         if self.gate in LEARNED_GATES:
-            gate = self._gate_maps(X, batch, frames)
-            Y = X5 * gate
-            R = X5 - Y
+            gate = self._gate_maps(x[:, :cp], batch, frames)  # (N, G, H*W)
+            gate = gate.view(batch, frames, groups // 2, 2, 1, hw) if groups > 1 else \
+                gate.view(batch, frames, 1, 1, 1, hw)
+            Y = Xd * gate
+            R = Xd - Y
         elif self.gate == "plus_one":
-            Y = X5
-            R = torch.zeros_like(X5)
+            Y = Xd
+            R = torch.zeros_like(Xd)
         elif self.gate == "minus_one":
-            Y = -X5
-            R = X5 + X5
+            Y = -Xd
+            R = Xd + Xd
         else:
-            Y = X5
-            R = X5
-        Ys = self._shift(Y, batch, frames)
+            Y = Xd
+            R = Xd
+
+        # Step 4, one part per direction, each (B, T, blocks/2, block, H*W); F.pad crops one frame at
+        # one end and zero-pads the other in one op, whose backward is the same kind of op (no scatter).
+        shifted = (F.pad(Y[:, :, :, 0], (0, 0, 0, 0, 0, 0, -1, 1)),   # Y'[t] = Y[t + 1]
+                   F.pad(Y[:, :, :, 1], (0, 0, 0, 0, 0, 0, 1, -1)))   # Y'[t] = Y[t - 1]
 
         if self.fusion == "channel_weighting":
-            O = torch.lerp(R, Ys, self._fusion_weights(Ys, R, batch, frames))
+            p = torch.stack([part.mean(dim=-1) for part in shifted], dim=3)  # (B, T, blocks/2, 2, block)
+            q = R.mean(dim=-1)
+            wgt = self._fusion_weights(p, q, batch, frames).view(batch, frames, blocks // 2, 2, block, 1)
+            parts = [torch.lerp(R[:, :, :, d], shifted[d], wgt[:, :, :, d]) for d in (0, 1)]
         elif self.fusion == "sum":
-            O = Ys + R
+            parts = [shifted[d] + R[:, :, :, d] for d in (0, 1)]
         else:
-            O = (Ys + R) * 0.5
+            parts = [(shifted[d] + R[:, :, :, d]) * 0.5 for d in (0, 1)]
 
-        # Step 6: in each group, output channel 2j + k is group channel k * C'/(2G) + j.
-        O = O.unflatten(2, (2, per_group // 2)).transpose(2, 3).reshape(n, cp, h, w)
-        if cp < c:
-            O = torch.cat([O, x[:, cp:]], dim=1)
-        return O
+        # Step 6 (in each group, output channel 2j + k is group channel k * C'/(2G) + j) and step 7 folded
+        # into one copy: each group is passed to `cat` as an interleaved view.
+        if groups == 1:
+            out = torch.stack([part.view(n, block, hw) for part in parts], dim=2).reshape(n, cp, h, w)
+            return torch.cat([out, x[:, cp:]], dim=1) if cp < c else out
+        half = block // 2
+        pieces = [parts[i % 2][:, :, i // 2].reshape(n, 2, half, hw).transpose(1, 2) for i in range(groups)]
+        if cp == c or (c - cp) % 2 == 0:
+            if cp < c:
+                pieces.append(x[:, cp:].reshape(n, (c - cp) // 2, 2, hw))
+            return torch.cat(pieces, dim=1).reshape(n, c, h, w)
+        out = torch.cat(pieces, dim=1).reshape(n, cp, h, w)
+        return torch.cat([out, x[:, cp:]], dim=1)
 
 
 class GateShift(GateShiftFuse):

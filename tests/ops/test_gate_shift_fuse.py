@@ -41,7 +41,7 @@ def test_gate_is_in_open_interval_minus_one_one():
     with torch.no_grad():
         m.conv3D.weight.mul_(4)
     maps = m._gate_maps(_clip_input(2, 3, 8).double(), 2, 3)
-    assert maps.shape == (6, 2, 1, 4, 3)
+    assert maps.shape == (6, 2, 12)
     assert maps.abs().max() < 1.0
     assert maps.abs().max() > 0.5  # the check is not vacuous
 
