@@ -135,55 +135,62 @@ class GateShiftFuse(TemporalModule):
         batch = n // frames
         cp, groups = self.gated_channels, self.groups
         # Channels as shift blocks: even blocks receive the next frame, odd blocks the previous one. With
-        # G >= 2 a block is a group; with G = 1 the two halves of the single group.
+        # G >= 2 a block is a group; with G = 1 the two halves of the single group. Every tensor below is
+        # kept as one part per direction, each (B, T, blocks/2, block, H*W). Parts are taken with
+        # split/unbind, whose backward is one cat/stack, not a zero-filled scatter per part.
         blocks = max(groups, 2)
         block = cp // blocks
-        Xd = x[:, :cp].reshape(batch, frames, blocks // 2, 2, block, hw)
+        X, bypass = x.split([cp, c - cp], dim=1) if cp < c else (x, None)
+        Xs = X.reshape(batch, frames, blocks // 2, 2, block, hw).unbind(3)
 
         if self.gate in LEARNED_GATES:
-            gate = self._gate_maps(x[:, :cp], batch, frames)  # (N, G, H*W)
-            gate = gate.view(batch, frames, groups // 2, 2, 1, hw) if groups > 1 else \
-                gate.view(batch, frames, 1, 1, 1, hw)
-            Y = Xd * gate
-            R = Xd - Y
+            gate = self._gate_maps(X, batch, frames)  # (N, G, H*W)
+            if groups > 1:
+                gates = gate.view(batch, frames, groups // 2, 2, 1, hw).unbind(3)
+            else:
+                gates = (gate.view(batch, frames, 1, 1, hw),) * 2
+            Y = [Xs[d] * gates[d] for d in (0, 1)]
+            R = [Xs[d] - Y[d] for d in (0, 1)]
         elif self.gate == "plus_one":
-            Y = Xd
-            R = torch.zeros_like(Xd)
+            Y = list(Xs)
+            R = [torch.zeros_like(Xs[d]) for d in (0, 1)]
         elif self.gate == "minus_one":
-            Y = -Xd
-            R = Xd + Xd
+            Y = [-Xs[d] for d in (0, 1)]
+            R = [Xs[d] + Xs[d] for d in (0, 1)]
         else:
-            Y = Xd
-            R = Xd
+            Y = list(Xs)
+            R = list(Xs)
 
-        # Step 4, one part per direction, each (B, T, blocks/2, block, H*W); F.pad crops one frame at
-        # one end and zero-pads the other in one op, whose backward is the same kind of op (no scatter).
-        shifted = (F.pad(Y[:, :, :, 0], (0, 0, 0, 0, 0, 0, -1, 1)),   # Y'[t] = Y[t + 1]
-                   F.pad(Y[:, :, :, 1], (0, 0, 0, 0, 0, 0, 1, -1)))   # Y'[t] = Y[t - 1]
+        # Step 4: F.pad crops one frame at one end and zero-pads the other in one op, whose backward is
+        # the same kind of op.
+        shifted = (F.pad(Y[0], (0, 0, 0, 0, 0, 0, -1, 1)),   # Y'[t] = Y[t + 1]
+                   F.pad(Y[1], (0, 0, 0, 0, 0, 0, 1, -1)))   # Y'[t] = Y[t - 1]
 
         if self.fusion == "channel_weighting":
-            p = torch.stack([part.mean(dim=-1) for part in shifted], dim=3)  # (B, T, blocks/2, 2, block)
-            q = R.mean(dim=-1)
+            p = torch.stack([shifted[d].mean(dim=-1) for d in (0, 1)], dim=3)  # (B, T, blocks/2, 2, block)
+            q = torch.stack([R[d].mean(dim=-1) for d in (0, 1)], dim=3)
             wgt = self._fusion_weights(p, q, batch, frames).view(batch, frames, blocks // 2, 2, block, 1)
-            parts = [torch.lerp(R[:, :, :, d], shifted[d], wgt[:, :, :, d]) for d in (0, 1)]
+            wgts = wgt.unbind(3)
+            parts = [torch.lerp(R[d], shifted[d], wgts[d]) for d in (0, 1)]
         elif self.fusion == "sum":
-            parts = [shifted[d] + R[:, :, :, d] for d in (0, 1)]
+            parts = [shifted[d] + R[d] for d in (0, 1)]
         else:
-            parts = [(shifted[d] + R[:, :, :, d]) * 0.5 for d in (0, 1)]
+            parts = [(shifted[d] + R[d]) * 0.5 for d in (0, 1)]
 
         # Step 6 (in each group, output channel 2j + k is group channel k * C'/(2G) + j) and step 7 folded
         # into one copy: each group is passed to `cat` as an interleaved view.
         if groups == 1:
             out = torch.stack([part.view(n, block, hw) for part in parts], dim=2).reshape(n, cp, h, w)
-            return torch.cat([out, x[:, cp:]], dim=1) if cp < c else out
+            return torch.cat([out, bypass], dim=1) if bypass is not None else out
         half = block // 2
-        pieces = [parts[i % 2][:, :, i // 2].reshape(n, 2, half, hw).transpose(1, 2) for i in range(groups)]
-        if cp == c or (c - cp) % 2 == 0:
-            if cp < c:
-                pieces.append(x[:, cp:].reshape(n, (c - cp) // 2, 2, hw))
+        per_direction = [part.unbind(2) for part in parts]
+        pieces = [per_direction[i % 2][i // 2].reshape(n, 2, half, hw).transpose(1, 2) for i in range(groups)]
+        if bypass is None or (c - cp) % 2 == 0:
+            if bypass is not None:
+                pieces.append(bypass.reshape(n, (c - cp) // 2, 2, hw))
             return torch.cat(pieces, dim=1).reshape(n, c, h, w)
         out = torch.cat(pieces, dim=1).reshape(n, cp, h, w)
-        return torch.cat([out, x[:, cp:]], dim=1)
+        return torch.cat([out, bypass], dim=1)
 
 
 class GateShift(GateShiftFuse):
