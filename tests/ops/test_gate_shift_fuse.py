@@ -206,3 +206,13 @@ def test_fast_module_equals_reference_in_float32():
     fast.load_state_dict(ref.state_dict())
     x = _clip_input(2, 4, 32, h=7, w=7)
     torch.testing.assert_close(fast(x, num_frames=4), ref(x, num_frames=4), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiles_without_graph_breaks():
+    m = GateShiftFuse(16, channel_fraction=0.5)
+    x = torch.randn(6, 16, 4, 4, requires_grad=True)
+    compiled = torch.compile(lambda t: m(t, num_frames=3), backend="aot_eager", fullgraph=True)
+    out = compiled(x)
+    out.sum().backward()
+    torch.testing.assert_close(out, m(x, num_frames=3))
