@@ -1,0 +1,278 @@
+"""Read the sweep runner's MLflow runs into tidy pandas frames.
+
+The layout read here is the one in docs/CONTRIBUTING-internal.md, "Grids and MLflow layout": an
+experiment per study, a parent run per sweep (``gsf.role=sweep``) and a child run per trial
+(``gsf.role=trial``) with ``gsf.*`` tags, the flat config as params and per-epoch metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from gsf.errors import GSFConfigError, GSFTrackingError
+
+SEED_PARAM = "runtime.seed"
+AXIS_PREFIX = "gsf.axis."
+# Per-epoch metrics kept for training curves (step = 1-based epoch).
+HISTORY_KEYS = ("train_loss", "val_top1", "val_top5")
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@contextlib.contextmanager
+def tracking(uri: str) -> Iterator[None]:
+    """Point the ``mlflow`` fluent API at ``uri`` for the duration of the block, then restore it."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def list_studies(uri: str) -> list[str]:
+    """Names of the experiments (studies) of ``uri`` that hold at least one trial run, sorted."""
+    client = _client(uri)
+    try:
+        experiments = client.search_experiments()
+    except Exception as error:  # MLflow raises many types for an unreachable or corrupt store
+        raise GSFTrackingError(f"cannot read experiments from tracking URI {uri!r}: {error}") from error
+    names = []
+    for experiment in experiments:
+        found = client.search_runs([experiment.experiment_id], "tags.`gsf.role` = 'trial'", max_results=1)
+        if found:
+            names.append(experiment.name)
+    return sorted(names)
+
+
+def _search(uri: str, studies: Sequence[str], role: str) -> pd.DataFrame:
+    import mlflow
+
+    with tracking(uri):
+        frame = mlflow.search_runs(
+            experiment_names=list(studies), filter_string=f"tags.`gsf.role` = '{role}'", output_format="pandas"
+        )
+    return frame
+
+
+def parse_mapping(text) -> dict[str, str]:
+    """A baseline recorded as a tag or param: a YAML/JSON mapping (``{model.temporal: none}``) or
+    ``key=value`` pairs separated by commas or semicolons. Values come back as normalised strings."""
+    if text is None or (isinstance(text, float) and pd.isna(text)) or str(text).strip() == "":
+        return {}
+    text = str(text)
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        loaded = None
+    if isinstance(loaded, dict):
+        return {str(k): normalise_value(v) for k, v in loaded.items()}
+    pairs = [p for p in re.split(r"[;,]", text) if p.strip()]
+    if pairs and all("=" in p for p in pairs):
+        return {k.strip(): normalise_value(v.strip()) for k, v in (p.split("=", 1) for p in pairs)}
+    raise GSFConfigError(f"cannot read baseline {text!r}: expected a mapping or key=value pairs")
+
+
+def normalise_value(value) -> str:
+    """One spelling per value, so a YAML ``1.0``, a tag ``"1.0"`` and a param ``"1"`` compare sensibly."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return _number_text(float(value))
+    text = str(value).strip()
+    try:
+        return _number_text(float(text))
+    except ValueError:
+        return text.lower() if text.lower() in ("true", "false", "none", "null") else text
+
+
+def _number_text(x: float) -> str:
+    return str(int(x)) if x.is_integer() else repr(x)
+
+
+def parse_views(text) -> str:
+    """``"[2, 3]"``, ``"(2, 3)"``, ``"2x3"`` or ``{clips: 2, crops: 3}`` -> ``"2x3"`` (clips x crops)."""
+    if text is None or (isinstance(text, float) and pd.isna(text)):
+        return ""
+    try:
+        loaded = yaml.safe_load(str(text))
+    except yaml.YAMLError:
+        loaded = str(text)
+    if isinstance(loaded, dict):
+        loaded = [loaded.get("clips", loaded.get("num_clips")), loaded.get("crops", loaded.get("num_crops"))]
+    if isinstance(loaded, (list, tuple)) and len(loaded) == 2:
+        return f"{int(loaded[0])}x{int(loaded[1])}"
+    numbers = re.findall(r"\d+", str(loaded))
+    return f"{numbers[0]}x{numbers[1]}" if len(numbers) == 2 else str(text)
+
+
+def _column(frame: pd.DataFrame, name: str, default=None) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series([default] * len(frame), index=frame.index, dtype=object)
+
+
+def _number(series: pd.Series) -> pd.Series:
+    return pd.to_numeric(series, errors="coerce")
+
+
+def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per trial run of ``studies`` (default: every study in ``uri``), any status.
+
+    Columns: ``study, run_id, run_name, status, sweep_id, grid, table, slug, config_hash, code_version,
+    seed, axes`` (dict of the ``gsf.axis.*`` tags), ``config`` (dict of params minus the seed),
+    ``config_key`` (its canonical JSON), ``baseline`` (dict, from a ``gsf.baseline`` tag or ``baseline``
+    param of the trial or of its parent sweep run), ``backbone, temporal, dataset, frames, input_size,
+    views, gmacs, gmacs_all_ops, params, temporal_params, top1, top5, best_top1, best_epoch,
+    mean_class_acc`` (accuracies as fractions, as logged), ``params_json`` (all params), ``artifact_uri``
+    and ``start_time`` (only to order reruns; never written to a table). Sorted by study, config, seed,
+    start time.
+    """
+    studies = list_studies(uri) if studies is None else list(studies)
+    columns = ["study", "run_id", "run_name", "status", "seed", "config_key"]
+    if not studies:
+        return pd.DataFrame(columns=columns)
+    client = _client(uri)
+    names = {}
+    for study in studies:
+        experiment = client.get_experiment_by_name(study)
+        if experiment is None:
+            raise GSFConfigError(f"study {study!r} not found in tracking URI {uri!r}")
+        names[experiment.experiment_id] = study
+    trials = _search(uri, studies, "trial")
+    if trials.empty:
+        return pd.DataFrame(columns=columns)
+    parents = _search(uri, studies, "sweep")
+    parent_baseline = {}
+    for _, parent in parents.iterrows():
+        text = _first_present(parent, ["tags.gsf.baseline", "params.baseline"])
+        parent_baseline[parent["run_id"]] = parse_mapping(text)
+
+    param_cols = [c for c in trials.columns if c.startswith("params.")]
+    axis_cols = [c for c in trials.columns if c.startswith("tags." + AXIS_PREFIX)]
+    rows = []
+    for _, run in trials.iterrows():
+        params = {c[len("params."):]: run[c] for c in param_cols if isinstance(run[c], str)}
+        config = {k: v for k, v in params.items() if k != SEED_PARAM}
+        axes = {c[len("tags." + AXIS_PREFIX):]: run[c] for c in axis_cols if isinstance(run[c], str)}
+        seed_text = _first_present(run, ["tags.gsf.seed", "params." + SEED_PARAM])
+        own = _first_present(run, ["tags.gsf.baseline", "params.baseline"])
+        baseline = parse_mapping(own) if own is not None else parent_baseline.get(
+            _first_present(run, ["tags.mlflow.parentRunId"]), {})
+        rows.append({
+            "study": names.get(run["experiment_id"], run["experiment_id"]),
+            "run_id": run["run_id"],
+            "run_name": _first_present(run, ["tags.mlflow.runName"]) or "",
+            "status": run["status"],
+            "sweep_id": _first_present(run, ["tags.gsf.sweep_id"]) or "",
+            "grid": _first_present(run, ["tags.gsf.grid"]) or "",
+            "table": _first_present(run, ["tags.gsf.table"]) or "",
+            "slug": _first_present(run, ["tags.gsf.slug"]) or "",
+            "config_hash": _first_present(run, ["tags.gsf.config_hash"]) or "",
+            "code_version": _first_present(run, ["tags.gsf.code_version"]) or "",
+            "seed": int(float(seed_text)) if seed_text is not None else None,
+            "axes": axes,
+            "config": config,
+            "config_key": json.dumps(config, sort_keys=True),
+            "baseline": baseline,
+            "backbone": params.get("model.backbone", ""),
+            "temporal": params.get("model.temporal", ""),
+            "dataset": params.get("data.dataset", ""),
+            "frames": _int_or_none(params.get("data.num_frames")),
+            "input_size": _int_or_none(params.get("data.input_size")),
+            "views": parse_views(params.get("data.val_views")),
+            "params_json": json.dumps(params, sort_keys=True),
+            "artifact_uri": run.get("artifact_uri", ""),
+            "start_time": run.get("start_time"),
+        })
+    out = pd.DataFrame(rows)
+    for name, metric in [("gmacs", "gmacs"), ("gmacs_all_ops", "gmacs_all_ops"), ("params", "params"),
+                         ("temporal_params", "temporal_params"), ("top1", "final_val_top1"),
+                         ("top5", "final_val_top5"), ("best_top1", "best_val_top1"), ("best_epoch", "best_epoch"),
+                         ("mean_class_acc", "final_val_mean_class_acc"), ("last_epoch_metric", "epoch")]:
+        out[name] = _number(_column(trials, "metrics." + metric)).to_numpy()
+    out = out.sort_values(["study", "config_key", "seed", "start_time", "run_id"], na_position="last")
+    return out.reset_index(drop=True)
+
+
+def _first_present(row: pd.Series, keys: Sequence[str]):
+    for key in keys:
+        value = row.get(key)
+        if isinstance(value, str) and value != "":
+            return value
+    return None
+
+
+def _int_or_none(text) -> int | None:
+    try:
+        return int(float(text))
+    except (TypeError, ValueError):
+        return None
+
+
+def metric_history(uri: str, run_ids: Iterable[str], keys: Sequence[str] = HISTORY_KEYS) -> pd.DataFrame:
+    """Long frame ``run_id, key, epoch, value`` of the per-epoch metrics (MLflow step = epoch), sorted."""
+    client = _client(uri)
+    rows = []
+    for run_id in run_ids:
+        for key in keys:
+            for metric in client.get_metric_history(run_id, key):
+                rows.append({"run_id": run_id, "key": key, "epoch": int(metric.step), "value": float(metric.value)})
+    frame = pd.DataFrame(rows, columns=["run_id", "key", "epoch", "value"])
+    return frame.sort_values(["run_id", "key", "epoch"]).reset_index(drop=True)
+
+
+def score_files(uri: str, run_id: str) -> list[str]:
+    """Artifact paths ``scores/*.csv`` of a run, sorted."""
+    client = _client(uri)
+    try:
+        listed = client.list_artifacts(run_id, "scores")
+    except Exception:  # a run without artifacts, or an artifact store that is gone
+        return []
+    return sorted(f.path for f in listed if not f.is_dir and f.path.endswith(".csv"))
+
+
+def choose_score_file(paths: Sequence[str]) -> str | None:
+    """The per-video scores a report uses: the last validation epoch (``val_epoch<N>.csv``, largest N,
+    the epoch the final metrics come from), else the first ``test_*.csv`` in name order."""
+    epochs = []
+    for path in paths:
+        match = re.search(r"val_epoch(\d+)\.csv$", path)
+        if match:
+            epochs.append((int(match.group(1)), path))
+    if epochs:
+        return max(epochs)[1]
+    tests = sorted(p for p in paths if Path(p).name.startswith("test_"))
+    return tests[0] if tests else None
+
+
+def download_artifact(uri: str, run_id: str, path: str, dst: Path) -> Path:
+    """Download one artifact of a run into ``dst`` and return its local path."""
+    import mlflow.artifacts
+
+    dst.mkdir(parents=True, exist_ok=True)
+    previous = os.environ.get(_PROGRESS_BAR)
+    os.environ[_PROGRESS_BAR] = "false"  # the report's output is the files, not a progress bar per artifact
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst),
+                                                        tracking_uri=uri))
+    finally:
+        if previous is None:
+            os.environ.pop(_PROGRESS_BAR, None)
+        else:
+            os.environ[_PROGRESS_BAR] = previous
