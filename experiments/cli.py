@@ -1,0 +1,145 @@
+"""``gsf sweep``: list, count or run an ablation grid.
+
+- ``gsf sweep GRID --dry-run``: validate every trial (grid keys and values, configuration keys, knob
+  combinations the model rejects) and list the trials with their per-view GMACs and parameters;
+- ``gsf sweep GRID... --complexity-only [--out DIR]``: GMACs and parameters of every trial of the grids
+  (or of every grid with ``--all``) at paper resolution, without data, written as CSV;
+- ``gsf sweep GRID [--address ...] [--resume] ...``: run it with Ray Tune, tracked in MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+from gsf.errors import GSFError
+
+GRIDS_DIR = Path(__file__).resolve().parent / "grids"
+COMPLEXITY_COLUMNS = ("grid", "table", "study", "slug", "config_hash", "backbone", "temporal", "num_frames",
+                      "input_size", "num_classes", "gmacs_per_view", "gmacs_all_ops_per_view", "params_m",
+                      "temporal_params_m", "temporal_modules")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("grids", nargs="*", metavar="GRID", help="grid file(s), e.g. experiments/grids/demo.yaml")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="validate and list the trials with GMACs and params")
+    mode.add_argument("--complexity-only", action="store_true",
+                      help="write GMACs and params of every trial at paper resolution to CSV (no data, no training)")
+    parser.add_argument("--all", action="store_true", help=f"with --complexity-only: every grid in {GRIDS_DIR}")
+    parser.add_argument("--out", default="results/complexity", help="--complexity-only: output folder")
+    parser.add_argument("--resolution", choices=("paper", "config"), default="paper",
+                        help="--complexity-only: the backbone's paper input size (224/229 px) or the config's")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a configuration key of every trial (e.g. data.root=data/synth)")
+    parser.add_argument("--address", default=None,
+                        help="existing Ray cluster: 'auto', HOST:PORT or ray://HOST:PORT (default: start a local "
+                             "Ray on 127.0.0.1)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: sqlite:///<working folder>/mlflow.db)")
+    parser.add_argument("--storage", default="results/sweeps",
+                        help="folder of sweep state and Tune checkpoints (shared by every node on a cluster)")
+    parser.add_argument("--name", default=None, help="sweep folder name (default: GRID-YYYYmmdd-HHMMSS)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the sweep --name (default: the grid's latest) after its driver died")
+    parser.add_argument("--max-concurrent", type=int, default=None, help="trials running at once")
+    parser.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs Ray reserves per trial")
+    parser.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs Ray reserves per trial")
+
+
+def _overrides(pairs: list[str]) -> dict:
+    from gsf.engine.config import parse_override
+
+    return dict(parse_override(text) for text in pairs)
+
+
+def _dry_run(grid_path: str, overrides: dict) -> int:
+    from experiments.grid import complexity_of, load_grid, resolve
+
+    grid = load_grid(grid_path)
+    resolved = resolve(grid, extra=overrides)
+    cache: dict = {}
+    rows = []
+    for item in resolved:
+        c = complexity_of(item.config_dict, cache=cache)
+        rows.append((item.slug, item.config_hash[:12], f"{c.gmacs:.3f}", f"{c.params / 1e6:.3f}",
+                     str(c.temporal_modules)))
+    header = ("trial", "config_hash", "GMACs/view", "params (M)", "temporal modules")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    print(f"grid {grid.path}: study {grid.study!r}, table {grid.table!r}, {len(rows)} trials, "
+          f"base {grid.base_config}")
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+    return 0
+
+
+def complexity_rows(grid, *, resolution: str, overrides: dict, cache: dict) -> list[dict]:
+    """One CSV row per trial of ``grid``: per-view GMACs and parameters (no data needed)."""
+    from experiments.grid import complexity_of, num_classes, paper_input_size, resolve
+
+    rows = []
+    for item in resolve(grid, extra=overrides):
+        size = paper_input_size(item.config_dict) if resolution == "paper" else item.config_dict["data"]["input_size"]
+        c = complexity_of(item.config_dict, input_size=size, cache=cache)
+        classes = num_classes(item.config_dict)
+        rows.append({"grid": grid.name, "table": grid.table, "study": grid.study, "slug": item.slug,
+                     "config_hash": item.config_hash, "backbone": item.config_dict["model"]["backbone"],
+                     "temporal": item.config_dict["model"]["temporal"],
+                     "num_frames": item.config_dict["data"]["num_frames"], "input_size": size,
+                     "num_classes": classes if isinstance(classes, int) else "+".join(map(str, classes.values())),
+                     "gmacs_per_view": round(c.gmacs, 4), "gmacs_all_ops_per_view": round(c.gmacs_all_ops, 4),
+                     "params_m": round(c.params / 1e6, 4), "temporal_params_m": round(c.temporal_params / 1e6, 5),
+                     "temporal_modules": c.temporal_modules})
+    return rows
+
+
+def _complexity_only(grid_paths: list[str], out: Path, resolution: str, overrides: dict) -> int:
+    from experiments.grid import load_grids
+
+    grids = load_grids(grid_paths)
+    out.mkdir(parents=True, exist_ok=True)
+    cache: dict = {}
+    start = time.perf_counter()
+    total = 0
+    for grid in grids:
+        rows = complexity_rows(grid, resolution=resolution, overrides=overrides, cache=cache)
+        path = out / f"{grid.name}.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COMPLEXITY_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        total += len(rows)
+        print(f"{path}: {len(rows)} trials")
+    print(f"{total} trials of {len(grids)} grids ({len(cache)} distinct models) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        overrides = _overrides(args.overrides)
+        grids = list(args.grids)
+        if args.all:
+            if not args.complexity_only:
+                raise GSFError("--all goes with --complexity-only")
+            grids.append(str(GRIDS_DIR))
+        if not grids:
+            raise GSFError("name a grid file (e.g. experiments/grids/demo.yaml)")
+        if args.complexity_only:
+            return _complexity_only(grids, Path(args.out), args.resolution, overrides)
+        if len(grids) != 1:
+            raise GSFError(f"--dry-run and a sweep take one grid, got {len(grids)}")
+        if args.dry_run:
+            return _dry_run(grids[0], overrides)
+        from experiments.runner import SweepOptions, run_sweep
+
+        options = SweepOptions(address=args.address, tracking_uri=args.tracking_uri, storage=args.storage,
+                               name=args.name, resume=args.resume, max_concurrent=args.max_concurrent,
+                               cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                               overrides=overrides)
+        return run_sweep(grids[0], options)
+    except GSFError as err:
+        print(f"gsf sweep: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,179 @@
+"""Grid files: expansion order, excludes, includes, slugs, config hashes and validation errors (no Ray)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from experiments.cli import configure_parser, run
+from experiments.grid import (
+    NON_AFFECTING_KEYS,
+    config_hash,
+    expand,
+    load_grid,
+    load_grids,
+    resolve,
+    slug_names,
+)
+from gsf.errors import GSFConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "experiments" / "configs" / "synthetic.yaml"
+GRIDS = REPO / "experiments" / "grids"
+
+
+def write_grid(tmp_path: Path, body: str, name: str = "g.yaml") -> Path:
+    path = tmp_path / name
+    header = f"study: s\ntable: t\nbase_config: {CONFIG}\n"
+    path.write_text(header + textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+def test_expansion_is_the_product_in_file_order_with_seeds_innermost(tmp_path):
+    grid = load_grid(write_grid(tmp_path, """
+        axes:
+          model.temporal: [none, gsf]
+          model.channel_fraction: [1.0, 0.5]
+        seeds: [0, 1]
+    """))
+    slugs = [t.slug for t in expand(grid)]
+    assert slugs[:4] == ["temporal=none,fraction=1,seed=0", "temporal=none,fraction=1,seed=1",
+                         "temporal=none,fraction=0.5,seed=0", "temporal=none,fraction=0.5,seed=1"]
+    assert len(slugs) == 8 and len(set(slugs)) == 8
+    assert slugs == [t.slug for t in expand(load_grid(grid.path))]  # deterministic
+
+
+def test_exclude_removes_partial_matches_and_include_appends_with_every_seed(tmp_path):
+    grid = load_grid(write_grid(tmp_path, """
+        axes:
+          model.temporal: [none, gsf]
+          model.channel_fraction: [1.0, 0.5]
+        include:
+          - {model.temporal: gsf, model.groups: 4}
+        seeds: [0, 1]
+        exclude:
+          - {model.temporal: none, model.channel_fraction: 0.5}
+          - {model.temporal: gsf, seed: 1, model.channel_fraction: 0.5}
+    """))
+    slugs = [t.slug for t in expand(grid)]
+    assert "temporal=none,fraction=0.5,seed=0" not in slugs
+    assert "temporal=gsf,fraction=0.5,seed=1" not in slugs and "temporal=gsf,fraction=0.5,seed=0" in slugs
+    assert slugs[-2:] == ["temporal=gsf,groups=4,seed=0", "temporal=gsf,groups=4,seed=1"]
+    assert grid.axis_keys == ["model.temporal", "model.channel_fraction", "model.groups"]
+
+
+def test_slug_names_are_short_unless_two_keys_collide():
+    assert slug_names(["model.channel_fraction", "data.num_frames", "model.gate"]) == {
+        "model.channel_fraction": "fraction", "data.num_frames": "frames", "model.gate": "gate"}
+    assert slug_names(["model.x", "data.x"]) == {"model.x": "model.x", "data.x": "data.x"}
+
+
+def test_list_and_null_values_have_readable_slugs(tmp_path):
+    grid = load_grid(write_grid(tmp_path, """
+        axes:
+          model.stages: [null, [3, 4]]
+    """))
+    assert [t.slug for t in expand(grid)] == ["stages=null,seed=0", "stages=3-4,seed=0"]
+
+
+def test_config_hash_is_deterministic_and_ignores_only_non_affecting_keys(tmp_path):
+    grid = load_grid(write_grid(tmp_path, "axes:\n  model.temporal: [none, gsf]\n"))
+    first, second = resolve(grid), resolve(grid)
+    assert [r.config_hash for r in first] == [r.config_hash for r in second]
+    assert first[0].config_hash != first[1].config_hash
+    config = first[0].config_dict
+    changed = {s: dict(v) for s, v in config.items()}
+    changed["runtime"]["progress"] = not changed["runtime"]["progress"]
+    changed["runtime"]["num_threads"] = 7
+    assert "runtime.progress" in NON_AFFECTING_KEYS and config_hash(changed) == config_hash(config)
+    changed["optim"]["lr"] = 0.123
+    assert config_hash(changed) != config_hash(config)
+
+
+@pytest.mark.parametrize(("body", "names"), [
+    ("axes:\n  model.temporal: [none]\nbogus: 1\n", ["top level", "bogus"]),
+    ("axes:\n  model.temporal: []\n", ["axes.model.temporal", "non-empty"]),
+    ("axes:\n  temporal: [gsf]\n", ["axes.temporal", "section.key"]),
+    ("axes:\n  model.temporal: [gsf]\nexclude:\n  - {model.temporal: tsm}\n", ["exclude[0].model.temporal", "tsm"]),
+    ("axes:\n  model.temporal: [gsf]\nexclude:\n  - {model.groups: 2}\n", ["exclude[0].model.groups", "not an axis"]),
+    ("axes:\n  model.temporal: [gsf]\nseeds: [0, 0]\n", ["seeds"]),
+    ("axes:\n  model.temporal: [gsf]\nbaseline: {model.temporal: none}\n", ["baseline", "matches no trial"]),
+    ("axes:\n  model.temporal: [gsf]\nresources: {gpus_per_trial: 1, data_parallel: ddp}\n",
+     ["resources.data_parallel", "ddp"]),
+    ("axes:\n  model.temporal: [gsf]\ntune: {search: {space: {optim.lr: {normal: [0, 1]}}}}\n",
+     ["tune.search.space.optim.lr"]),
+])
+def test_shape_errors_name_the_grid_file_and_the_field(tmp_path, body, names):
+    path = write_grid(tmp_path, body)
+    with pytest.raises(GSFConfigError) as info:
+        load_grid(path)
+    for name in [str(path), *names]:
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize(("body", "names"), [
+    ("axes:\n  model.temporl: [gsf]\n", ["trial temporl=gsf,seed=0", "model.temporl", "model.temporal"]),
+    ("axes:\n  model.temporal: [gsf, lstm]\n", ["trial temporal=lstm,seed=0", "lstm"]),
+    ("axes:\n  model.channel_fraction: [0.25, 0.3]\n", ["trial fraction=0.3,seed=0", "channel_fraction"]),
+    ("axes:\n  model.groups: [2, 8]\nset: {model.channel_fraction: 0.125}\n", ["trial groups=8,seed=0", "groups"]),
+])
+def test_resolution_errors_name_the_grid_the_trial_and_the_field(tmp_path, body, names):
+    path = write_grid(tmp_path, body)
+    with pytest.raises(GSFConfigError) as info:
+        resolve(load_grid(path))
+    for name in [str(path), *names]:
+        assert name in str(info.value)
+
+
+def test_two_trials_resolving_to_one_configuration_are_rejected(tmp_path):
+    path = write_grid(tmp_path, """
+        axes:
+          model.temporal: [gsf]
+        include:
+          - {model.temporal: gsf, model.groups: 2}
+    """)
+    with pytest.raises(GSFConfigError, match="same configuration"):
+        resolve(load_grid(path))
+
+
+def test_every_shipped_grid_loads_and_resolves():
+    grids = load_grids([GRIDS])
+    assert {"demo"} <= {g.name for g in grids}
+    for grid in grids:
+        assert resolve(grid), grid.path
+
+
+def _cli(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+def test_dry_run_lists_every_demo_trial_with_gmacs_and_params(capsys):
+    assert _cli([str(GRIDS / "demo.yaml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "24 trials" in out and "GMACs/view" in out and "params (M)" in out
+    assert "temporal=gsf,fraction=0.25,seed=1" in out
+
+
+def test_dry_run_of_a_bad_grid_exits_2_naming_the_file(tmp_path, capsys):
+    path = write_grid(tmp_path, "axes:\n  model.temporal: [gsf, lstm]\n")
+    assert _cli([str(path), "--dry-run"]) == 2
+    assert str(path) in capsys.readouterr().err
+
+
+def test_complexity_only_writes_one_csv_per_grid_at_paper_resolution(tmp_path):
+    import csv
+
+    path = write_grid(tmp_path, "axes:\n  model.temporal: [none, gsf]\nseeds: [0, 1]\n")
+    assert _cli([str(path), "--complexity-only", "--out", str(tmp_path / "out")]) == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "g.csv").open()))
+    assert [r["slug"] for r in rows] == ["temporal=none,seed=0", "temporal=none,seed=1",
+                                         "temporal=gsf,seed=0", "temporal=gsf,seed=1"]
+    assert {r["input_size"] for r in rows} == {"224"}
+    assert rows[0]["gmacs_per_view"] == rows[1]["gmacs_per_view"] < rows[2]["gmacs_per_view"]
+    assert int(rows[2]["temporal_modules"]) > 0 == int(rows[0]["temporal_modules"])
