@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gsf.errors import GSFError
+from gsf.errors import GSFDataError, GSFError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 DEFAULT_OUT = Path("results/report")
@@ -120,7 +120,10 @@ def _pair_rows(uri: str, study: str, runs: pd.DataFrame, table: pd.DataFrame) ->
             if chosen is None:
                 continue
             local = download_artifact(uri, run["run_id"], chosen, Path(tmp) / run["run_id"])
-            scores = read_scores(local)
+            try:
+                scores = read_scores(local)
+            except GSFDataError:  # e.g. EPIC's two-head format: no single label, no direction pairs
+                continue
             if scores["scores"] is not None:
                 num_classes = scores["scores"].shape[1]
             else:

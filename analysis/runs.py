@@ -161,6 +161,8 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
     parent_baseline = {}
     for _, parent in parents.iterrows():
         text = _first_present(parent, ["tags.gsf.baseline", "params.baseline"])
+        if text is None:
+            text = _grid_baseline(_first_present(parent, ["params.grid_file"]))
         parent_baseline[parent["run_id"]] = parse_mapping(text)
 
     param_cols = [c for c in trials.columns if c.startswith("params.")]
@@ -208,6 +210,18 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
         out[name] = _number(_column(trials, "metrics." + metric)).to_numpy()
     out = out.sort_values(["study", "config_key", "seed", "start_time", "run_id"], na_position="last")
     return out.reset_index(drop=True)
+
+
+def _grid_baseline(grid_file: str | None) -> str | None:
+    """The ``baseline`` mapping of the grid file a sweep logged (param ``grid_file``), if still readable."""
+    if not grid_file or not Path(grid_file).is_file():
+        return None
+    try:
+        grid = yaml.safe_load(Path(grid_file).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    baseline = grid.get("baseline") if isinstance(grid, dict) else None
+    return yaml.safe_dump(baseline) if isinstance(baseline, dict) and baseline else None
 
 
 def _first_present(row: pd.Series, keys: Sequence[str]):

@@ -57,3 +57,12 @@ def test_parsers():
         "scores/val_epoch10.csv"
     assert choose_score_file(["scores/test_2x3.csv"]) == "scores/test_2x3.csv"
     assert choose_score_file([]) is None
+
+
+def test_baseline_read_from_the_grid_file_a_sweep_logged(tmp_path):
+    from analysis.runs import _grid_baseline
+
+    grid = tmp_path / "g.yaml"
+    grid.write_text("study: s\naxes: {model.temporal: [none, gsf]}\nbaseline: {model.temporal: none}\n")
+    assert parse_mapping(_grid_baseline(str(grid))) == {"model.temporal": "none"}
+    assert _grid_baseline(str(tmp_path / "missing.yaml")) is None
