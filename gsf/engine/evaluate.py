@@ -1,0 +1,206 @@
+"""Multi-view evaluation (GSF.md section 4): clips x crops per video, logits averaged per video.
+
+The data set gives every video as ``(V, T, 3, H, W)`` with V = clips x crops views. Each view goes
+through the model (whose consensus already averages the frame logits), then the **raw logits** of the V
+views are averaged, as the release does (not softmax scores). Every view of every video must be seen
+exactly once, otherwise evaluation stops with an error naming the video.
+
+Metrics: top-1, top-5, mean class accuracy (the mean over the classes present of each class's recall)
+and the cross-entropy of the averaged logits. EPIC-Kitchens (two heads): verb and noun top-1/top-5 and
+the action (verb, noun) pair: top-1 when both heads are right, top-5 over the product of the two heads'
+softmax scores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gsf.errors import GSFDataError
+
+log = logging.getLogger(__name__)
+
+
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool ``(N,)``: the label is among the ``k`` highest logits (k clipped to the class count)."""
+    k = min(k, logits.shape[-1])
+    return (logits.topk(k, dim=-1).indices == labels[:, None]).any(dim=-1)
+
+
+def mean_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean over the classes present in ``labels`` of the fraction of their samples predicted right."""
+    recalls = [(predictions[labels == c] == c).float().mean().item() for c in labels.unique()]
+    return float(sum(recalls) / len(recalls)) if recalls else math.nan
+
+
+def classification_metrics(logits, labels: torch.Tensor) -> dict[str, float]:
+    """``loss``, ``top1``, ``top5``, ``mean_class_acc`` of video-level logits (fractions, not percent).
+
+    ``logits`` is ``(N, K)``, or a dict ``{"verb": (N, Kv), "noun": (N, Kn)}`` with ``labels (N, 2)``:
+    then ``top1``/``top5``/``mean_class_acc`` are the action's and ``loss`` the sum of the heads' losses.
+    """
+    if isinstance(logits, Mapping):
+        verb, noun = logits["verb"].float(), logits["noun"].float()
+        verb_label, noun_label = labels[:, 0], labels[:, 1]
+        verb_ok, noun_ok = topk_correct(verb, verb_label, 1), topk_correct(noun, noun_label, 1)
+        action_ok = verb_ok & noun_ok
+        joint = (verb.softmax(-1)[:, :, None] * noun.softmax(-1)[:, None, :]).flatten(1)
+        action_label = verb_label * noun.shape[-1] + noun_label
+        action_pred = verb.argmax(-1) * noun.shape[-1] + noun.argmax(-1)
+        return {
+            "loss": float(F.cross_entropy(verb, verb_label) + F.cross_entropy(noun, noun_label)),
+            "top1": action_ok.float().mean().item(),
+            "top5": topk_correct(joint, action_label, 5).float().mean().item(),
+            "mean_class_acc": mean_class_accuracy(action_pred, action_label),
+            "verb_top1": verb_ok.float().mean().item(),
+            "verb_top5": topk_correct(verb, verb_label, 5).float().mean().item(),
+            "noun_top1": noun_ok.float().mean().item(),
+            "noun_top5": topk_correct(noun, noun_label, 5).float().mean().item(),
+        }
+    logits = logits.float()
+    return {
+        "loss": float(F.cross_entropy(logits, labels)),
+        "top1": topk_correct(logits, labels, 1).float().mean().item(),
+        "top5": topk_correct(logits, labels, 5).float().mean().item(),
+        "mean_class_acc": mean_class_accuracy(logits.argmax(-1), labels),
+    }
+
+
+@torch.no_grad()
+def predict_views(model: nn.Module, loader, *, num_views: int, device: str | torch.device = "cpu",
+                  autocast: Callable[[], contextlib.AbstractContextManager] | None = None) -> dict:
+    """Run every view of every video through ``model`` and average the views' logits per video.
+
+    Returns ``{"index": (N,), "video_id": [...], "label": (N,) or (N, 2), "logits": (N, K) or dict,
+    "views_seen": int, "skipped": [...]}`` sorted by data-set index. Raises :class:`GSFDataError` if a
+    video does not have ``num_views`` views or a video is seen twice or never (skipped ones excepted).
+    """
+    was_training = model.training
+    model.eval()
+    seen: dict[int, int] = {}
+    indices, video_ids, labels, outputs, skipped = [], [], [], [], []
+    views_seen = 0
+    try:
+        for batch in loader:
+            skipped += list(batch.get("skipped", []))
+            if "video" not in batch:
+                continue
+            video = batch["video"]
+            if video.dim() != 6 or video.shape[1] != num_views:
+                raise GSFDataError(f"evaluation expects (B, {num_views}, T, 3, H, W) per batch (V = clips x crops), "
+                                   f"got {tuple(video.shape)} for videos {batch['video_id'][:3]}")
+            b, v = video.shape[:2]
+            with autocast() if autocast is not None else contextlib.nullcontext():
+                out = model(video.to(device, non_blocking=True).flatten(0, 1))
+            if isinstance(out, Mapping):
+                out = {name: o.float().view(b, v, -1).mean(dim=1).cpu() for name, o in out.items()}
+            else:
+                out = out.float().view(b, v, -1).mean(dim=1).cpu()
+            for index, video_id in zip(batch["index"].tolist(), batch["video_id"]):
+                if index in seen:
+                    raise GSFDataError(f"video {video_id} (index {index}) was evaluated twice")
+                seen[index] = v
+            views_seen += b * v
+            indices.append(batch["index"])
+            video_ids += list(batch["video_id"])
+            labels.append(batch["label"])
+            outputs.append(out)
+    finally:
+        model.train(was_training)
+    dataset = getattr(loader, "dataset", None)
+    if dataset is not None:
+        expected = len(dataset) - len(skipped)
+        if len(seen) != expected:
+            missing = sorted(set(range(len(dataset))) - set(seen))[:5]
+            raise GSFDataError(f"evaluation saw {len(seen)} of {expected} videos (first missing indices {missing})")
+    if views_seen != len(seen) * num_views:
+        raise GSFDataError(f"evaluation saw {views_seen} views for {len(seen)} videos, expected {num_views} each")
+    if not outputs:
+        raise GSFDataError("evaluation saw no video at all (empty split, or every sample skipped)")
+    index = torch.cat(indices)
+    order = index.argsort()
+    if isinstance(outputs[0], Mapping):
+        logits = {name: torch.cat([o[name] for o in outputs])[order] for name in outputs[0]}
+    else:
+        logits = torch.cat(outputs)[order]
+    return {"index": index[order], "video_id": [video_ids[i] for i in order.tolist()],
+            "label": torch.cat(labels)[order], "logits": logits, "views_seen": views_seen, "skipped": skipped}
+
+
+def write_scores(path: str | Path, prediction: dict) -> Path:
+    """Per-video scores for ensembling: ``video_id``, label(s), then the averaged logit of every class
+    (``score_<k>``; EPIC: ``verb_label``, ``noun_label``, ``verb_<k>``..., ``noun_<k>``...)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logits, labels = prediction["logits"], prediction["label"]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if isinstance(logits, Mapping):
+            names = list(logits)
+            writer.writerow(["video_id", *(f"{n}_label" for n in names),
+                             *(f"{n}_{k}" for n in names for k in range(logits[n].shape[1]))])
+            for i, video_id in enumerate(prediction["video_id"]):
+                writer.writerow([video_id, *labels[i].tolist(),
+                                 *(f"{x:.6g}" for n in names for x in logits[n][i].tolist())])
+        else:
+            writer.writerow(["video_id", "label", *(f"score_{k}" for k in range(logits.shape[1]))])
+            for i, video_id in enumerate(prediction["video_id"]):
+                writer.writerow([video_id, int(labels[i]), *(f"{x:.6g}" for x in logits[i].tolist())])
+    return path
+
+
+def evaluate_checkpoint(config, checkpoint: str | Path, *, views: str | None = None, split: str | None = None,
+                        out_dir: str | Path | None = None) -> dict[str, float]:
+    """Multi-view test of a checkpoint on ``split`` (default ``data.val_split``) with ``views``
+    (CLIPSxCROPS, default ``data.test_views``); writes ``<out_dir>/scores/test_<clips>x<crops>.csv``.
+
+    ``checkpoint`` is one of this suite's (its model section must match ``config.model``) or an authors'
+    release checkpoint (``model_state_dict`` with ``module.base_model.`` keys, loaded through
+    :func:`gsf.from_authors_checkpoint`). Returns ``test_top1``, ``test_top5``, ``test_mean_class_acc``,
+    ``test_loss`` (EPIC: also verb/noun), ``clips``, ``crops``, ``videos``, ``views_seen``.
+    """
+    from gsf.engine.checkpoint import check_compatible, is_authors_checkpoint, load_checkpoint
+    from gsf.engine.config import check_config, model_kwargs, parse_views, resolve_device, resolve_precision
+    from gsf.engine.trainer import autocast_for, build_split, eval_loader, num_classes_of
+    from gsf.models import build_model, from_authors_checkpoint
+
+    check_config(config)
+    views = views or config.data.test_views
+    clips, crops = parse_views(views, key="views")
+    dataset = build_split(config, split or config.data.val_split, train=False, views=views)
+    num_classes = num_classes_of(dataset)
+    checkpoint = Path(checkpoint)
+    state = load_checkpoint(checkpoint)
+    device, precision = resolve_device(config), resolve_precision(config)
+    if is_authors_checkpoint(state):
+        m = config.model
+        if m.temporal != "gsf" or isinstance(num_classes, dict):
+            raise GSFDataError(f"{checkpoint} is an authors' GSF checkpoint; set model.temporal=gsf and a "
+                               f"single-head data set (got {m.temporal}, {num_classes})")
+        model = from_authors_checkpoint(checkpoint, backbone=m.backbone, num_classes=num_classes,
+                                        channel_fraction=m.channel_fraction, dropout=m.dropout)
+    else:
+        model = build_model(**model_kwargs(config, num_classes=num_classes, pretrained=False))
+        check_compatible(state, config.to_dict()["model"], model, path=checkpoint)
+        model.load_state_dict(state["model"])
+    model.to(device)
+    loader = eval_loader(dataset, config, clips * crops)
+    prediction = predict_views(model, loader, num_views=clips * crops, device=device,
+                               autocast=lambda: autocast_for(device, precision))
+    if out_dir is None:
+        out_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    scores = write_scores(Path(out_dir) / "scores" / f"test_{clips}x{crops}.csv", prediction)
+    result = {f"test_{k}": v for k, v in classification_metrics(prediction["logits"], prediction["label"]).items()}
+    result.update(clips=float(clips), crops=float(crops), videos=float(len(prediction["video_id"])),
+                  views_seen=float(prediction["views_seen"]))
+    log.info("%s %dx%d on %d videos: %s (scores in %s)", checkpoint, clips, crops, len(prediction["video_id"]),
+             ", ".join(f"{k}={v:.4f}" for k, v in result.items() if k.startswith("test_")), scores)
+    return result

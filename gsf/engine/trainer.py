@@ -1,0 +1,383 @@
+"""Training loop of the release's recipe (GSF.md section 4), resumable exactly.
+
+SGD (momentum 0.9, weight decay 5e-4 on every parameter), lr scaled linearly from ``base_batch_size``
+(``lr * batch_size * accumulation_steps / base_batch_size``), linear warm-up from ``warmup_start_factor``
+then cosine to ~0, **stepped per epoch** as the release does (every iteration of epoch e uses the lr of
+epoch e; see :func:`lr_factor`), gradient clipping at global norm 20, mixed precision on CUDA (bf16, or
+fp16 with a GradScaler), gradient accumulation, optional partial BN.
+
+Determinism: the train sampler and the loader workers of epoch e are seeded from ``(seed, e)``; the
+global torch/numpy/Python generators (dropout, augmentation in the main process) are saved in every
+checkpoint and restored on resume, so training 2 epochs equals training 1, stopping and resuming for 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+
+from gsf.engine.callbacks import Callback
+from gsf.engine.checkpoint import (FORMAT, check_compatible, code_version, load_checkpoint, model_state,
+                                   rng_state, save_checkpoint, set_rng_state)
+from gsf.engine.config import (TrainConfig, check_config, model_kwargs, parse_views, resolve_device,
+                               resolve_precision)
+from gsf.engine.evaluate import classification_metrics, predict_views, write_scores
+from gsf.errors import GSFConfigError, GSFError
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(GSFError, RuntimeError):
+    """The loss (or the gradient norm) became NaN/inf; the message names the epoch and step."""
+
+
+# --- schedule ----------------------------------------------------------------------------------------
+
+def lr_factor(epoch: int, *, epochs: int, warmup_epochs: int, warmup_start_factor: float) -> float:
+    """Multiplier of the (scaled) lr during 0-based epoch ``epoch`` (GSF.md section 4).
+
+    Warm-up, ``epoch < W``: ``s + (1 - s) * epoch / W`` (``s = warmup_start_factor``), linear from s to
+    just below 1. Then cosine: ``0.5 * (1 + cos(pi * (epoch - W) / (E - W)))``, 1 at epoch W and ~0 at the
+    last epoch E - 1 (it would reach 0 at epoch E, which is never trained).
+    """
+    if epoch < warmup_epochs:
+        return warmup_start_factor + (1.0 - warmup_start_factor) * epoch / warmup_epochs
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup_epochs) / (epochs - warmup_epochs)))
+
+
+def scaled_lr(config: TrainConfig) -> float:
+    """``lr * batch_size * accumulation_steps / base_batch_size`` (linear scaling rule)."""
+    o = config.optim
+    return o.lr * config.data.batch_size * o.accumulation_steps / o.base_batch_size
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit seed for epoch ``epoch`` of a run seeded ``seed`` (sampler order and loader workers)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn``: seed Python and numpy from the worker's torch seed (set by the loader from
+    the epoch's generator), so augmentation in workers is reproducible."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+def normalisation_for(backbone: str) -> str:
+    return "inception" if backbone in ("bninception", "inceptionv3") else "resnet"
+
+
+def build_split(config: TrainConfig, split: str, *, train: bool, views: str | None = None):
+    """The data set of ``split``: train augmentation, or test views ``views`` (CLIPSxCROPS)."""
+    from gsf.data import build_dataset
+
+    d = config.data
+    clips, crops = parse_views(views or d.val_views)
+    dataset = build_dataset(
+        d.dataset, d.root, split, num_frames=d.num_frames, mode="train" if train else "test",
+        input_size=d.input_size, num_clips=1 if train else clips, num_crops=1 if train else crops,
+        normalisation=normalisation_for(config.model.backbone), randaugment=d.randaugment,
+        skip_bad_samples=d.skip_bad_samples,
+    )
+    if d.max_videos is not None:
+        dataset.records = dataset.records[: d.max_videos]
+    return dataset
+
+
+def num_classes_of(dataset) -> int | dict[str, int]:
+    names = dataset.class_names
+    if isinstance(names, tuple) and len(names) == 2 and not isinstance(names[0], str):
+        return {"verb": len(names[0]), "noun": len(names[1])}
+    if len(names) < 1:
+        raise GSFConfigError(f"data set {type(dataset).__name__} reports no classes")
+    return len(names)
+
+
+def eval_loader(dataset, config: TrainConfig, num_views: int) -> DataLoader:
+    from gsf.data import collate_clips
+
+    return DataLoader(dataset, batch_size=max(1, config.data.batch_size // num_views),
+                      sampler=SequentialSampler(dataset), num_workers=config.data.num_workers,
+                      collate_fn=collate_clips, worker_init_fn=seed_worker,
+                      pin_memory=resolve_device(config) == "cuda")
+
+
+def _train_loader(dataset, config: TrainConfig, epoch: int) -> DataLoader:
+    from gsf.data import collate_clips
+
+    generator = torch.Generator().manual_seed(epoch_seed(config.runtime.seed, epoch))
+    return DataLoader(dataset, batch_size=config.data.batch_size, sampler=RandomSampler(dataset, generator=generator),
+                      num_workers=config.data.num_workers, collate_fn=collate_clips, worker_init_fn=seed_worker,
+                      generator=generator, pin_memory=resolve_device(config) == "cuda")
+
+
+# --- model pieces ------------------------------------------------------------------------------------
+
+def loss_fn(output, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy; for two heads (EPIC) the sum of the verb and noun losses."""
+    if isinstance(output, Mapping):
+        return sum(F.cross_entropy(output[name].float(), labels[:, i]) for i, name in enumerate(("verb", "noun")))
+    return F.cross_entropy(output.float(), labels)
+
+
+def correct(output, labels: torch.Tensor) -> torch.Tensor:
+    """Bool per clip: top-1 right (both verb and noun for EPIC, i.e. the action)."""
+    if isinstance(output, Mapping):
+        return (output["verb"].argmax(-1) == labels[:, 0]) & (output["noun"].argmax(-1) == labels[:, 1])
+    return output.argmax(-1) == labels
+
+
+def batch_norms(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def apply_partial_bn(model: nn.Module) -> None:
+    """TSN's partial BN: every BatchNorm but the first keeps its running statistics (eval mode) and its
+    affine parameters frozen. Call after ``model.train()``."""
+    for bn in batch_norms(model)[1:]:
+        bn.eval()
+        for p in bn.parameters():
+            p.requires_grad_(False)
+
+
+def autocast_for(device: str, precision: str) -> contextlib.AbstractContextManager:
+    """A fresh autocast context for ``precision`` (bf16/fp16), or a no-op for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+class _Settings:
+    """Global torch settings changed for a run, restored afterwards."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+
+    def __enter__(self):
+        self.deterministic = torch.are_deterministic_algorithms_enabled()
+        self.threads = torch.get_num_threads()
+        self.cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+        r = self.config.runtime
+        if r.num_threads is not None:
+            torch.set_num_threads(r.num_threads)
+        if r.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        return self
+
+    def __exit__(self, *exc):
+        torch.use_deterministic_algorithms(self.deterministic)
+        torch.set_num_threads(self.threads)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = self.cudnn
+        return False
+
+
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
+          callbacks: Sequence[Callback] = ()) -> dict[str, float]:
+    """Train ``config``, writing ``out_dir/config.yaml``, ``checkpoints/last.pt`` (+ ``best.pt``),
+    ``scores/val_epoch<N>.csv``, ``metrics.jsonl`` and ``result.json``; return the final metrics.
+
+    ``resume`` continues from ``out_dir/checkpoints/last.pt`` exactly. Without it, an ``out_dir`` that
+    already holds a checkpoint is an error (nothing is overwritten by accident).
+    """
+    check_config(config)
+    with _Settings(config):
+        return _Run(config, Path(out_dir), list(callbacks)).run(resume)
+
+
+class _Run:
+    def __init__(self, config: TrainConfig, out_dir: Path, callbacks: list[Callback]):
+        self.config, self.out_dir, self.callbacks = config, out_dir, callbacks
+        self.device = resolve_device(config)
+        self.precision = resolve_precision(config)
+        self.last_path = out_dir / "checkpoints" / "last.pt"
+        self.best_path = out_dir / "checkpoints" / "best.pt"
+
+    def _build(self) -> None:
+        from gsf.models import build_model
+
+        c = self.config
+        seed = c.runtime.seed
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
+        self.train_set = build_split(c, c.data.train_split, train=True)
+        self.val_clips, self.val_crops = parse_views(c.data.val_views)
+        self.val_set = build_split(c, c.data.val_split, train=False, views=c.data.val_views)
+        self.num_classes = num_classes_of(self.train_set)
+        self.model = build_model(**model_kwargs(c, num_classes=self.num_classes)).to(self.device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=scaled_lr(c), momentum=c.optim.momentum,
+                                         weight_decay=c.optim.weight_decay)
+        o = c.optim
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda e: lr_factor(e, epochs=o.epochs, warmup_epochs=o.warmup_epochs,
+                                                warmup_start_factor=o.warmup_start_factor))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.epoch, self.step = 0, 0
+        self.best_top1, self.best_epoch = -1.0, 0
+        self.last_metrics: dict[str, float] = {}
+
+    def _restore(self) -> None:
+        checkpoint = load_checkpoint(self.last_path)
+        check_compatible(checkpoint, self.config.to_dict()["model"], self.model, path=self.last_path)
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.epoch, self.step = int(checkpoint["epoch"]), int(checkpoint["step"])
+        self.best_top1, self.best_epoch = float(checkpoint["best_val_top1"]), int(checkpoint["best_epoch"])
+        self.last_metrics = dict(checkpoint.get("metrics") or {})
+        set_rng_state(checkpoint["rng"])
+        log.info("resumed %s at epoch %d (step %d)", self.last_path, self.epoch, self.step)
+
+    def _payload(self, metrics: dict) -> dict:
+        return {
+            "format": FORMAT, "model": model_state(self.model), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "epoch": self.epoch, "step": self.step, "rng": rng_state(), "best_val_top1": self.best_top1,
+            "best_epoch": self.best_epoch, "metrics": metrics, "config": self.config.to_dict(),
+            "code_version": code_version(),
+        }
+
+    def run(self, resume: bool) -> dict[str, float]:
+        if not resume and self.last_path.exists():
+            raise GSFConfigError(f"{self.out_dir} already holds a run ({self.last_path}); pass --resume to "
+                                 "continue it or choose another --out")
+        if resume and not self.last_path.exists():
+            raise GSFConfigError(f"cannot resume: {self.last_path} does not exist")
+        self._build()
+        if resume:
+            self._restore()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.yaml").write_text(self.config.to_yaml(), encoding="utf-8")
+        for cb in self.callbacks:
+            cb.on_train_start(self.config, self.out_dir, self.epoch + 1)
+        epochs = self.config.optim.epochs
+        while self.epoch < epochs:
+            self.epoch += 1
+            metrics = self._train_epoch()
+            if self.epoch % self.config.runtime.eval_every == 0 or self.epoch == epochs:
+                metrics.update(self._validate())
+            self.scheduler.step()
+            self._check_finite_weights()
+            save_checkpoint(self._payload(metrics), self.last_path)
+            if metrics.get("best_epoch") == self.epoch:
+                save_checkpoint(self._payload(metrics), self.best_path)
+            self.last_metrics = metrics
+            with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(metrics) + "\n")
+            log.info("epoch %d/%d: %s", self.epoch, epochs,
+                     ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "epoch"))
+            for cb in self.callbacks:
+                cb.on_epoch_end(self.epoch, dict(metrics), self.last_path)
+        result = dict(self.last_metrics)
+        result.update(final_val_top1=result.get("val_top1", math.nan), final_val_top5=result.get("val_top5", math.nan),
+                      best_val_top1=self.best_top1, best_epoch=float(self.best_epoch))
+        (self.out_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+        for cb in self.callbacks:
+            cb.on_train_end(dict(result))
+        return result
+
+    def _train_epoch(self) -> dict[str, float]:
+        from tqdm import tqdm
+
+        c, model = self.config, self.model
+        model.train()
+        if c.optim.partial_bn:
+            apply_partial_bn(model)
+        params = [p for p in model.parameters() if p.requires_grad]
+        loader = _train_loader(self.train_set, c, self.epoch)
+        accumulation = c.optim.accumulation_steps
+        lr = self.optimizer.param_groups[0]["lr"]
+        total_loss, total_correct, clips, skipped = 0.0, 0, 0, 0
+        start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        bar = tqdm(loader, total=len(loader), desc=f"epoch {self.epoch}/{c.optim.epochs}", leave=False,
+                   disable=not c.runtime.progress, dynamic_ncols=True)
+        pending = 0
+        for i, batch in enumerate(bar):
+            skipped += len(batch.get("skipped", []))
+            if "video" not in batch:
+                continue
+            video = batch["video"].to(self.device, non_blocking=True)
+            labels = batch["label"].to(self.device, non_blocking=True)
+            with autocast_for(self.device, self.precision):
+                output = model(video)
+            loss = loss_fn(output, labels)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss is {loss.item()} at epoch {self.epoch}, step {self.step + 1} (batch {i + 1} of "
+                    f"{len(loader)}, videos {batch['video_id'][:4]}); stopped. The last good checkpoint is "
+                    f"{self.last_path if self.last_path.exists() else 'none (first epoch)'}; "
+                    "try a lower optim.lr or runtime.precision=fp32")
+            self.scaler.scale(loss / accumulation).backward()
+            pending += 1
+            n = int(labels.shape[0])
+            total_loss += loss.item() * n
+            total_correct += int(correct(output, labels).sum())
+            clips += n
+            if pending == accumulation or i == len(loader) - 1:
+                self._optimizer_step(params, batch_number=i + 1)
+                pending = 0
+            bar.set_postfix(loss=f"{total_loss / clips:.4f}", lr=f"{lr:.3g}",
+                            clips_s=f"{clips / (time.perf_counter() - start):.1f}")
+        bar.close()
+        if clips == 0:
+            raise GSFConfigError(f"epoch {self.epoch}: no training clip was loaded ({skipped} skipped)")
+        if skipped:
+            log.warning("epoch %d: skipped %d bad samples", self.epoch, skipped)
+        elapsed = time.perf_counter() - start
+        return {"epoch": float(self.epoch), "train_loss": total_loss / clips, "train_top1": total_correct / clips,
+                "lr": lr, "clips_per_second": clips / elapsed, "train_skipped": float(skipped)}
+
+    def _optimizer_step(self, params: list[nn.Parameter], *, batch_number: int) -> None:
+        clip = self.config.optim.clip_grad_norm
+        if clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            if not torch.isfinite(norm) and not self.scaler.is_enabled():
+                raise NonFiniteLossError(
+                    f"gradient norm is {norm.item()} at epoch {self.epoch}, step {self.step + 1} (batch "
+                    f"{batch_number}); stopped. The last good checkpoint is "
+                    f"{self.last_path if self.last_path.exists() else 'none (first epoch)'}")
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+
+    def _check_finite_weights(self) -> None:
+        bad = [name for name, p in self.model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
+        if bad:
+            raise NonFiniteLossError(f"weights became NaN/inf during epoch {self.epoch} ({', '.join(bad[:3])}...); "
+                                     f"stopped without saving; the last good checkpoint is {self.last_path}")
+
+    def _validate(self) -> dict[str, float]:
+        views = self.val_clips * self.val_crops
+        loader = eval_loader(self.val_set, self.config, views)
+        prediction = predict_views(self.model, loader, num_views=views, device=self.device,
+                                   autocast=lambda: autocast_for(self.device, self.precision))
+        write_scores(self.out_dir / "scores" / f"val_epoch{self.epoch}.csv", prediction)
+        metrics = {f"val_{k}": v for k, v in classification_metrics(prediction["logits"], prediction["label"]).items()}
+        if metrics["val_top1"] > self.best_top1:
+            self.best_top1, self.best_epoch = metrics["val_top1"], self.epoch
+        metrics.update(best_val_top1=self.best_top1, best_epoch=float(self.best_epoch))
+        return metrics

@@ -1,0 +1,32 @@
+"""Fixtures: a tiny synthetic data set (2 classes, 6 train + 2 validation videos of 8 frames, 32 px)
+and a CPU-sized configuration on it (resnet_tiny, 4 frames, batch 3, deterministic)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gsf.data import synthesize_dataset
+from gsf.engine.config import load_config
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    synthesize_dataset(root, num_classes=2, videos_per_class=4, num_frames=8, size=32, seed=1, val_fraction=0.25)
+    return root
+
+
+TINY = [
+    "model.backbone=resnet_tiny", "data.dataset=ssv2", "data.num_frames=4", "data.input_size=32",
+    "data.batch_size=3", "data.num_workers=0", "data.randaugment=false", "optim.epochs=2",
+    "optim.warmup_epochs=1", "optim.base_batch_size=3", "runtime.eval_every=1", "runtime.progress=false",
+    "runtime.deterministic=true", "runtime.device=cpu",
+]
+
+
+@pytest.fixture
+def tiny_config(synth_root):
+    def make(*overrides: str):
+        return load_config(None, [*TINY, f"data.root={synth_root}", *overrides])
+
+    return make

@@ -1,0 +1,86 @@
+import pytest
+import yaml
+
+from gsf.engine.config import TrainConfig, load_config, parse_views
+from gsf.errors import GSFConfigError
+
+
+def test_defaults_are_the_release_recipe():
+    c = TrainConfig()
+    assert (c.optim.lr, c.optim.base_batch_size, c.optim.momentum, c.optim.weight_decay) == (0.01, 32, 0.9, 5e-4)
+    assert (c.optim.epochs, c.optim.warmup_epochs, c.optim.warmup_start_factor) == (60, 10, 0.1)
+    assert c.optim.clip_grad_norm == 20.0 and c.model.dropout == 0.5 and not c.optim.partial_bn
+
+
+def test_yaml_overrides_only_what_it_names_and_set_overrides_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"optim": {"lr": 0.02}, "model": {"temporal": "tsm"}}))
+    c = load_config(path, ["optim.lr=0.5", "model.stages=[3, 4]", "data.max_videos=null"], check=False)
+    assert c.optim.lr == 0.5 and c.model.temporal == "tsm" and c.model.stages == [3, 4]
+    assert c.optim.momentum == 0.9 and c.data.max_videos is None
+    flat = c.flat()
+    assert flat["optim.lr"] == 0.5 and flat["model.temporal"] == "tsm"
+    assert TrainConfig.from_dict(c.to_dict()) == c
+    assert yaml.safe_load(c.to_yaml()) == c.to_dict()
+
+
+def test_int_is_accepted_for_a_float_key():
+    assert load_config(None, ["optim.lr=1"], check=False).optim.lr == 1.0
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("optim.lrr=0.1", "did you mean 'optim.lr'"),
+    ("modle.temporal=gsf", "did you mean 'model'"),
+    ("data.batchsize=4", "did you mean 'data.batch_size'"),
+    ("model.temporal=gsff", "did you mean 'gsf'"),
+])
+def test_unknown_keys_and_values_suggest_the_closest(override, expected):
+    with pytest.raises(GSFConfigError, match=expected):
+        load_config(None, [override], check=False)
+
+
+def test_unknown_key_in_yaml_names_file_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("optim:\n  weight_decy: 0.1\n")
+    with pytest.raises(GSFConfigError, match=r"bad.yaml.*optim.weight_decy.*optim.weight_decay"):
+        load_config(path, check=False)
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("data.batch_size=abc", r"data.batch_size: 'abc' is not of type int"),
+    ("data.batch_size=2.5", r"data.batch_size: 2.5 is not of type int"),
+    ("runtime.progress=3", r"runtime.progress: 3 is not of type bool"),
+    ("model.stages=3", r"model.stages: 3 is not of type"),
+    ("optim.lr=.nan", r"optim.lr"),
+])
+def test_wrong_type_names_key_value_and_type(override, expected):
+    with pytest.raises(GSFConfigError, match=expected):
+        load_config(None, [override], check=False)
+
+
+def test_cross_field_checks_run_before_any_work(tiny_config, tmp_path):
+    with pytest.raises(GSFConfigError, match="warmup_epochs"):
+        tiny_config("optim.warmup_epochs=2")
+    with pytest.raises(GSFConfigError, match="data.root"):
+        tiny_config(f"data.root={tmp_path / 'missing'}")
+    with pytest.raises(GSFConfigError, match="fp16"):
+        tiny_config("runtime.precision=fp16")
+    with pytest.raises(GSFConfigError, match="divisible by 2 \\* groups"):
+        tiny_config("model.groups=8", "model.channel_fraction=0.1")
+    with pytest.raises(GSFConfigError, match="data.val_views"):
+        tiny_config("data.val_views=2x2")
+
+
+def test_views_parse():
+    assert parse_views("2x3") == (2, 3) and parse_views("1X1") == (1, 1)
+    with pytest.raises(GSFConfigError, match="CLIPSxCROPS"):
+        parse_views("three")
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[2] / "experiments" / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        load_config(path, check=False)
