@@ -1,0 +1,460 @@
+"""Run a grid with Ray Tune: one engine run per trial, reported to Tune and MLflow every epoch.
+
+The driver (:func:`run_sweep`) resolves and checks every trial, measures its complexity, opens the sweep's
+MLflow parent run and hands Tune one trial per grid point. The trainable (:func:`train_trial`) runs
+:func:`gsf.engine.train` with a callback that, after each epoch, reports the metrics with a checkpoint (a
+copy of the engine's output folder) to Tune and logs them to the trial's MLflow child run.
+
+Fault tolerance:
+
+- a failed trial is retried ``tune.max_failures`` times, each from its last Tune checkpoint: the trainable
+  copies the checkpoint back into the engine's folder and resumes the engine exactly;
+- a driver that died is resumed with ``--resume`` (``Tuner.restore(..., resume_errored=True)``): finished
+  trials are kept, unfinished ones continue from their checkpoints; runs it left RUNNING are marked KILLED
+  first and set RUNNING again by the trial that continues them;
+- a trial's MLflow run is found by sweep id + config hash, so a retry never makes a duplicate, and epochs
+  already logged are never logged twice (those missing are back-filled from the checkpoint's history).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gsf.errors import GSFConfigError, GSFError
+
+log = logging.getLogger(__name__)
+
+# Fault injection for tests: the first attempt of every trial raises after this epoch was reported.
+FAIL_ONCE_ENV = "GSF_SWEEP_FAIL_ONCE_AT_EPOCH"
+SWEEP_STATE = "gsf_sweep.json"
+HISTORY = "history.json"
+
+
+class InjectedFailure(RuntimeError):
+    """Raised once per trial when GSF_SWEEP_FAIL_ONCE_AT_EPOCH is set (tests of the retry path)."""
+
+
+@dataclass
+class SweepOptions:
+    address: str | None = None
+    tracking_uri: str | None = None
+    storage: str | Path = "results/sweeps"
+    name: str | None = None
+    resume: bool = False
+    max_concurrent: int | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    overrides: Mapping[str, Any] | None = None
+    verbose: int = 1
+
+
+# --- trial identity (shared by the driver and the trainable) -----------------------------------------
+
+def trial_identity(context: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial Tune scheduled (``config``: its slug and any sampled values) as a full spec: resolved config,
+    slug (with the sampled values), config hash and axis values."""
+    from experiments.grid import apply_overrides, config_hash, format_value, slug_names
+
+    spec = dict(context["trials"][config["trial"]])
+    sampled = {k: v for k, v in config.items() if k != "trial"}
+    if sampled:
+        resolved = apply_overrides(spec["config"], sampled, source=f"trial {spec['slug']} sampled {sampled}",
+                                   check=False)
+        spec["config"] = resolved.to_dict()
+        spec["config_hash"] = config_hash(spec["config"])
+        names = slug_names(sampled)
+        spec["slug"] = spec["slug"] + "," + ",".join(f"{names[k]}={format_value(v)}" for k, v in sampled.items())
+        spec["axes"] = {**spec["axes"], **sampled}
+    return spec
+
+
+def _flat(config_dict: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    return {f"{section}.{key}": value for section, values in config_dict.items() for key, value in values.items()}
+
+
+def _copy_tree(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> None:
+    """Copy ``src`` into ``dst``, hard-linking files where possible (checkpoints can be large)."""
+    for path in src.rglob("*"):
+        relative = path.relative_to(src)
+        if relative.parts and relative.parts[0] in skip:
+            continue
+        target = dst / relative
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.unlink()
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+
+
+# --- the trainable -----------------------------------------------------------------------------------
+
+class _TrialReporter:
+    """Engine callback: report each epoch to Tune (with a checkpoint) and to the trial's MLflow run."""
+
+    def __init__(self, *, out_dir: Path, mlflow_client, run_id: str, history: list[dict], logged: set[int],
+                 fail_at: int | None, fail_marker: Path | None):
+        self.out_dir = out_dir
+        self.client = mlflow_client
+        self.run_id = run_id
+        self.history = history
+        self.logged = logged
+        self.fail_at = fail_at
+        self.fail_marker = fail_marker
+        self.last_val: dict[str, float] = {}
+
+    # Engine Callback interface (duck-typed so this module imports without the engine).
+    def on_train_start(self, config, out_dir, start_epoch) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint_path: Path) -> None:
+        from ray import tune
+
+        from experiments import tracking
+
+        self.history.append(dict(metrics))
+        (self.out_dir / HISTORY).write_text(json.dumps(self.history), encoding="utf-8")
+        # Tune sees validation metrics carried forward between validation epochs, so a scheduler always
+        # finds its metric; MLflow gets exactly what the engine measured.
+        self.last_val.update({k: v for k, v in metrics.items() if k.startswith(("val_", "best_"))})
+        staging = Path(tempfile.mkdtemp(prefix=f"ckpt{epoch:04d}_", dir=self.out_dir.parent))
+        try:
+            _copy_tree(self.out_dir, staging)
+            tune.report({**self.last_val, **metrics}, checkpoint=tune.Checkpoint.from_directory(str(staging)))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if epoch not in self.logged:
+            tracking.log_metrics(self.client, self.run_id, metrics, step=epoch)
+            self.logged.add(epoch)
+        if self.fail_at is not None and epoch == self.fail_at and not self.fail_marker.exists():
+            self.fail_marker.parent.mkdir(parents=True, exist_ok=True)
+            self.fail_marker.write_text(f"failed once after epoch {epoch}\n", encoding="utf-8")
+            raise InjectedFailure(f"injected failure after epoch {epoch} ({FAIL_ONCE_ENV})")
+
+    def on_train_end(self, result: dict[str, float]) -> None:
+        pass
+
+
+def train_trial(config: dict, context: dict) -> None:
+    """Ray Tune function trainable: one engine run for the trial in ``config``, in its MLflow child run."""
+    from ray import tune
+
+    from experiments import tracking
+    from gsf.engine import TrainConfig, train
+
+    spec = trial_identity(context, config)
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    out_dir = trial_dir / "engine"
+    history: list[dict] = []
+    resume = False
+    checkpoint = tune.get_checkpoint()
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # whatever an earlier attempt left: the Tune checkpoint is the truth
+    out_dir.mkdir(parents=True)
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            _copy_tree(Path(folder), out_dir)
+        if (out_dir / HISTORY).is_file():
+            history = json.loads((out_dir / HISTORY).read_text(encoding="utf-8"))
+        resume = (out_dir / "checkpoints" / "last.pt").is_file()
+
+    mlflow_client = tracking.client(context["tracking_uri"])
+    tags = tracking.trial_tags(slug=spec["slug"], config_hash=spec["config_hash"], grid=context["grid"],
+                               table=context["table"], sweep_id=context["sweep_id"], seed=spec["seed"],
+                               code=context["code_version"], parent_run_id=context["parent_run_id"],
+                               axes=spec["axes"])
+    run_id, _ = tracking.open_trial_run(mlflow_client, context["experiment_id"], tags=tags,
+                                        params=_flat(spec["config"]), complexity=spec["complexity"])
+    try:
+        logged = tracking.logged_steps(mlflow_client, run_id)
+        for metrics in history:  # epochs the checkpoint knows but MLflow missed (a crash in between)
+            epoch = int(metrics["epoch"])
+            if epoch not in logged:
+                tracking.log_metrics(mlflow_client, run_id, metrics, step=epoch)
+                logged.add(epoch)
+        fail_at = context.get("fail_once_at_epoch")
+        marker = Path(context["marker_dir"]) / f"failed_once_{spec['config_hash'][:16]}" if fail_at else None
+        reporter = _TrialReporter(out_dir=out_dir, mlflow_client=mlflow_client, run_id=run_id, history=history,
+                                  logged=logged, fail_at=fail_at, fail_marker=marker)
+        result = train(TrainConfig.from_dict(spec["config"]), out_dir=out_dir, resume=resume, callbacks=[reporter])
+        final = dict(result)
+        if "final_val_mean_class_acc" not in final:
+            last_val = [m for m in history if "val_mean_class_acc" in m]
+            if last_val:
+                final["final_val_mean_class_acc"] = last_val[-1]["val_mean_class_acc"]
+        last = history[-1] if history else {}
+        # best_val_top1/best_epoch were logged with the last epoch already: no second entry at that step
+        tracking.log_metrics(mlflow_client, run_id, {k: final[k] for k in tracking.FINAL_METRICS
+                                                     if k in final and last.get(k) != final[k]},
+                             step=int(last.get("epoch", 0)))
+        _log_artifacts(mlflow_client, run_id, out_dir)
+        mlflow_client.set_terminated(run_id, status="FINISHED")
+    except BaseException:
+        try:
+            mlflow_client.set_terminated(run_id, status="FAILED")
+        except Exception:  # the tracking server is down too: the driver marks it
+            log.exception("could not mark MLflow run %s FAILED", run_id)
+        raise
+
+
+def _log_artifacts(mlflow_client, run_id: str, out_dir: Path) -> None:
+    if (out_dir / "config.yaml").is_file():
+        mlflow_client.log_artifact(run_id, str(out_dir / "config.yaml"))
+    if (out_dir / "scores").is_dir():
+        mlflow_client.log_artifacts(run_id, str(out_dir / "scores"), artifact_path="scores")
+
+
+# --- driver-side bookkeeping -------------------------------------------------------------------------
+
+def _tune_callback(context: dict):
+    """A Tune callback on the driver that closes MLflow runs the trainable could not: a trial stopped early
+    by the scheduler ends FINISHED (tagged ``gsf.stopped_early``), one that errored for good ends FAILED."""
+    from ray import tune
+
+    from experiments import tracking
+
+    class _Closer(tune.Callback):
+        def _close(self, trial, status: str, extra_tags: dict | None = None) -> None:
+            try:
+                spec = trial_identity(context, trial.config)
+                mlflow_client = tracking.client(context["tracking_uri"])
+                run = tracking.find_trial_run(mlflow_client, context["experiment_id"], sweep_id=context["sweep_id"],
+                                              config_hash=spec["config_hash"])
+                if run is None or run.info.status not in ("RUNNING", "SCHEDULED"):
+                    return
+                for key, value in (extra_tags or {}).items():
+                    mlflow_client.set_tag(run.info.run_id, key, value)
+                mlflow_client.set_terminated(run.info.run_id, status=status)
+            except Exception:  # bookkeeping must never take the sweep down
+                log.exception("could not close the MLflow run of trial %s", trial)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._close(trial, "FINISHED", {"gsf.stopped_early": "true"})
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._close(trial, "FAILED")
+
+    return _Closer()
+
+
+def start_ray(address: str | None, *, num_cpus: int | None = None) -> str | None:
+    """Connect to ``address`` (``auto``, ``host:port``, ``ray://...``) or start a local Ray on 127.0.0.1 with
+    no dashboard and token auth off. Returns the temp folder of a local Ray (for cleanup), else None."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return None
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    temp_dir = tempfile.mkdtemp(prefix="gsfray", dir="/tmp")  # short: Ray's socket paths have a length limit
+    # Workers import this package: put the checkout on their path (a cluster installs it on every node).
+    repo = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
+             log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": path}})
+    return temp_dir
+
+
+def _sweep_dir(storage: Path, grid_name: str, name: str | None, resume: bool) -> Path:
+    if name:
+        return storage / name
+    if resume:
+        candidates = sorted((p for p in storage.glob(f"{grid_name}-*") if (p / SWEEP_STATE).is_file()),
+                            key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            raise GSFConfigError(f"--resume: no sweep of grid {grid_name!r} under {storage} (pass --name)")
+        return candidates[-1]
+    return storage / f"{grid_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _absolute_root(config_dict: dict) -> dict:
+    root = config_dict["data"].get("root")
+    if root and not Path(root).is_absolute():
+        config_dict["data"]["root"] = str(Path(root).resolve())
+    return config_dict
+
+
+def prepare_trials(grid, overrides: Mapping[str, Any] | None) -> dict[str, dict]:
+    """Resolve and check every trial (data must exist) and measure its complexity: slug -> spec."""
+    from experiments.grid import axis_tags, complexity_of, config_hash, resolve
+
+    extra = dict(overrides or {})
+    resolved = resolve(grid, extra=extra)
+    cache: dict = {}
+    specs = {}
+    for item in resolved:
+        config_dict = _absolute_root(item.config_dict)
+        from gsf.engine.config import TrainConfig, check_config
+
+        check_config(TrainConfig.from_dict(config_dict), need_data=True)
+        specs[item.slug] = {"slug": item.slug, "seed": item.trial.seed, "config": config_dict,
+                            "config_hash": config_hash(config_dict), "axes": axis_tags(grid, config_dict),
+                            "complexity": complexity_of(config_dict, cache=cache).as_dict()}
+    return specs
+
+
+def _search_space(grid):
+    from ray import tune
+
+    space = {}
+    for key, dist in (grid.tune.search or {}).get("space", {}).items():
+        kind, args = next(iter(dist.items()))
+        space[key] = {"uniform": lambda a: tune.uniform(*a), "loguniform": lambda a: tune.loguniform(*a),
+                      "randint": lambda a: tune.randint(*a), "choice": tune.choice}[kind](args)
+    return space
+
+
+def _make_tuner(grid, context: dict, sweep_dir: Path, options: SweepOptions):
+    from ray import tune
+
+    slugs = list(context["trials"])
+    cpus = options.cpus_per_trial or grid.resources.cpus_per_trial
+    gpus = options.gpus_per_trial if options.gpus_per_trial is not None else grid.resources.gpus_per_trial
+    trainable = tune.with_resources(tune.with_parameters(train_trial, context=context), {"cpu": cpus, "gpu": gpus})
+    search = grid.tune.search
+    scheduler = None
+    if grid.tune.scheduler:
+        from ray.tune.schedulers import ASHAScheduler
+
+        settings = grid.tune.scheduler
+        max_t = settings.get("max_t") or max(s["config"]["optim"]["epochs"] for s in context["trials"].values())
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
+                                  grace_period=settings.get("grace_period", 1),
+                                  reduction_factor=settings.get("reduction_factor", 3))
+    search_alg, num_samples = None, 1
+    param_space: dict[str, Any] = {"trial": tune.grid_search(slugs)}
+    if search:
+        param_space.update(_search_space(grid))
+        num_samples = search["num_samples"]
+        if search["algorithm"] == "optuna":
+            try:
+                from ray.tune.search.optuna import OptunaSearch
+            except ImportError as err:
+                raise GSFConfigError(f"grid {grid.path}: tune.search.algorithm=optuna needs the optuna package "
+                                     "(pip install optuna)") from err
+            # Optuna cannot enumerate a grid: the grid point becomes a categorical it samples.
+            param_space["trial"] = tune.choice(slugs)
+            search_alg = OptunaSearch(metric=grid.tune.metric, mode=grid.tune.mode, seed=0)
+            num_samples = search["num_samples"]
+    concurrent = options.max_concurrent or grid.resources.max_concurrent
+    tune_config = tune.TuneConfig(
+        metric=grid.tune.metric if (scheduler or search_alg) else None,
+        mode=grid.tune.mode if (scheduler or search_alg) else None,
+        scheduler=scheduler, search_alg=search_alg, num_samples=num_samples,
+        max_concurrent_trials=concurrent, trial_name_creator=_trial_name, trial_dirname_creator=_trial_dirname)
+    run_config = tune.RunConfig(
+        name=sweep_dir.name, storage_path=str(sweep_dir.parent),
+        failure_config=tune.FailureConfig(max_failures=grid.tune.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[_tune_callback(context)], verbose=options.verbose)
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config), trainable
+
+
+def _trial_name(trial) -> str:
+    extra = ",".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in trial.config.items() if k != "trial")
+    return trial.config["trial"] + (f",{extra}" if extra else "")
+
+
+def _trial_dirname(trial) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", f"{trial.trial_id}_{_trial_name(trial)}")[:200]
+
+
+def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
+    """Run (or resume) a sweep of the grid at ``grid_path``; returns 0 when every trial finished."""
+    import ray
+
+    from experiments import tracking
+    from experiments.grid import load_grid
+
+    grid = load_grid(grid_path)
+    storage = Path(options.storage).resolve()
+    sweep_dir = _sweep_dir(storage, grid.name, options.name, options.resume)
+    state_path = sweep_dir / SWEEP_STATE
+    if options.resume:
+        if not state_path.is_file():
+            raise GSFConfigError(f"--resume: {sweep_dir} holds no sweep ({SWEEP_STATE} missing)")
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        overrides = state["overrides"]
+        uri = options.tracking_uri or state["tracking_uri"]
+    else:
+        if sweep_dir.exists():
+            raise GSFConfigError(f"sweep folder {sweep_dir} exists: pass --resume to continue it or another --name")
+        state = None
+        overrides = dict(options.overrides or {})
+        uri = options.tracking_uri or tracking.default_tracking_uri()
+    tracking.preflight(uri)
+    specs = prepare_trials(grid, overrides)
+    mlflow_client = tracking.client(uri)
+    experiment_id = tracking.ensure_experiment(mlflow_client, grid.study, uri=uri, description=grid.description)
+    if state is None:
+        sweep_id = f"{sweep_dir.name}-{uuid.uuid4().hex[:8]}"
+        code = tracking.code_version()
+    else:
+        sweep_id, code = state["sweep_id"], state["code_version"]
+        orphans = tracking.mark_orphans(mlflow_client, experiment_id, sweep_id)
+        if orphans:
+            print(f"gsf sweep: marked {len(orphans)} run(s) left RUNNING by the previous driver as KILLED")
+    parent = tracking.open_sweep_run(mlflow_client, experiment_id, name=sweep_dir.name,
+                                     tags=tracking.sweep_tags(grid=grid.name, table=grid.table, sweep_id=sweep_id,
+                                                              code=code))
+    if state is None:
+        mlflow_client.log_param(parent, "grid_file", str(grid.path))
+        mlflow_client.log_param(parent, "num_trials", len(specs))
+        sweep_dir.mkdir(parents=True)
+        state_path.write_text(json.dumps({"sweep_id": sweep_id, "grid": str(grid.path.resolve()), "tracking_uri": uri,
+                                          "overrides": overrides, "code_version": code, "parent_run_id": parent},
+                                         indent=2), encoding="utf-8")
+    fail_at = os.environ.get(FAIL_ONCE_ENV)
+    context = {"trials": specs, "tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent,
+               "sweep_id": sweep_id, "grid": grid.name, "table": grid.table, "code_version": code,
+               "fail_once_at_epoch": int(fail_at) if fail_at else None, "marker_dir": str(sweep_dir / "faults")}
+    if grid.resources.data_parallel == "ddp":
+        raise GSFConfigError(f"grid {grid.path}: resources.data_parallel=ddp needs a multi-device engine; "
+                             "gsf.engine.train runs on one device (see docs/cluster.md, Multi-GPU trials)")
+    print(f"gsf sweep: {grid.name}: {len(specs)} trials, sweep {sweep_id}, tracking {uri}, folder {sweep_dir}")
+    temp_dir = start_ray(options.address)
+    status = "FAILED"
+    try:
+        from ray import tune
+
+        tuner, trainable = _make_tuner(grid, context, sweep_dir, options)
+        if options.resume:
+            tuner = tune.Tuner.restore(str(sweep_dir), trainable=trainable, resume_errored=True)
+        results = tuner.fit()
+        errors = [r for r in results if r.error is not None]
+        for result in errors:
+            print(f"gsf sweep: trial {result.config.get('trial')} failed: {type(result.error).__name__}: "
+                  f"{result.error}")
+        status = "FINISHED" if not errors else "FAILED"
+        print(f"gsf sweep: {len(results) - len(errors)}/{len(results)} trials finished; MLflow experiment "
+              f"{grid.study!r} ({experiment_id}), parent run {parent}")
+        return 0 if not errors else 1
+    finally:
+        try:
+            mlflow_client.set_terminated(parent, status=status)
+        finally:
+            ray.shutdown()
+            if temp_dir:
+                shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def sweep_error(err: GSFError) -> str:
+    return f"gsf sweep: error: {err}"

@@ -1,0 +1,177 @@
+"""Sweeps on a real Ray (local, and a two-node cluster on loopback), checked in MLflow: one child run per
+trial under one parent, retries and driver restarts that neither duplicate runs nor repeat epochs, and no
+Ray process outliving its sweep."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TINY_GRID, pg_alive, sweep_env, wait_pg_gone
+
+pytestmark = pytest.mark.slow
+SWEEP_TIMEOUT_S = 300
+
+
+def sweep_args(tmp_path: Path, synth_root: Path, grid: Path = TINY_GRID, *extra: str) -> list[str]:
+    return [str(grid), "--set", f"data.root={synth_root}", "--storage", str(tmp_path / "sweeps"),
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--name", "s", *extra]
+
+
+def finish(process, log: Path, *, expect: int = 0) -> None:
+    try:
+        code = process.wait(timeout=SWEEP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"sweep did not finish in {SWEEP_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
+    assert code == expect, log.read_text()[-6000:]
+    assert wait_pg_gone(process.pid), "a Ray process outlived its sweep"
+
+
+def runs_of(tmp_path: Path, study: str = "gsf-test-tiny"):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("gsf.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("gsf.role") == "trial"]
+    return client, parents, children
+
+
+def epochs_logged(client, run) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run.info.run_id, "epoch"))
+
+
+def one_trial_grid(tmp_path: Path) -> Path:
+    grid = yaml.safe_load(TINY_GRID.read_text())
+    grid["base_config"] = str((TINY_GRID.parent / grid["base_config"]).resolve())
+    grid["axes"] = {"model.temporal": ["gsf"]}
+    grid["baseline"] = {}
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+def test_local_sweep_logs_one_child_run_per_trial_under_one_parent(tmp_path, synth_root, processes):
+    log = tmp_path / "sweep.log"
+    process = processes.sweep(sweep_args(tmp_path, synth_root), log=log, env=sweep_env(), cwd=tmp_path)
+    finish(process, log)
+    client, parents, children = runs_of(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert sorted(r.info.run_name for r in children) == ["temporal=gsf,seed=0", "temporal=none,seed=0"]
+    for run in children:
+        tags = run.data.tags
+        assert run.info.status == "FINISHED"
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags["gsf.sweep_id"] == parent.data.tags["gsf.sweep_id"] and tags["gsf.table"] == "tiny"
+        assert tags["gsf.axis.model.temporal"] in ("none", "gsf") and tags["gsf.seed"] == "0"
+        assert len(tags["gsf.config_hash"]) == 64 and tags["gsf.code_version"]
+        assert run.data.params["model.temporal"] == tags["gsf.axis.model.temporal"]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "gmacs")] == [0]
+        assert epochs_logged(client, run) == [1, 2]
+        for key in ("best_val_top1", "final_val_top1", "final_val_top5", "final_val_mean_class_acc"):
+            assert key in run.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"config.yaml", "scores"} <= artifacts
+    temporal = {r.data.tags["gsf.axis.model.temporal"]: r for r in children}
+    assert temporal["gsf"].data.metrics["temporal_modules"] > 0 == temporal["none"].data.metrics["temporal_modules"]
+
+
+def test_a_trial_that_fails_once_is_retried_from_its_checkpoint_without_gap_or_repeat(tmp_path, synth_root,
+                                                                                         processes):
+    log = tmp_path / "sweep.log"
+    env = sweep_env(GSF_SWEEP_FAIL_ONCE_AT_EPOCH="1")
+    process = processes.sweep(sweep_args(tmp_path, synth_root, one_trial_grid(tmp_path), "--set", "optim.epochs=3"),
+                              log=log, env=env, cwd=tmp_path)
+    finish(process, log)
+    assert "InjectedFailure" in log.read_text()
+    assert list((tmp_path / "sweeps" / "s" / "faults").iterdir())
+    client, parents, children = runs_of(tmp_path)
+    assert len(children) == 1 and children[0].info.status == "FINISHED"
+    assert epochs_logged(client, children[0]) == [1, 2, 3]
+    assert [m.step for m in client.get_metric_history(children[0].info.run_id, "train_loss")] == [1, 2, 3]
+    assert parents[0].info.status == "FINISHED"
+
+
+def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, synth_root, processes):
+    args = sweep_args(tmp_path, synth_root, TINY_GRID, "--set", "optim.epochs=3", "--max-concurrent", "1")
+    log = tmp_path / "first.log"
+    first = processes.sweep(args, log=log, env=sweep_env(), cwd=tmp_path)
+    deadline = time.monotonic() + SWEEP_TIMEOUT_S
+    while "Checkpoint successfully created" not in log.read_text(errors="replace"):
+        assert first.poll() is None, log.read_text()[-4000:]
+        assert time.monotonic() < deadline, "no trial reported"
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)  # the driver only, mid-sweep
+    first.wait(timeout=30)
+    if not wait_pg_gone(first.pid, timeout=10):  # what a dead driver's local Ray leaves: gone with its node
+        os.killpg(first.pid, signal.SIGKILL)
+        assert wait_pg_gone(first.pid)
+    client, _, children = runs_of(tmp_path)
+    assert len(children) >= 1 and any(epochs_logged(client, r) for r in children)
+
+    log = tmp_path / "resume.log"
+    second = processes.sweep([*args, "--resume"], log=log, env=sweep_env(), cwd=tmp_path)
+    finish(second, log)
+    client, parents, children = runs_of(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.info.run_name for r in children) == ["temporal=gsf,seed=0", "temporal=none,seed=0"]
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert epochs_logged(client, run) == [1, 2, 3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ray_start(processes, tmp_path: Path, name: str, *args: str, env: dict) -> None:
+    ray = str(Path(sys.executable).with_name("ray"))
+    ports = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-grpc-port",
+             "--dashboard-agent-listen-port", "--metrics-export-port", "--runtime-env-agent-port"]
+    argv = [ray, "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
+            "--disable-usage-stats", *args]
+    for option in ports:
+        argv += [option, str(free_port())]
+    processes.start(argv, log=tmp_path / f"{name}.log", env=env, cwd=tmp_path)
+
+
+def test_a_sweep_runs_on_an_existing_two_node_cluster_through_address(tmp_path, synth_root, processes):
+    port = free_port()
+    env = sweep_env(PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    temp_dir = tempfile.mkdtemp(prefix="gsfrc", dir="/tmp")  # short: Ray's socket paths have a length limit
+    ray_start(processes, tmp_path, "head", "--head", "--port", str(port), "--include-dashboard", "false",
+              "--ray-client-server-port", str(free_port()), "--temp-dir", temp_dir, env=env)
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while "Ray runtime started" not in (tmp_path / "head.log").read_text(errors="replace"):
+        assert time.monotonic() < deadline, (tmp_path / "head.log").read_text()
+        time.sleep(0.5)
+    ray_start(processes, tmp_path, "worker", "--address", address, env=env)
+    deadline = time.monotonic() + 60
+    while "Ray runtime started" not in (tmp_path / "worker.log").read_text(errors="replace"):
+        assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+        time.sleep(0.5)
+
+    log = tmp_path / "sweep.log"
+    process = processes.sweep(sweep_args(tmp_path, synth_root, TINY_GRID, "--address", address), log=log, env=env,
+                              cwd=tmp_path)
+    finish(process, log)
+    assert "/2 CPUs" in log.read_text()  # both nodes' CPUs were offered to the sweep
+    _, parents, children = runs_of(tmp_path)
+    assert len(parents) == 1 and len(children) == 2
+    assert {r.info.status for r in [*parents, *children]} == {"FINISHED"}
+    processes.kill_all()
+    assert not pg_alive(processes.started[0].pid)
