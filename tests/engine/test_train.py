@@ -98,7 +98,6 @@ def test_out_dir_with_a_run_needs_resume(tiny_config, tmp_path):
         train(tiny_config(), tmp_path)
 
 
-@pytest.mark.slow
 def test_nan_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpoint(tiny_config, tmp_path, monkeypatch):
     real_loss = trainer_module.loss_fn
     calls = {"n": 0}

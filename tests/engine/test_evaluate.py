@@ -1,0 +1,97 @@
+"""Multi-view evaluation: every view once, logits averaged per video; EPIC two-head loss and accuracy."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from gsf.data import collate_clips
+from gsf.engine.evaluate import classification_metrics, predict_views, write_scores
+from gsf.engine.trainer import correct, loss_fn
+from gsf.errors import GSFDataError
+
+
+class ViewDataset(Dataset):
+    """Video i has V views; every pixel of view v holds the value 10 * i + v."""
+
+    def __init__(self, videos=5, views=6, frames=2, duplicate=None):
+        self.videos, self.views, self.frames, self.duplicate = videos, views, frames, duplicate
+
+    def __len__(self):
+        return self.videos
+
+    def __getitem__(self, i):
+        value = torch.arange(self.views, dtype=torch.float32) + 10 * i
+        video = value.view(-1, 1, 1, 1, 1).expand(self.views, self.frames, 3, 2, 2).clone()
+        index = self.duplicate if i == self.videos - 1 and self.duplicate is not None else i
+        return {"video": video, "label": torch.tensor(i % 3), "index": index, "video_id": f"v{index}"}
+
+
+class Probe(nn.Module):
+    """Logits (B, 3): class 0 = the clip's value, and it counts every clip it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, clips):
+        value = clips.mean(dim=(1, 2, 3, 4))
+        self.seen += value.tolist()
+        return torch.stack([value, torch.zeros_like(value), -value], dim=1)
+
+
+def loader(dataset, batch_size=2):
+    return DataLoader(dataset, batch_size=batch_size, collate_fn=collate_clips)
+
+
+def test_every_view_seen_once_and_logits_averaged(tmp_path):
+    model = Probe()
+    out = predict_views(model, loader(ViewDataset()), num_views=6)
+    assert sorted(model.seen) == sorted(10 * i + v for i in range(5) for v in range(6))
+    assert out["views_seen"] == 30
+    torch.testing.assert_close(out["logits"][:, 0], torch.tensor([10.0 * i + 2.5 for i in range(5)]))
+    assert out["video_id"] == [f"v{i}" for i in range(5)]
+    rows = write_scores(tmp_path / "s.csv", out).read_text().splitlines()
+    assert rows[0] == "video_id,label,score_0,score_1,score_2" and rows[2].startswith("v1,1,12.5,0,-12.5")
+
+
+def test_wrong_view_count_or_duplicate_video_is_an_error():
+    with pytest.raises(GSFDataError, match=r"expects \(B, 3, T"):
+        predict_views(Probe(), loader(ViewDataset()), num_views=3)
+    with pytest.raises(GSFDataError, match="evaluated twice"):
+        predict_views(Probe(), loader(ViewDataset(duplicate=0)), num_views=6)
+
+
+def test_single_head_metrics():
+    logits = torch.tensor([[3.0, 1, 0], [0, 3, 1], [0, 1, 3], [3, 1, 0]])
+    labels = torch.tensor([0, 1, 1, 2])
+    m = classification_metrics(logits, labels)
+    assert m["top1"] == pytest.approx(0.5)
+    assert m["top5"] == pytest.approx(1.0)  # k clipped to 3 classes
+    assert m["mean_class_acc"] == pytest.approx((1 + 0.5 + 0) / 3)
+
+
+def test_epic_two_heads_sum_losses_and_action_needs_both_right():
+    import torch.nn.functional as F
+
+    from gsf.models import build_model
+
+    model = build_model(backbone="resnet_tiny", temporal="gsf", num_classes={"verb": 97, "noun": 300}, dropout=0.0)
+    clips = torch.randn(4, 2, 3, 32, 32)
+    labels = torch.tensor([[1, 2], [3, 4], [5, 6], [7, 8]])
+    out = model(clips)
+    loss = loss_fn(out, labels)
+    expected = F.cross_entropy(out["verb"], labels[:, 0]) + F.cross_entropy(out["noun"], labels[:, 1])
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert model.heads["verb"].weight.grad is not None and model.heads["noun"].weight.grad is not None
+
+    verb = torch.full((4, 97), -5.0)
+    noun = torch.full((4, 300), -5.0)
+    verb[[0, 1, 2, 3], [1, 3, 0, 0]] = 5  # videos 0, 1 verb right
+    noun[[0, 1, 2, 3], [2, 0, 6, 0]] = 5  # videos 0, 2 noun right
+    logits = {"verb": verb, "noun": noun}
+    assert correct(logits, labels).tolist() == [True, False, False, False]
+    m = classification_metrics(logits, labels)
+    assert m["verb_top1"] == pytest.approx(0.5) and m["noun_top1"] == pytest.approx(0.5)
+    assert m["top1"] == pytest.approx(0.25)  # the action: only video 0 has both right
