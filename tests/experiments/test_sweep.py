@@ -5,6 +5,7 @@ Ray process outliving its sweep."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -137,7 +138,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def ray_start(processes, tmp_path: Path, name: str, *args: str, env: dict) -> None:
+def ray_start(processes, tmp_path: Path, name: str, *args: str, env: dict) -> subprocess.Popen:
     ray = str(Path(sys.executable).with_name("ray"))
     ports = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-grpc-port",
              "--dashboard-agent-listen-port", "--metrics-export-port", "--runtime-env-agent-port"]
@@ -145,25 +146,27 @@ def ray_start(processes, tmp_path: Path, name: str, *args: str, env: dict) -> No
             "--disable-usage-stats", *args]
     for option in ports:
         argv += [option, str(free_port())]
-    processes.start(argv, log=tmp_path / f"{name}.log", env=env, cwd=tmp_path)
+    return processes.start(argv, log=tmp_path / f"{name}.log", env=env, cwd=tmp_path)
 
 
-def test_a_sweep_runs_on_an_existing_two_node_cluster_through_address(tmp_path, synth_root, processes):
+def wait_started(process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while "Ray runtime started" not in log.read_text(errors="replace"):
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
+        time.sleep(0.5)
+
+
+def test_a_sweep_runs_on_an_existing_two_node_cluster_through_address(tmp_path, synth_root, processes, request):
     port = free_port()
     env = sweep_env(PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     temp_dir = tempfile.mkdtemp(prefix="gsfrc", dir="/tmp")  # short: Ray's socket paths have a length limit
-    ray_start(processes, tmp_path, "head", "--head", "--port", str(port), "--include-dashboard", "false",
-              "--ray-client-server-port", str(free_port()), "--temp-dir", temp_dir, env=env)
+    request.addfinalizer(lambda: shutil.rmtree(temp_dir, ignore_errors=True))
+    head = ray_start(processes, tmp_path, "head", "--head", "--port", str(port), "--include-dashboard", "false",
+              "--temp-dir", temp_dir, env=env)
     address = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while "Ray runtime started" not in (tmp_path / "head.log").read_text(errors="replace"):
-        assert time.monotonic() < deadline, (tmp_path / "head.log").read_text()
-        time.sleep(0.5)
-    ray_start(processes, tmp_path, "worker", "--address", address, env=env)
-    deadline = time.monotonic() + 60
-    while "Ray runtime started" not in (tmp_path / "worker.log").read_text(errors="replace"):
-        assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
-        time.sleep(0.5)
+    wait_started(head, tmp_path / "head.log")
+    worker = ray_start(processes, tmp_path, "worker", "--address", address, env=env)
+    wait_started(worker, tmp_path / "worker.log")
 
     log = tmp_path / "sweep.log"
     process = processes.sweep(sweep_args(tmp_path, synth_root, TINY_GRID, "--address", address), log=log, env=env,

@@ -1,0 +1,57 @@
+"""Tracking preflight and ``gsf ui``: a dead server fails fast naming its URI; the UI binds to loopback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments import tracking
+from experiments.ui import server_command
+from gsf.errors import GSFTrackingError
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_preflight_fails_fast_naming_an_unreachable_server():
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    start = time.monotonic()
+    with pytest.raises(GSFTrackingError, match=uri.replace(".", r"\.")):
+        tracking.preflight(uri, timeout=2)
+    assert time.monotonic() - start < 30
+
+
+def test_preflight_rejects_a_missing_sqlite_folder_and_the_deprecated_file_store(tmp_path):
+    with pytest.raises(GSFTrackingError, match="does not exist"):
+        tracking.preflight(f"sqlite:///{tmp_path}/missing/mlflow.db")
+    with pytest.raises(GSFTrackingError, match="deprecated"):
+        tracking.preflight(str(tmp_path / "mlruns"))
+    tracking.preflight(tracking.default_tracking_uri(tmp_path))
+    assert tracking.default_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+
+
+def test_ui_server_is_an_argument_list_bound_to_the_given_host():
+    argv = server_command("sqlite:////x/mlflow.db", "127.0.0.1", 5001)
+    assert argv[:4] == [sys.executable, "-m", "mlflow", "server"]
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == "5001"
+
+
+@pytest.mark.slow
+def test_gsf_ui_prints_the_runs_page_of_the_study(tmp_path):
+    uri = tracking.default_tracking_uri(tmp_path)
+    client = tracking.client(uri)
+    experiment_id = tracking.ensure_experiment(client, "gsf-ui-test", uri=uri)
+    port = _closed_port()
+    done = subprocess.run([sys.executable, "-m", "gsf.cli", "ui", "--tracking-uri", uri, "--port", str(port),
+                           "--study", "gsf-ui-test", "--exit-when-ready"], capture_output=True, text=True,
+                          timeout=180, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"MLflow UI: http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs" in done.stdout
