@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gsf.ops._gsf_functions import GateTaps, ShiftFuse
 from gsf.ops._knobs import FUSIONS, GATES, LEARNED_GATES, check_choice, gsf_channels
 from gsf.ops.base import TemporalModule
 
@@ -89,19 +90,23 @@ class GateShiftFuse(TemporalModule):
         output pixel, as one batched matmul giving every tap's contribution, U[n, g, (kt, kh, kw), pixel],
         then the taps are summed with their spatial offsets by `F.fold` (col2im, no arithmetic beyond the
         additions) and with their temporal offsets by two one-frame shifts of a G-channel map.
+        BN -> ReLU -> taps is one `GateTaps` call that keeps only X for backward; BN3d over
+        (B, C', T, H, W) has the same per-channel statistics as over (B*T, C', H*W). The running
+        statistics are updated here, once, as `nn.BatchNorm3d` would.
         """
         n, cp, h, w = X.shape
         groups = self.groups
         per_group = cp // groups
-        z = torch.relu(self.bn(X.unsqueeze(2)).squeeze(2))
         weight, bias = self.conv3D.weight, self.conv3D.bias
         kt = weight.shape[2]
         # fold scatters column (kh, kw) of pixel p to p + (kh - 1, kw - 1); a conv gathers from there,
-        # so the spatial taps are flipped. Rows of `taps_weight`: (kt, kh, kw); columns: input channels.
-        taps_weight = weight.flip(3, 4).reshape(groups, per_group, kt * 9).transpose(1, 2)
-        taps_weight = taps_weight.unsqueeze(0).expand(n, groups, kt * 9, per_group).reshape(
-            n * groups, kt * 9, per_group)
-        cols = torch.bmm(taps_weight, z.reshape(n * groups, per_group, h * w))  # (N*G, kt*9, H*W)
+        # so the spatial taps are flipped. Rows of `taps`: (kt, kh, kw); columns: input channels.
+        taps = weight.flip(3, 4).reshape(groups, per_group, kt * 9).transpose(1, 2)
+        bn = self.bn
+        cols, mean, var = GateTaps.apply(X.reshape(n, cp, h * w), bn.weight, bn.bias, taps, bn.running_mean,
+                                         bn.running_var, bn.eps, bn.training)
+        if bn.training:
+            self._update_running_stats(mean, var, n * h * w)
         taps = F.fold(cols.view(n, groups * kt * 9, h * w), (h, w), 3, padding=1)  # (N, G*kt, H, W)
         if kt == 1:
             pre = taps + bias.view(1, groups, 1, 1)
@@ -112,6 +117,16 @@ class GateShiftFuse(TemporalModule):
                + F.pad(taps[:, :, :, 0], (0, 0, 0, 0, 1, -1))
                + F.pad(taps[:, :, :, 2], (0, 0, 0, 0, -1, 1)))
         return torch.tanh(pre).view(n, groups, h * w)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+        """The update `nn.BatchNorm3d` makes in training mode, from the batch mean and biased variance."""
+        bn = self.bn
+        bn.num_batches_tracked.add_(1)
+        factor = 1.0 / bn.num_batches_tracked if bn.momentum is None else bn.momentum
+        unbiased = var * (count / max(count - 1, 1))
+        bn.running_mean.mul_(1 - factor).add_(mean.to(bn.running_mean.dtype) * factor)
+        bn.running_var.mul_(1 - factor).add_(unbiased.to(bn.running_var.dtype) * factor)
 
     # -- step 5 -------------------------------------------------------------------------------------
     def _fusion_weights(self, p: torch.Tensor, q: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
@@ -129,6 +144,30 @@ class GateShiftFuse(TemporalModule):
         return wgt.permute(0, 3, 1, 2).reshape(batch, frames, groups * per_group)
 
     def forward_frames(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        if self.gate in LEARNED_GATES:
+            return self._forward_learned_gate(x, num_frames)
+        return self._forward_fixed_gate(x, num_frames)
+
+    def _forward_learned_gate(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Steps 1-7 with a learned gate: `GateTaps` and `ShiftFuse` do the full-size work and save only X
+        and the small gate and fusion maps for backward (the rest is recomputed there)."""
+        n, c, h, w = x.shape
+        channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        # The fused functions index (N, C, H*W) views; another layout costs one explicit copy each way.
+        x = x.contiguous()
+        cp, groups = self.gated_channels, self.groups
+        gate = self._gate_maps(x[:, :cp], n // num_frames, num_frames)
+        if self.fusion == "channel_weighting":
+            convs = [getattr(self, f"channel_conv{i}") for i in range(1, groups + 1)]
+            fusion_weight = torch.cat([conv.weight for conv in convs], dim=0)
+            fusion_bias = torch.cat([conv.bias for conv in convs], dim=0)
+        else:
+            fusion_weight = fusion_bias = None
+        out = ShiftFuse.apply(x.view(n, c, h * w), gate, fusion_weight, fusion_bias, num_frames, cp, groups,
+                              self.fusion).view(n, c, h, w)
+        return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+    def _forward_fixed_gate(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         n, c, h, w = x.shape
         hw = h * w
         frames = num_frames
@@ -143,15 +182,7 @@ class GateShiftFuse(TemporalModule):
         X, bypass = x.split([cp, c - cp], dim=1) if cp < c else (x, None)
         Xs = X.reshape(batch, frames, blocks // 2, 2, block, hw).unbind(3)
 
-        if self.gate in LEARNED_GATES:
-            gate = self._gate_maps(X, batch, frames)  # (N, G, H*W)
-            if groups > 1:
-                gates = gate.view(batch, frames, groups // 2, 2, 1, hw).unbind(3)
-            else:
-                gates = (gate.view(batch, frames, 1, 1, hw),) * 2
-            Y = [Xs[d] * gates[d] for d in (0, 1)]
-            R = [Xs[d] - Y[d] for d in (0, 1)]
-        elif self.gate == "plus_one":
+        if self.gate == "plus_one":
             Y = list(Xs)
             R = [torch.zeros_like(Xs[d]) for d in (0, 1)]
         elif self.gate == "minus_one":

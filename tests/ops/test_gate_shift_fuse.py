@@ -216,3 +216,27 @@ def test_compiles_without_graph_breaks():
     out = compiled(x)
     out.sum().backward()
     torch.testing.assert_close(out, m(x, num_frames=3))
+
+
+def test_channels_last_input_gives_the_same_output_and_layout():
+    m = GateShiftFuse(16, channel_fraction=0.5)
+    x = _clip_input(2, 3, 16, h=5, w=4)
+    x_cl = x.to(memory_format=torch.channels_last).requires_grad_(True)
+    out = m(x_cl, num_frames=3)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, m(x, num_frames=3))
+    out.sum().backward()
+    assert x_cl.grad.shape == x.shape
+
+
+def test_running_statistics_are_updated_once_per_training_forward():
+    ref = GateShiftFuseReference(16).double()
+    fast = GateShiftFuse(16).double()
+    fast.load_state_dict(ref.state_dict())
+    for momentum in (0.1, None):
+        ref.bn.momentum = fast.bn.momentum = momentum
+        x = _clip_input(2, 3, 16).double()
+        ref(x, num_frames=3).sum().backward()
+        fast(x, num_frames=3).sum().backward()
+        for name, buf in ref.bn.named_buffers():
+            torch.testing.assert_close(getattr(fast.bn, name), buf)

@@ -1,0 +1,271 @@
+"""Hand-written autograd for the learned-gate GSF (GSF.md section 1, steps 3-7), saving little.
+
+Two `torch.autograd.Function`s carry the full-size work of `GateShiftFuse` with a learned gate:
+
+- `GateTaps`: step 3 up to the gate conv, ReLU(BN3d(X)) followed by the tap matmul of the conv (see
+  `GateShiftFuse._gate_maps`). It saves only X and per-channel vectors; ReLU(BN(X)) is recomputed in
+  backward instead of being kept alive between forward and backward. Batch statistics are computed here
+  and returned, so the caller updates the BN running statistics exactly once, in forward.
+- `ShiftFuse`: steps 3-7 after the gate map G is known: Y = G * X, R = X - Y, the one-frame shift, the
+  channel-weighting fusion (spatial means, the per-group 3x3 conv, sigmoid) and the interleave, writing
+  straight into the output (bypass channels included). It saves X, G and the small fusion tensors; the
+  gated, residual and shifted parts are recomputed in backward.
+
+Everything is expressed on views of (B, T, G/2, 2, k, h, H*W) tensors, where axis 3 is the shift
+direction (0: receives the next frame, 1: the previous) and (k, h) split a shift block so that the
+per-group channel interleave of step 6 is a transpose of the output view, not a copy. Only the
+gradient formulas are hand-written; every one of them is checked against autograd of the plain
+reference by the tests (outputs and gradients for every knob, and `gradcheck` in double).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class GateTaps(torch.autograd.Function):
+    """cols[n, g, tap, p] = sum_c taps[g, tap, c] * ReLU(BN(X))[n, g, c, p] for X of shape (N, C', P).
+
+    Inputs: X (N, C', P) with a (N*G, C'/G, P) view; BN weight and bias (C',); taps (G, K, C'/G);
+    mean and var: the running statistics, used when `training` is False; eps. Outputs: cols
+    (N*G, K, P), and the batch mean and biased variance (C',) (not differentiable; the running ones
+    when not training).
+    """
+
+    @staticmethod
+    def forward(ctx, X, weight, bias, taps, running_mean, running_var, eps: float, training: bool):
+        n, cp, pixels = X.shape
+        groups, kernel, per_group = taps.shape
+        if training:
+            var, mean = torch.var_mean(X, dim=(0, 2), correction=0)
+        else:
+            mean, var = running_mean.clone(), running_var.clone()
+        z = _bn_relu(X, weight, bias, mean, var, eps)
+        taps_n = taps.to(z.dtype).unsqueeze(0).expand(n, groups, kernel, per_group).reshape(
+            n * groups, kernel, per_group)
+        cols = torch.bmm(taps_n, z.view(n * groups, per_group, pixels))
+        ctx.save_for_backward(X, weight, bias, taps, mean, var)
+        ctx.eps, ctx.training = eps, training
+        ctx.mark_non_differentiable(mean, var)
+        return cols, mean, var
+
+    @staticmethod
+    def backward(ctx, grad_cols, _grad_mean, _grad_var):
+        X, weight, bias, taps, mean, var = ctx.saved_tensors
+        n, cp, pixels = X.shape
+        groups, kernel, per_group = taps.shape
+        z = _bn_relu(X, weight, bias, mean, var, ctx.eps).view(n * groups, per_group, pixels)
+        grad_cols = grad_cols.to(z.dtype)
+        grad_taps = None
+        if ctx.needs_input_grad[3]:
+            grad_taps = torch.bmm(grad_cols, z.transpose(1, 2)).view(n, groups, kernel, per_group).sum(0)
+            grad_taps = grad_taps.to(taps.dtype)
+        if not any(ctx.needs_input_grad[:3]):
+            return None, None, None, grad_taps, None, None, None, None
+        taps_n = taps.to(z.dtype).transpose(1, 2).unsqueeze(0).expand(n, groups, per_group, kernel).reshape(
+            n * groups, per_group, kernel)
+        grad_z = torch.bmm(taps_n, grad_cols)
+        grad_y = torch.ops.aten.threshold_backward(grad_z, z, 0).view(n, cp, pixels)
+        invstd = torch.rsqrt(var + ctx.eps)
+        grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
+            grad_y, X, weight, mean, var, mean, invstd, ctx.training, ctx.eps, list(ctx.needs_input_grad[:3]))
+        return grad_x, grad_w, grad_b, grad_taps, None, None, None, None
+
+
+def _bn_relu(X, weight, bias, mean, var, eps):
+    """ReLU(BN(X)) with given statistics, as one multiply-add and one in-place clamp."""
+    scale = weight * torch.rsqrt(var + eps)
+    shift = bias - mean * scale
+    z = torch.addcmul(shift.to(X.dtype).unsqueeze(-1), X, scale.to(X.dtype).unsqueeze(-1))
+    return z.clamp_min_(0)
+
+
+# -- ShiftFuse ---------------------------------------------------------------------------------------
+
+def _directions(frames: int):
+    """Per direction d: (destination frames, source frames, edge frame that receives zeros)."""
+    return ((slice(0, frames - 1), slice(1, frames), frames - 1),   # d = 0: Y'[t] = Y[t + 1]
+            (slice(1, frames), slice(0, frames - 1), 0))            # d = 1: Y'[t] = Y[t - 1]
+
+
+class _Layout:
+    """Shapes of the 7-d views (B, T, G/2, 2, k, h, P) for one call; see the module docstring."""
+
+    def __init__(self, n: int, channels: int, pixels: int, frames: int, gated: int, groups: int):
+        self.n, self.channels, self.pixels, self.frames = n, channels, pixels, frames
+        self.batch = n // frames
+        self.gated, self.groups = gated, groups
+        self.blocks = max(groups, 2)
+        self.block = gated // self.blocks
+        # groups >= 2: a block is a group, interleaved as (2, half); groups == 1: the single group's
+        # interleave pairs its two blocks, so a block is (1, block).
+        self.k, self.h = (2, self.block // 2) if groups > 1 else (1, self.block)
+        self.shape = (self.batch, frames, self.blocks // 2, 2, self.k, self.h, pixels)
+
+    def source(self, t: torch.Tensor) -> torch.Tensor:
+        """The gated channels of a (N, C, P) tensor in source channel order."""
+        return t[:, :self.gated].view(self.shape)
+
+    def target(self, t: torch.Tensor) -> torch.Tensor:
+        """The gated channels of a (N, C, P) tensor in output order (step 6), indexed like `source`."""
+        b, frames, n, pixels = self.batch, self.frames, self.n, self.pixels
+        gated = t[:, :self.gated]
+        if self.groups == 1:
+            # output channel 2j + k <- channel k * C'/2 + j, and block d is k = d.
+            return gated.view(b, frames, self.h, 2, pixels).transpose(2, 3).unsqueeze(2).unsqueeze(4)
+        per_group = self.gated // self.groups
+        # in group i: output channel 2j + k <- group channel k * half + j.
+        view = gated.view(n, self.groups, per_group // 2, 2, pixels).transpose(2, 3)  # (N, G, 2, half, P)
+        return view.reshape(b, frames, self.blocks // 2, 2, self.k, self.h, pixels)
+
+    def gate(self, g: torch.Tensor) -> torch.Tensor:
+        """(N, G, P) gate maps broadcast against `source`."""
+        if self.groups == 1:
+            return g.view(self.batch, self.frames, 1, 1, 1, 1, self.pixels)
+        return g.view(self.batch, self.frames, self.groups // 2, 2, 1, 1, self.pixels)
+
+    def per_channel(self, v: torch.Tensor) -> torch.Tensor:
+        """(B, T, C') per-channel values broadcast against `source`."""
+        return v.reshape(self.batch, self.frames, self.blocks // 2, 2, self.k, self.h, 1)
+
+
+def _shift_means(mean_p: torch.Tensor, frames: int) -> torch.Tensor:
+    """Spatial means of Y' from those of Y: shift each direction by one frame (step 4)."""
+    out = torch.zeros_like(mean_p)
+    for d, (dst, src, _) in enumerate(_directions(frames)):
+        out[:, dst, :, d] = mean_p[:, src, :, d]
+    return out
+
+
+def _unshift_means(grad_p: torch.Tensor, frames: int) -> torch.Tensor:
+    """Adjoint of `_shift_means`."""
+    out = torch.zeros_like(grad_p)
+    for d, (dst, src, _) in enumerate(_directions(frames)):
+        out[:, src, :, d] = grad_p[:, dst, :, d]
+    return out
+
+
+def _fusion_input(p: torch.Tensor, q: torch.Tensor, lay: _Layout) -> torch.Tensor:
+    """(B, T, C') means p, q as the per-group 2-channel (channel, time) images, (B, 2G, C'/G, T)."""
+    b, frames, groups = lay.batch, lay.frames, lay.groups
+    per_group = lay.gated // groups
+    z = torch.stack([p.reshape(b, frames, groups, per_group), q.reshape(b, frames, groups, per_group)], dim=3)
+    return z.permute(0, 2, 3, 4, 1).reshape(b, 2 * groups, per_group, frames)
+
+
+def _fusion_grad_means(grad_z: torch.Tensor, lay: _Layout) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adjoint of `_fusion_input`: (B, 2G, C'/G, T) -> grads of p and q, each (B, T, C')."""
+    b, frames, groups = lay.batch, lay.frames, lay.groups
+    per_group = lay.gated // groups
+    g = grad_z.view(b, groups, 2, per_group, frames).permute(0, 4, 1, 3, 2)  # (B, T, G, C'/G, 2)
+    return g[..., 0].reshape(b, frames, lay.gated), g[..., 1].reshape(b, frames, lay.gated)
+
+
+class ShiftFuse(torch.autograd.Function):
+    """Steps 3 (after the gate map) to 7: (N, C, P) input x and (N, G, P) gate maps -> (N, C, P) output.
+
+    `fusion` is "channel_weighting" (then `fusion_weight` (G, 2, 3, 3) and `fusion_bias` (G,) are the
+    per-group convs, stacked), "sum" or "average".
+    """
+
+    @staticmethod
+    def forward(ctx, x, g, fusion_weight, fusion_bias, frames: int, gated: int, groups: int, fusion: str):
+        n, channels, pixels = x.shape
+        lay = _Layout(n, channels, pixels, frames, gated, groups)
+        X, G = lay.source(x), lay.gate(g.to(x.dtype))
+        P = X * G
+        out = torch.empty_like(x)
+        if gated < channels:
+            out[:, gated:] = x[:, gated:]
+        O = lay.target(out)
+        if torch.compiler.is_compiling():  # dynamo rejects a strided `out=`; same values, one more pass
+            O.copy_(X - P)
+        else:
+            torch.sub(X, P, out=O)  # R
+        w = zin = None
+        if fusion == "channel_weighting":
+            mean_p = P.mean(-1)
+            mean_x = X.mean(-1)
+            zin = _fusion_input(_shift_means(mean_p, frames).view(lay.batch, frames, gated),
+                                (mean_x - mean_p).view(lay.batch, frames, gated), lay)
+            zin = zin.to(fusion_weight.dtype)
+            w = torch.sigmoid(F.conv2d(zin, fusion_weight, fusion_bias, padding=1, groups=groups))
+            W = lay.per_channel(w.permute(0, 3, 1, 2).to(x.dtype))
+            for d, (dst, src, edge) in enumerate(_directions(frames)):
+                O[:, dst, :, d].lerp_(P[:, src, :, d], W[:, dst, :, d])
+                O[:, edge, :, d].mul_(1 - W[:, edge, :, d])
+        else:
+            for d, (dst, src, _) in enumerate(_directions(frames)):
+                O[:, dst, :, d].add_(P[:, src, :, d])
+            if fusion == "average":
+                O.mul_(0.5)
+        ctx.save_for_backward(x, g, fusion_weight, w, zin)
+        ctx.layout, ctx.fusion = lay, fusion
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, g, fusion_weight, w, zin = ctx.saved_tensors
+        lay, fusion = ctx.layout, ctx.fusion
+        grad_out = grad_out.contiguous()
+        frames, pixels = lay.frames, lay.pixels
+        X, G = lay.source(x), lay.gate(g.to(x.dtype))
+        dO = lay.target(grad_out)
+        grad_x = torch.empty_like(x)
+        if lay.gated < lay.channels:
+            grad_x[:, lay.gated:] = grad_out[:, lay.gated:]
+        dX = lay.source(grad_x)
+        grad_fw = grad_fb = None
+
+        if fusion == "channel_weighting":
+            # O = w * Y' + (1 - w) * R, so dL/dw = sum over pixels of dO * (Y' - R).
+            P = X * G
+            R = X - P
+            dw = torch.zeros(lay.shape[:-1], dtype=torch.float32 if x.dtype != torch.float64 else x.dtype,
+                             device=x.device)
+            for d, (dst, src, _) in enumerate(_directions(frames)):
+                dw[:, dst, :, d] += (dO[:, dst, :, d] * P[:, src, :, d]).sum(-1)
+            dw -= (dO * R).sum(-1)
+            del P, R
+            dw = dw.view(lay.batch, frames, lay.gated).permute(0, 2, 1).reshape(w.shape).to(w.dtype)
+            dpre = dw * w * (1 - w)
+            grad_zin, grad_fw, grad_fb = torch.ops.aten.convolution_backward(
+                dpre, zin, fusion_weight, [fusion_weight.shape[0]], [1, 1], [1, 1], [1, 1], False, [0, 0],
+                lay.groups, [True, ctx.needs_input_grad[2], ctx.needs_input_grad[3]])
+            grad_p, grad_q = _fusion_grad_means(grad_zin, lay)
+            shape6 = lay.shape[:-1]
+            grad_mean_p = _unshift_means(grad_p.view(shape6), frames) - grad_q.view(shape6)
+            grad_mean_x = grad_q.view(shape6)
+            # means were taken over the pixels: their grads reach every pixel divided by P.
+            gmx = lay.per_channel((grad_mean_x / pixels).to(x.dtype))
+            gmp = lay.per_channel((grad_mean_p / pixels).to(x.dtype))
+            W = lay.per_channel(w.permute(0, 3, 1, 2).to(x.dtype))
+            alpha, beta = W, 1 - W
+            # dX = beta * dO + g * (dO_shifted_back * alpha - beta * dO) + (dmean_x + g * dmean_p) / P.
+            F_ = dX
+            if torch.compiler.is_compiling():
+                F_.copy_(torch.addcmul(gmx, dO, beta))
+            else:
+                torch.addcmul(gmx, dO, beta, out=F_)              # beta * dO + dmean_x / P
+            H = (gmp + gmx) - F_                                  # -beta * dO + dmean_p / P
+            for d, (dst, src, _) in enumerate(_directions(frames)):
+                H[:, src, :, d].addcmul_(dO[:, dst, :, d], alpha[:, dst, :, d])
+        else:
+            a = 1.0 if fusion == "sum" else 0.5
+            F_ = dX
+            if torch.compiler.is_compiling():
+                F_.copy_(dO * a)
+            else:
+                torch.mul(dO, a, out=F_)
+            H = -F_
+            for d, (dst, src, _) in enumerate(_directions(frames)):
+                H[:, src, :, d].add_(dO[:, dst, :, d], alpha=a)
+
+        F_.addcmul_(G, H)                                          # dX = F + g * H
+        grad_g = None
+        if ctx.needs_input_grad[1]:
+            H.mul_(X)
+            dims = (2, 3, 4, 5) if lay.groups == 1 else (4, 5)
+            grad_g = H.sum(dims).reshape(g.shape).to(g.dtype)
+        return grad_x, grad_g, grad_fw, grad_fb, None, None, None, None

@@ -1,0 +1,51 @@
+"""The hand-written backward passes of GateTaps and ShiftFuse against finite differences (gradcheck)."""
+
+import itertools
+
+import pytest
+import torch
+
+from gsf.ops._gsf_functions import GateTaps, ShiftFuse
+
+
+def _double(*shape, seed):
+    return torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gate_taps_gradients_match_finite_differences(training):
+    n, cp, pixels, groups, kernel = 4, 6, 5, 2, 3
+    X = _double(n, cp, pixels, seed=0).requires_grad_()
+    weight = (1 + 0.1 * _double(cp, seed=1)).requires_grad_()
+    bias = (0.1 * _double(cp, seed=2)).requires_grad_()
+    taps = _double(groups, kernel, cp // groups, seed=3).requires_grad_()
+    running_mean, running_var = 0.1 * _double(cp, seed=4), 1 + 0.1 * _double(cp, seed=5).abs()
+
+    def fn(X, weight, bias, taps):
+        return GateTaps.apply(X, weight, bias, taps, running_mean, running_var, 1e-5, training)[0]
+
+    assert torch.autograd.gradcheck(fn, (X, weight, bias, taps))
+
+
+def test_gate_taps_returns_batch_statistics_when_training():
+    X = _double(3, 4, 5, seed=0)
+    ones, zeros = torch.ones(4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
+    _, mean, var = GateTaps.apply(X, ones, zeros, _double(2, 3, 2, seed=1), zeros, ones, 1e-5, True)
+    torch.testing.assert_close(mean, X.mean(dim=(0, 2)))
+    torch.testing.assert_close(var, X.var(dim=(0, 2), unbiased=False))
+
+
+@pytest.mark.parametrize(("groups", "fusion", "bypass", "frames"), list(itertools.product(
+    (1, 2, 4), ("channel_weighting", "sum", "average"), (0, 2), (1, 3))))
+def test_shift_fuse_gradients_match_finite_differences(groups, fusion, bypass, frames):
+    gated = 4 * groups
+    n, pixels = 2 * frames, 3
+    x = _double(n, gated + bypass, pixels, seed=groups).requires_grad_()
+    g = torch.tanh(_double(n, groups, pixels, seed=7)).requires_grad_()
+    fw = (0.5 * _double(groups, 2, 3, 3, seed=8)).requires_grad_() if fusion == "channel_weighting" else None
+    fb = (0.1 * _double(groups, seed=9)).requires_grad_() if fusion == "channel_weighting" else None
+
+    def fn(x, g, fw, fb):
+        return ShiftFuse.apply(x, g, fw, fb, frames, gated, groups, fusion)
+
+    assert torch.autograd.gradcheck(fn, (x, g, fw, fb))
