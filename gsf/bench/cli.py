@@ -9,6 +9,7 @@ import importlib
 # benchmark -> (module, one-line help)
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "data": ("gsf.bench.data", "data-loading throughput (frames vs videos, loader workers, T)"),
+    "model": ("gsf.bench.model", "model inference/training-step time and memory vs TSN (TSN/TSM/GSM/GSF)"),
 }
 
 
