@@ -83,14 +83,14 @@ def complexity_rows(grid, *, resolution: str, overrides: dict, cache: dict) -> l
     rows = []
     for item in resolve(grid, extra=overrides):
         size = paper_input_size(item.config_dict) if resolution == "paper" else item.config_dict["data"]["input_size"]
-        c = complexity_of(item.config_dict, input_size=size, cache=cache)
+        c = complexity_of(item.config_dict, input_size=size, cache=cache, extrapolate=True)
         classes = num_classes(item.config_dict)
         rows.append({"grid": grid.name, "table": grid.table, "study": grid.study, "slug": item.slug,
                      "config_hash": item.config_hash, "backbone": item.config_dict["model"]["backbone"],
                      "temporal": item.config_dict["model"]["temporal"],
                      "num_frames": item.config_dict["data"]["num_frames"], "input_size": size,
                      "num_classes": classes if isinstance(classes, int) else "+".join(map(str, classes.values())),
-                     "gmacs_per_view": round(c.gmacs, 4), "gmacs_all_ops_per_view": round(c.gmacs_all_ops, 4),
+                     "gmacs_per_view": round(c.gmacs, 6), "gmacs_all_ops_per_view": round(c.gmacs_all_ops, 6),
                      "params_m": round(c.params / 1e6, 4), "temporal_params_m": round(c.temporal_params / 1e6, 5),
                      "temporal_modules": c.temporal_modules})
     return rows

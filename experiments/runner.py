@@ -299,9 +299,9 @@ def prepare_trials(grid, overrides: Mapping[str, Any] | None) -> dict[str, dict]
     specs = {}
     for item in resolved:
         config_dict = _absolute_root(item.config_dict)
-        from gsf.engine.config import TrainConfig, check_config
-
-        check_config(TrainConfig.from_dict(config_dict), need_data=True)
+        if not Path(config_dict["data"]["root"]).is_dir():
+            raise GSFConfigError(f"grid {grid.path}, trial {item.slug}: data.root={config_dict['data']['root']!r} "
+                                 "is not an existing folder (pass --set data.root=PATH)")
         specs[item.slug] = {"slug": item.slug, "seed": item.trial.seed, "config": config_dict,
                             "config_hash": config_hash(config_dict), "axes": axis_tags(grid, config_dict),
                             "complexity": complexity_of(config_dict, cache=cache).as_dict()}
