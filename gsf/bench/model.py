@@ -54,8 +54,10 @@ def _build(backbone: str, temporal: str, fraction: float, *, device: str, channe
     torch.manual_seed(0)
     model = build_model(backbone=backbone, temporal=temporal, num_classes=NUM_CLASSES, channel_fraction=fraction)
     model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    if channels_last:  # 4-d conv weights only: the GSF gate conv is 3-d
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.to(memory_format=torch.channels_last)
     return model
 
 

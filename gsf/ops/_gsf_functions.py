@@ -190,7 +190,8 @@ class ShiftFuse(torch.autograd.Function):
             zin = _fusion_input(_shift_means(mean_p, frames).view(lay.batch, frames, gated),
                                 (mean_x - mean_p).view(lay.batch, frames, gated), lay)
             zin = zin.to(fusion_weight.dtype)
-            w = torch.sigmoid(F.conv2d(zin, fusion_weight, fusion_bias, padding=1, groups=groups))
+            with torch.autocast(x.device.type, enabled=False):  # w in the weights' dtype, as backward expects
+                w = torch.sigmoid(F.conv2d(zin, fusion_weight, fusion_bias, padding=1, groups=groups))
             W = lay.per_channel(w.permute(0, 3, 1, 2).to(x.dtype))
             for d, (dst, src, edge) in enumerate(_directions(frames)):
                 O[:, dst, :, d].lerp_(P[:, src, :, d], W[:, dst, :, d])
