@@ -144,9 +144,20 @@ class GateShiftFuse(TemporalModule):
         return wgt.permute(0, 3, 1, 2).reshape(batch, frames, groups * per_group)
 
     def forward_frames(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        if self.gate in LEARNED_GATES:
+        # The fused autograd Functions are opaque to tracers (fvcore would count none of their
+        # multiply-adds) and have no meta-device kernels, so tracing and shape checks take the composed path,
+        # which computes the same function from standard operators.
+        if self.gate in LEARNED_GATES and not (torch.jit.is_tracing() or x.device.type == "meta"):
             return self._forward_learned_gate(x, num_frames)
-        return self._forward_fixed_gate(x, num_frames)
+        return self._forward_composed(x, num_frames)
+
+    def _composed_gate_maps(self, X: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
+        """Step 3 from standard operators: tanh(Conv3d(ReLU(BN3d(X)))) as (B, T, G, H*W)."""
+        n, cp, h, w = X.shape
+        X5 = X.reshape(batch, frames, cp, h, w).transpose(1, 2)  # (B, C', T, H, W)
+        conv = self.conv3D
+        pre = F.conv3d(torch.relu(self.bn(X5)), conv.weight, conv.bias, padding=conv.padding, groups=self.groups)
+        return torch.tanh(pre).transpose(1, 2).reshape(batch, frames, self.groups, h * w)
 
     def _forward_learned_gate(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Steps 1-7 with a learned gate: `GateTaps` and `ShiftFuse` do the full-size work and save only X
@@ -167,7 +178,8 @@ class GateShiftFuse(TemporalModule):
                               self.fusion).view(n, c, h, w)
         return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
-    def _forward_fixed_gate(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def _forward_composed(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Steps 1-7 from standard operators: the path of the fixed gates, and of every gate when traced."""
         n, c, h, w = x.shape
         hw = h * w
         frames = num_frames
@@ -182,7 +194,15 @@ class GateShiftFuse(TemporalModule):
         X, bypass = x.split([cp, c - cp], dim=1) if cp < c else (x, None)
         Xs = X.reshape(batch, frames, blocks // 2, 2, block, hw).unbind(3)
 
-        if self.gate == "plus_one":
+        if self.gate in LEARNED_GATES:
+            gate = self._composed_gate_maps(X, batch, frames)  # (B, T, G, H*W)
+            if groups == 1:  # one gate map for both directions
+                gates = (gate.view(batch, frames, 1, 1, hw),) * 2
+            else:  # group g is shift block g: even groups receive the next frame, odd ones the previous
+                gates = gate.view(batch, frames, groups // 2, 2, 1, hw).unbind(3)
+            Y = [gates[d] * Xs[d] for d in (0, 1)]
+            R = [Xs[d] - Y[d] for d in (0, 1)]
+        elif self.gate == "plus_one":
             Y = list(Xs)
             R = [torch.zeros_like(Xs[d]) for d in (0, 1)]
         elif self.gate == "minus_one":
