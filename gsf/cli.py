@@ -27,28 +27,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _available() -> dict[str, tuple[str, str]]:
-    """Subcommands whose module is importable in this checkout."""
-    found = {}
-    for name, (module, help_text) in SUBCOMMANDS.items():
-        if importlib.util.find_spec(module.rsplit(".", 1)[0]) is None:
-            continue
-        try:
-            if importlib.util.find_spec(module) is None:
-                continue
-        except ModuleNotFoundError:
-            continue
-        found[name] = (module, help_text)
-    return found
-
-
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """Build the top-level parser; only the chosen subcommand's module is imported."""
     parser = argparse.ArgumentParser(prog="gsf", description="GSF Bench: Gate-Shift-Fuse ablations")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     chosen = next((a for a in (argv or []) if not a.startswith("-")), None)
-    for name, (module_name, help_text) in _available().items():
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
             module = importlib.import_module(module_name)
