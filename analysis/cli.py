@@ -244,7 +244,10 @@ def write_index(out: Path, args: argparse.Namespace, studies: list[dict], comple
 def build_report(args: argparse.Namespace) -> Path:
     from analysis import paper as paper_numbers
     from analysis.runs import list_studies, load_runs
+    from experiments.tracking import preflight
 
+    if args.tracking_uri.startswith(("http://", "https://")):
+        preflight(args.tracking_uri)  # a dead server: seconds and its URI, not minutes of MLflow's HTTP retries
     studies = args.study or list_studies(args.tracking_uri)
     runs = load_runs(args.tracking_uri, studies)
     paper = paper_numbers.load_accuracy(args.paper_dir or paper_numbers.PAPER_DIR)
