@@ -431,7 +431,7 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
                              "gsf.engine.train runs on one device (see docs/cluster.md, Multi-GPU trials)")
     print(f"gsf sweep: {grid.name}: {len(specs)} trials, sweep {sweep_id}, tracking {uri}, folder {sweep_dir}")
     temp_dir = start_ray(options.address)
-    status = "FAILED"
+    status, code, reported = "FAILED", 1, False
     try:
         from ray import tune
 
@@ -442,18 +442,43 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
         errors = [r for r in results if r.error is not None]
         for result in errors:
             print(f"gsf sweep: trial {result.config.get('trial')} failed: {type(result.error).__name__}: "
-                  f"{result.error}")
+                  f"{_first_line(result.error)}")
         status = "FINISHED" if not errors else "FAILED"
         print(f"gsf sweep: {len(results) - len(errors)}/{len(results)} trials finished; MLflow experiment "
               f"{grid.study!r} ({experiment_id}), parent run {parent}")
-        return 0 if not errors else 1
+        code = 0 if not errors else 1
     finally:
         try:
             mlflow_client.set_terminated(parent, status=status)
+        except Exception as err:  # the tracking server went away: say so instead of a traceback
+            code, reported = 1, True
+            print(f"gsf sweep: error: MLflow tracking server {uri} cannot be reached to close the sweep's run "
+                  f"{parent} ({type(err).__name__}); checkpoints are kept under {sweep_dir}: bring the server "
+                  f"back and rerun with --resume --name {sweep_dir.name}", flush=True)
         finally:
             ray.shutdown()
             if temp_dir:
                 shutil.rmtree(temp_dir, ignore_errors=True)
+    if code and not reported and _tracking_failed(uri):
+        print(f"gsf sweep: MLflow tracking server {uri} does not answer: bring it back and rerun with --resume "
+              f"--name {sweep_dir.name} (trials continue from their checkpoints)", flush=True)
+    return code
+
+
+def _first_line(error: BaseException) -> str:
+    """The error's message without the remote traceback Ray appends."""
+    text = str(error).strip()
+    return text.splitlines()[-1] if "Traceback" in text else text
+
+
+def _tracking_failed(uri: str) -> bool:
+    from experiments import tracking
+
+    try:
+        tracking.preflight(uri, timeout=2)
+    except GSFError:
+        return True
+    return False
 
 
 def sweep_error(err: GSFError) -> str:
