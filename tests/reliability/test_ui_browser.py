@@ -1,0 +1,91 @@
+"""The MLflow UI in a real (headless) browser: ``gsf ui`` on the store of a tiny real sweep shows every
+trial's run under its sweep; a screenshot of the runs page is saved for the README."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, free_port
+from .test_faults import Group, gsf_sweep, one_trial_grid, sweep_env, wait_exit
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = REPO / "results" / "ui" / "mlflow-runs.png"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """The system's Chromium, installed with apt-get when missing and we are root; else skip."""
+    if not CHROMIUM.exists():
+        apt = shutil.which("apt-get")
+        if apt is None or os.geteuid() != 0:
+            pytest.skip("chromium is not installed and cannot be (needs root and apt-get)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run([apt, "update"], check=False, capture_output=True, timeout=600, env=env)
+        done = subprocess.run([apt, "install", "-y", "--no-install-recommends", "chromium"], capture_output=True,
+                              text=True, timeout=900, env=env)
+        if done.returncode != 0 or not CHROMIUM.exists():
+            pytest.skip(f"apt-get install chromium failed: {done.stderr[-500:]}")
+    return CHROMIUM
+
+
+def browse(chromium: Path, url: str, profile: Path, *extra: str) -> str:
+    argv = [str(chromium), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--virtual-time-budget=20000", *extra, url]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_gsf_ui_shows_every_trial_under_its_sweep_in_a_browser(tmp_path, tiny_root, chromium):
+    import yaml
+
+    grid = one_trial_grid(tmp_path, epochs=2)
+    spec = yaml.safe_load(grid.read_text())
+    spec["axes"] = {"model.temporal": ["none", "tsm"]}
+    grid.write_text(yaml.safe_dump(spec))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    group = Group()
+    try:
+        log = tmp_path / "sweep.log"
+        sweep = group.start(gsf_sweep(grid, tiny_root, tmp_path, uri), log=log, cwd=tmp_path)
+        assert wait_exit(sweep, log) == 0, log.read_text()[-4000:]
+        port = free_port()
+        ui_log = tmp_path / "ui.log"
+        group.start([sys.executable, "-m", "gsf.cli", "ui", "--tracking-uri", uri, "--port", str(port),
+                     "--study", "gsf-test-tiny"], log=ui_log, cwd=tmp_path, env=sweep_env())
+        deadline = time.monotonic() + 120
+        while not (found := re.search(r"MLflow UI: (\S+)", ui_log.read_text(errors="replace"))):
+            assert time.monotonic() < deadline, ui_log.read_text()[-3000:]
+            time.sleep(0.5)
+        url = found.group(1)
+        assert url.startswith(f"http://127.0.0.1:{port}/#/experiments/") and url.endswith("/runs")
+
+        from mlflow.tracking import MlflowClient
+
+        runs = MlflowClient(uri).search_runs([url.split("/")[-2]])
+        parent = next(r for r in runs if r.data.tags.get("gsf.role") == "sweep")
+        slugs = sorted(r.info.run_name for r in runs if r.data.tags.get("gsf.role") == "trial")
+        assert slugs == ["temporal=none,seed=0", "temporal=tsm,seed=0"]
+        dom = browse(chromium, url, tmp_path / "profile", "--dump-dom")
+        assert parent.info.run_name in dom, dom[-2000:]
+        missing = [s for s in slugs if s not in dom]
+        if missing:  # children collapsed under the parent: the parent run's own page lists them
+            dom = browse(chromium, f"{url.rsplit('/runs', 1)[0]}/runs/{parent.info.run_id}", tmp_path / "profile",
+                         "--dump-dom")
+            missing = [s for s in slugs if s not in dom]
+        assert not missing, f"{missing} not in the rendered page"
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        browse(chromium, url, tmp_path / "profile", f"--screenshot={SCREENSHOT}", "--window-size=1600,1000")
+        assert SCREENSHOT.stat().st_size > 10_000
+    finally:
+        group.kill_all()
