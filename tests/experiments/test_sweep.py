@@ -52,6 +52,19 @@ def epochs_logged(client, run) -> list[int]:
     return sorted(m.step for m in client.get_metric_history(run.info.run_id, "epoch"))
 
 
+def tune_epochs(tmp_path: Path) -> dict[str, list[int]]:
+    """Epochs Tune recorded per trial (its result.json, one line per report, kept across attempts): a trial
+    restarted from scratch instead of its checkpoint would show an epoch twice."""
+    import json
+
+    found = {}
+    for path in (tmp_path / "sweeps" / "s").glob("*/result.json"):
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if lines:
+            found[lines[0]["config"]["trial"]] = [int(r["epoch"]) for r in lines]
+    return found
+
+
 def one_trial_grid(tmp_path: Path) -> Path:
     grid = yaml.safe_load(TINY_GRID.read_text())
     grid["base_config"] = str((TINY_GRID.parent / grid["base_config"]).resolve())
@@ -102,6 +115,7 @@ def test_a_trial_that_fails_once_is_retried_from_its_checkpoint_without_gap_or_r
     assert epochs_logged(client, children[0]) == [1, 2, 3]
     assert [m.step for m in client.get_metric_history(children[0].info.run_id, "train_loss")] == [1, 2, 3]
     assert parents[0].info.status == "FINISHED"
+    assert tune_epochs(tmp_path) == {"temporal=gsf,seed=0": [1, 2, 3]}  # epoch 2 came from the checkpoint
 
 
 def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, synth_root, processes):
@@ -109,17 +123,31 @@ def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, 
     log = tmp_path / "first.log"
     first = processes.sweep(args, log=log, env=sweep_env(), cwd=tmp_path)
     deadline = time.monotonic() + SWEEP_TIMEOUT_S
-    while "Checkpoint successfully created" not in log.read_text(errors="replace"):
+
+    def one_finished_one_started() -> bool:  # one trial FINISHED, the next one mid-run
+        if not (tmp_path / "mlflow.db").exists():
+            return False
+        try:
+            client, _, children = runs_of(tmp_path)
+        except Exception:  # the store is still being created
+            return False
+        done = [r for r in children if r.info.status == "FINISHED"]
+        return len(done) == 1 and any(epochs_logged(client, r) for r in children if r.info.status == "RUNNING")
+
+    while not one_finished_one_started():
         assert first.poll() is None, log.read_text()[-4000:]
-        assert time.monotonic() < deadline, "no trial reported"
-        time.sleep(0.2)
+        assert time.monotonic() < deadline, "no trial finished"
+        time.sleep(0.5)
     os.kill(first.pid, signal.SIGKILL)  # the driver only, mid-sweep
     first.wait(timeout=30)
     if not wait_pg_gone(first.pid, timeout=10):  # what a dead driver's local Ray leaves: gone with its node
         os.killpg(first.pid, signal.SIGKILL)
         assert wait_pg_gone(first.pid)
     client, _, children = runs_of(tmp_path)
-    assert len(children) >= 1 and any(epochs_logged(client, r) for r in children)
+    finished = next(r for r in children if r.info.status == "FINISHED")
+    history_before = [(m.step, m.timestamp, m.value) for m in client.get_metric_history(finished.info.run_id, "epoch")]
+    assert [step for step, _, _ in history_before] == [1, 2, 3]
+    tune_before = tune_epochs(tmp_path)
 
     log = tmp_path / "resume.log"
     second = processes.sweep([*args, "--resume"], log=log, env=sweep_env(), cwd=tmp_path)
@@ -130,6 +158,11 @@ def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, 
     for run in children:
         assert run.info.status == "FINISHED"
         assert epochs_logged(client, run) == [1, 2, 3]
+    # the finished trial was not rerun: its run got no new epoch, Tune no new report
+    again = [(m.step, m.timestamp, m.value) for m in client.get_metric_history(finished.info.run_id, "epoch")]
+    assert again == history_before
+    tune_after = tune_epochs(tmp_path)
+    assert tune_after[finished.info.run_name] == tune_before[finished.info.run_name] == [1, 2, 3]
 
 
 def free_port() -> int:
