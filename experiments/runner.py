@@ -257,6 +257,8 @@ def start_ray(address: str | None, *, num_cpus: int | None = None) -> str | None
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # One checkpoint per epoch is the design; Tune's warning about frequent state snapshots is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if address:
         ray.init(address=address, log_to_driver=True)
         return None

@@ -10,6 +10,7 @@ import importlib
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "data": ("gsf.bench.data", "data-loading throughput (frames vs videos, loader workers, T)"),
     "model": ("gsf.bench.model", "model inference/training-step time and memory vs TSN (TSN/TSM/GSM/GSF)"),
+    "overhead": ("gsf.bench.overhead", "gsf sweep vs gsf train for one trial, Ray start-up, loader vs model rate"),
 }
 
 
