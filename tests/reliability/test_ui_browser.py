@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -18,6 +19,7 @@ from .test_faults import Group, gsf_sweep, one_trial_grid, sweep_env, wait_exit
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = REPO / "results" / "ui" / "mlflow-runs.png"
+SWEEP_NAME = "tiny-ui-sweep"
 pytestmark = pytest.mark.slow
 
 
@@ -57,7 +59,9 @@ def test_gsf_ui_shows_every_trial_under_its_sweep_in_a_browser(tmp_path, tiny_ro
     group = Group()
     try:
         log = tmp_path / "sweep.log"
-        sweep = group.start(gsf_sweep(grid, tiny_root, tmp_path, uri), log=log, cwd=tmp_path)
+        argv = gsf_sweep(grid, tiny_root, tmp_path, uri)
+        argv[argv.index("--name") + 1] = SWEEP_NAME  # a name the page shows only as the parent run's
+        sweep = group.start(argv, log=log, cwd=tmp_path)
         assert wait_exit(sweep, log) == 0, log.read_text()[-4000:]
         port = free_port()
         ui_log = tmp_path / "ui.log"
@@ -76,16 +80,19 @@ def test_gsf_ui_shows_every_trial_under_its_sweep_in_a_browser(tmp_path, tiny_ro
         parent = next(r for r in runs if r.data.tags.get("gsf.role") == "sweep")
         slugs = sorted(r.info.run_name for r in runs if r.data.tags.get("gsf.role") == "trial")
         assert slugs == ["temporal=none,seed=0", "temporal=tsm,seed=0"]
-        dom = browse(chromium, url, tmp_path / "profile", "--dump-dom")
+        # The runs page nests a sweep's trials under its collapsed parent, and which parents are expanded is
+        # kept in the browser, not in the URL. Sorted by another key than the start time, MLflow lists runs
+        # flat: the parent and every trial are rows of the same table.
+        flat = f"{url}?orderByKey={quote('tags.`mlflow.runName`')}&orderByAsc=false"
+        dom = browse(chromium, flat, tmp_path / "profile", "--dump-dom")
+        rows = re.findall(r'role="row"', dom)
         assert parent.info.run_name in dom, dom[-2000:]
         missing = [s for s in slugs if s not in dom]
-        if missing:  # children collapsed under the parent: the parent run's own page lists them
-            dom = browse(chromium, f"{url.rsplit('/runs', 1)[0]}/runs/{parent.info.run_id}", tmp_path / "profile",
-                         "--dump-dom")
-            missing = [s for s in slugs if s not in dom]
-        assert not missing, f"{missing} not in the rendered page"
+        assert not missing, f"{missing} not in the rendered page {flat}"
+        assert len(rows) >= 1 + len(slugs) + 1, f"{len(rows)} table rows in {flat}"  # header, parent, trials
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        browse(chromium, url, tmp_path / "profile", f"--screenshot={SCREENSHOT}", "--window-size=1600,1000")
+        browse(chromium, flat, tmp_path / "profile", f"--screenshot={SCREENSHOT}", "--window-size=1600,1000")
         assert SCREENSHOT.stat().st_size > 10_000
+        SCREENSHOT.with_suffix(".url").write_text(flat.replace(f"127.0.0.1:{port}", "127.0.0.1:PORT") + "\n")
     finally:
         group.kill_all()
