@@ -202,3 +202,182 @@ def test_the_mlflow_server_going_away_mid_sweep_then_resume_logs_every_epoch_onc
     for key in ("epoch", "train_loss", "val_top1"):
         assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(1, epochs + 1)), key
     assert "final_val_top1" in children[0].data.metrics
+
+
+# --- a worker node of a loopback Ray cluster dying under its trial -----------------------------------
+
+RAY_SERVICE_TITLES = ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent")
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process we can read (Linux /proc)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        table[int(entry)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline.strip())
+    return table
+
+
+def _descendants(pid: int, table: dict[int, tuple[int, str]] | None = None) -> list[int]:
+    table = table or _processes()
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, (ppid, _) in table.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def _trial_workers(node: subprocess.Popen) -> list[int]:
+    """Ray worker processes of ``node`` (a ``ray start --block``) that run an actor or task: the node offers
+    one CPU, so on a trial's node that is the trial. Idle workers and Ray's own agents are left out."""
+    table = _processes()
+    return [p for p in _descendants(node.pid, table)
+            if table[p][1].startswith("ray::") and not table[p][1].startswith(RAY_SERVICE_TITLES)]
+
+
+def _kill_node(node: subprocess.Popen) -> list[int]:
+    """SIGKILL a node: its ``ray start``, raylet, agents and workers (which Ray puts in their own process
+    groups), found before any dies so none is orphaned. Returns the pids killed."""
+    pids = [node.pid, *_descendants(node.pid)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    node.wait(timeout=30)
+    return pids
+
+
+class LoopbackCluster:
+    """A Ray cluster on 127.0.0.1 started with ``ray start``: a head offering no CPU and 1-CPU workers.
+    Every process it starts carries a marker in its environment, so teardown kills exactly those (and no
+    other Ray on this host), orphans included."""
+
+    def __init__(self, group: Group, tmp_path: Path):
+        import uuid
+
+        self.group, self.tmp_path = group, tmp_path
+        self.marker = uuid.uuid4().hex
+        self.temp_dir = tempfile.mkdtemp(prefix="gsfrk", dir="/tmp")  # short: Ray's socket path limit
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        # node death noticed within ~2 s instead of Ray's default ~30 s (GCS health checks)
+        self.env = sweep_env(GSF_TEST_RAY_CLUSTER=self.marker, RAY_health_check_period_ms="500",
+                             RAY_health_check_timeout_ms="1000", RAY_health_check_failure_threshold="3")
+        self.nodes: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, *args: str, cpus: int) -> subprocess.Popen:
+        ray = str(Path(sys.executable).with_name("ray"))
+        argv = [ray, "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus),
+                "--num-gpus", "0", "--disable-usage-stats", *args]
+        for option in ("--node-manager-port", "--object-manager-port", "--dashboard-agent-grpc-port",
+                       "--dashboard-agent-listen-port", "--metrics-export-port", "--runtime-env-agent-port"):
+            argv += [option, str(free_port())]
+        log = self.tmp_path / f"ray-{name}.log"
+        node = self.group.start(argv, log=log, cwd=self.tmp_path, env=self.env)
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            assert node.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
+            time.sleep(0.5)
+        self.nodes[name] = node
+        return node
+
+    def start_head(self) -> None:
+        self.start("head", "--head", "--port", str(self.port), "--include-dashboard", "false",
+                   "--temp-dir", self.temp_dir, cpus=0)
+
+    def marked(self) -> list[int]:
+        found = []
+        for pid in _processes():
+            try:
+                if f"GSF_TEST_RAY_CLUSTER={self.marker}".encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                    found.append(pid)
+            except OSError:
+                continue
+        return [p for p in found if p != os.getpid()]
+
+    def stop(self) -> None:
+        self.group.kill_all()
+        for _ in range(20):  # whatever outlived its process group (Ray workers have their own)
+            left = self.marked()
+            if not left:
+                break
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.5)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    started = LoopbackCluster(Group(), tmp_path)
+    yield started
+    started.stop()
+
+
+def tune_rows(sweep_dir: Path) -> list[dict]:
+    """Tune's record of the one trial (its result.json: one line per report, kept across attempts)."""
+    import json
+
+    (path,) = sweep_dir.glob("*/result.json")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_a_worker_node_killed_under_its_trial_resumes_the_trial_on_the_other_node_from_its_checkpoint(
+        tmp_path, tiny_root, cluster):
+    epochs = 10
+    cluster.start_head()
+    workers = {name: cluster.start(name, "--address", cluster.address, cpus=1) for name in ("worker1", "worker2")}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log = tmp_path / "sweep.log"
+    sweep = cluster.group.start(gsf_sweep(one_trial_grid(tmp_path, epochs), tiny_root, tmp_path, uri,
+                                          "--address", cluster.address), log=log, cwd=tmp_path, env=cluster.env)
+
+    def trial_node() -> str | None:
+        running = [name for name, node in workers.items() if _trial_workers(node)]
+        return running[0] if len(running) == 1 else None
+
+    wait_for(trial_node, "trial started on a worker node", sweep, log)
+    victim = trial_node()
+    (survivor,) = set(workers) - {victim}
+    (trial_pid,) = _trial_workers(workers[victim])
+    wait_for(lambda: db_epochs(tmp_path / "mlflow.db"), "epoch logged", sweep, log)
+    killed = _kill_node(workers[victim])  # the node dies under its trial, right after its first checkpoint
+    assert trial_pid in killed
+    logged_at_kill = db_epochs(tmp_path / "mlflow.db")
+    assert len(logged_at_kill) < epochs, "the trial finished before its node was killed: nothing was tested"
+
+    retried_on = set()
+    deadline = time.monotonic() + SWEEP_TIMEOUT_S
+    while sweep.poll() is None:  # the retry: which processes of the surviving node run it
+        assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
+        retried_on.update(_trial_workers(workers[survivor]))
+        time.sleep(0.1)
+    assert sweep.returncode == 0, log.read_text(errors="replace")[-6000:]
+
+    client, parents, children = trial_runs(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 1 and children[0].info.status == "FINISHED"  # the retry continued the one run
+    run_id = children[0].info.run_id
+    for key in ("epoch", "train_loss", "val_top1"):  # every epoch exactly once, no gap
+        assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(1, epochs + 1)), key
+
+    rows = tune_rows(tmp_path / "sweeps" / "s")
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))  # a restart from scratch repeats 1
+    first = [int(r["epoch"]) for r in rows if r["pid"] == trial_pid]
+    after = [r for r in rows if r["pid"] != trial_pid]
+    assert first and first == list(range(1, len(first) + 1)), rows
+    assert after and {r["pid"] for r in after} <= retried_on, (after, retried_on)  # ran on the other node
+    assert int(after[0]["epoch"]) == first[-1] + 1  # resumed after its last checkpointed epoch
