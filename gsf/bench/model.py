@@ -4,7 +4,7 @@ GSM and GSF video models, with ratios against the TSN row of the same backbone (
 All models of one backbone are timed in one process, interleaved (A B C ... A B C ...), so machine load
 hits every row alike; each figure is the median of the repeats, after warm-up. The ratios are of those
 medians. Peak training memory: on CUDA ``torch.cuda.max_memory_allocated`` over one training step; on
-CPU the growth of the peak resident set (``ru_maxrss``) over one training step, each model in a fresh
+CPU the growth of the peak resident set (``VmHWM``) over one training step, each model in a fresh
 subprocess, because CPU tensor allocations are not visible to ``tracemalloc``.
 GMACs: ``gsf.complexity.measure_complexity`` (conv + linear multiply-accumulates per view, GSF.md section 3).
 """
@@ -118,10 +118,24 @@ def _cpu_peak_train_mb(spec: dict) -> float:
                    channels_last=spec["channels_last"])
     runner = _Runner(model, batch=spec["batch"], frames=spec["frames"], size=spec["size"], device="cpu",
                      dtype=spec["dtype"], compile=False)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_rss_kib(resource)
     runner.train_step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (after - before) / 1024.0  # ru_maxrss is in KiB on Linux
+    after = _peak_rss_kib(resource)
+    return (after - before) / 1024.0
+
+
+def _peak_rss_kib(resource) -> int:
+    """Peak resident set of this process in KiB. Linux's ``ru_maxrss`` survives ``execve``, so a spawned
+    child starts with its parent's peak (often larger than one training step); ``VmHWM`` belongs to the
+    process image and starts afresh, so it is read first."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _peak_train_mb(runner: _Runner, spec: dict) -> float:
