@@ -316,6 +316,7 @@ def profile_stages(*, fraction: float = 1.0, frames: int = 8, rows: int = 8, thr
             module(conv3(x_in), num_frames=frames).backward(upstream)
 
         for mode, step in (("inference", infer), ("training", train)):
+            module.train(mode == "training")  # inference uses the running BN statistics, as in eval
             step()
             step()
             with profile(activities=[ProfilerActivity.CPU]) as prof:
