@@ -211,3 +211,28 @@ def test_a_sweep_runs_on_an_existing_two_node_cluster_through_address(tmp_path, 
     assert {r.info.status for r in [*parents, *children]} == {"FINISHED"}
     processes.kill_all()
     assert not pg_alive(processes.started[0].pid)
+
+
+def test_report_of_a_real_sweep_has_one_row_per_variant_matching_its_runs(tmp_path, synth_root, processes):
+    """Issue 6: `gsf report` on an MLflow store filled by a tiny real sweep (Ray, engine, tracking)."""
+    import csv
+
+    from gsf.cli import main
+
+    log = tmp_path / "sweep.log"
+    finish(processes.sweep(sweep_args(tmp_path, synth_root), log=log, env=sweep_env(), cwd=tmp_path), log)
+    _, _, children = runs_of(tmp_path)
+    by_temporal = {r.data.tags["gsf.axis.model.temporal"]: r for r in children}
+    out = tmp_path / "report"
+    assert main(["report", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--study", "gsf-test-tiny",
+                 "--out", str(out)]) == 0
+    tables = list(out.glob("*/table.csv"))
+    assert len(tables) == 1
+    rows = list(csv.DictReader(tables[0].open()))
+    assert sorted(r["model.temporal"] for r in rows) == sorted(by_temporal) == ["gsf", "none"]
+    for row in rows:
+        run = by_temporal[row["model.temporal"]]
+        assert row["n"] == "1" and "1 finished" in row["status"]
+        assert float(row["top1_mean_pct"]) == pytest.approx(100 * run.data.metrics["final_val_top1"], abs=0.006)
+        assert float(row["gmacs_per_view"]) == pytest.approx(run.data.metrics["gmacs"], abs=0.006)
+    assert (tables[0].parent / "figures" / "ablation_top1.png").is_file()
