@@ -362,7 +362,10 @@ def _make_tuner(grid, context: dict, sweep_dir: Path, options: SweepOptions):
     run_config = tune.RunConfig(
         name=sweep_dir.name, storage_path=str(sweep_dir.parent),
         failure_config=tune.FailureConfig(max_failures=grid.tune.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        # Two, not one: Tune deletes the older checkpoint when a newer one registers, and a driver killed
+        # before its next state snapshot would otherwise resume from a checkpoint that is gone
+        # ("Could not recover from checkpoint as it does not exist on storage anymore", seen in CI).
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[_tune_callback(context)], verbose=options.verbose)
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config), trainable
 
