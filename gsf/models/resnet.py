@@ -150,7 +150,10 @@ class TemporalResidualBlock(nn.Module):
         out = self.bn2(self._temporal("after_conv2", self.conv2(out)))
         if self.num_convs == 3:
             out = self.bn3(self._temporal("after_conv3", self.conv3(self.relu(out))))
-        return self.relu(out + identity)
+        # In place, as torchvision's blocks do: the BN output is not needed by autograd, and a fresh
+        # block-sized tensor per block costs page faults and memory traffic.
+        out += identity
+        return self.relu(out)
 
 
 def _positions(placement: str, block: nn.Module, layer_name: str) -> list[str]:

@@ -38,21 +38,26 @@ class GateTaps(torch.autograd.Function):
         n, cp, pixels = X.shape
         groups, kernel, per_group = taps.shape
         if training:
-            var, mean = torch.var_mean(X, dim=(0, 2), correction=0)
+            # One pass of the channel-wise batch-norm kernel gives the statistics and BN(X) together; it is
+            # about three times faster on CPU than `var_mean` over (N, P), a strided reduction.
+            z, mean, invstd = torch.native_batch_norm(X, weight, bias, None, None, True, 0.0, eps)
+            z = z.clamp_min_(0)
+            var = invstd.pow(-2) - eps  # biased batch variance, for the running statistics
         else:
             mean, var = running_mean.clone(), running_var.clone()
-        z = _bn_relu(X, weight, bias, mean, var, eps)
+            invstd = torch.rsqrt(var + eps)
+            z = _bn_relu(X, weight, bias, mean, var, eps)
         taps_n = taps.to(z.dtype).unsqueeze(0).expand(n, groups, kernel, per_group).reshape(
             n * groups, kernel, per_group)
         cols = torch.bmm(taps_n, z.view(n * groups, per_group, pixels))
-        ctx.save_for_backward(X, weight, bias, taps, mean, var)
+        ctx.save_for_backward(X, weight, bias, taps, mean, var, invstd)
         ctx.eps, ctx.training = eps, training
         ctx.mark_non_differentiable(mean, var)
         return cols, mean, var
 
     @staticmethod
     def backward(ctx, grad_cols, _grad_mean, _grad_var):
-        X, weight, bias, taps, mean, var = ctx.saved_tensors
+        X, weight, bias, taps, mean, var, invstd = ctx.saved_tensors
         n, cp, pixels = X.shape
         groups, kernel, per_group = taps.shape
         z = _bn_relu(X, weight, bias, mean, var, ctx.eps).view(n * groups, per_group, pixels)
@@ -67,18 +72,17 @@ class GateTaps(torch.autograd.Function):
             n * groups, per_group, kernel)
         grad_z = torch.bmm(taps_n, grad_cols)
         grad_y = torch.ops.aten.threshold_backward(grad_z, z, 0).view(n, cp, pixels)
-        invstd = torch.rsqrt(var + ctx.eps)
+        # training: the saved batch statistics are used; eval: the running ones (mean, var) are.
         grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
-            grad_y, X, weight, mean, var, mean, invstd, ctx.training, ctx.eps, list(ctx.needs_input_grad[:3]))
+            grad_y, X, weight, None if ctx.training else mean, var, mean, invstd, ctx.training, ctx.eps,
+            list(ctx.needs_input_grad[:3]))
         return grad_x, grad_w, grad_b, grad_taps, None, None, None, None
 
 
 def _bn_relu(X, weight, bias, mean, var, eps):
-    """ReLU(BN(X)) with given statistics, as one multiply-add and one in-place clamp."""
-    scale = weight * torch.rsqrt(var + eps)
-    shift = bias - mean * scale
-    z = torch.addcmul(shift.to(X.dtype).unsqueeze(-1), X, scale.to(X.dtype).unsqueeze(-1))
-    return z.clamp_min_(0)
+    """ReLU(BN(X)) with given statistics: the channel-wise inference kernel of batch norm (faster on CPU
+    than a broadcast multiply-add; it takes low-precision X with float32 statistics), then a clamp."""
+    return torch.batch_norm(X, weight, bias, mean, var, False, 0.0, eps, torch.backends.cudnn.enabled).clamp_min_(0)
 
 
 # -- ShiftFuse ---------------------------------------------------------------------------------------

@@ -49,3 +49,24 @@ def test_shift_fuse_gradients_match_finite_differences(groups, fusion, bypass, f
         return ShiftFuse.apply(x, g, fw, fb, frames, gated, groups, fusion)
 
     assert torch.autograd.gradcheck(fn, (x, g, fw, fb))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gate_shift_fuse_runs_under_bfloat16_autocast_close_to_float32(training):
+    # bf16 activations meet float32 BN parameters and statistics inside GateTaps (mixed-type batch norm).
+    from gsf.ops import GateShiftFuse
+
+    torch.manual_seed(0)
+    module = GateShiftFuse(16, groups=2).train(training)
+    x = torch.randn(2 * 4, 16, 6, 6)
+    x32 = x.clone().requires_grad_()
+    ref = module(x32, num_frames=4)
+    ref.square().sum().backward()
+    module.zero_grad()
+    xbf = x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(xbf, num_frames=4)
+    out.float().square().sum().backward()
+    assert out.dtype in (torch.bfloat16, torch.float32)
+    torch.testing.assert_close(out.float(), ref.detach(), atol=0.1, rtol=0.05)
+    torch.testing.assert_close(xbf.grad.float(), x32.grad, atol=0.2, rtol=0.1)
