@@ -43,13 +43,23 @@ class GateTaps(torch.autograd.Function):
             z, mean, invstd = torch.native_batch_norm(X, weight, bias, None, None, True, 0.0, eps)
             z = z.clamp_min_(0)
             var = invstd.pow(-2) - eps  # biased batch variance, for the running statistics
+            taps_n = _taps_per_sample(taps, n, z.dtype)
+            cols = torch.bmm(taps_n, z.view(n * groups, per_group, pixels))
         else:
             mean, var = running_mean.clone(), running_var.clone()
             invstd = torch.rsqrt(var + eps)
-            z = _bn_relu(X, weight, bias, mean, var, eps)
-        taps_n = taps.to(z.dtype).unsqueeze(0).expand(n, groups, kernel, per_group).reshape(
-            n * groups, kernel, per_group)
-        cols = torch.bmm(taps_n, z.view(n * groups, per_group, pixels))
+            # With fixed statistics ReLU(BN(X)) is per sample: it is made a few samples at a time, so each
+            # piece is read by the matmul while still in cache and no full-size temporary is allocated.
+            step = max(1, _CHUNK_BYTES // max(1, cp * pixels * X.element_size()))
+            cols = None
+            for start in range(0, n, step):
+                z = _bn_relu(X[start:start + step], weight, bias, mean, var, eps)
+                part = z.shape[0]
+                if cols is None:
+                    cols = torch.empty(n * groups, kernel, pixels, dtype=z.dtype, device=z.device)
+                    taps_n = _taps_per_sample(taps, step, z.dtype)
+                torch.bmm(taps_n[:part * groups], z.reshape(part * groups, per_group, pixels),
+                          out=cols[start * groups:(start + part) * groups])
         ctx.save_for_backward(X, weight, bias, taps, mean, var, invstd)
         ctx.eps, ctx.training = eps, training
         ctx.mark_non_differentiable(mean, var)
@@ -68,15 +78,22 @@ class GateTaps(torch.autograd.Function):
             grad_taps = grad_taps.to(taps.dtype)
         if not any(ctx.needs_input_grad[:3]):
             return None, None, None, grad_taps, None, None, None, None
-        taps_n = taps.to(z.dtype).transpose(1, 2).unsqueeze(0).expand(n, groups, per_group, kernel).reshape(
-            n * groups, per_group, kernel)
-        grad_z = torch.bmm(taps_n, grad_cols)
+        grad_z = torch.bmm(_taps_per_sample(taps, n, z.dtype).transpose(1, 2), grad_cols)
         grad_y = torch.ops.aten.threshold_backward(grad_z, z, 0).view(n, cp, pixels)
         # training: the saved batch statistics are used; eval: the running ones (mean, var) are.
         grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
             grad_y, X, weight, None if ctx.training else mean, var, mean, invstd, ctx.training, ctx.eps,
             list(ctx.needs_input_grad[:3]))
         return grad_x, grad_w, grad_b, grad_taps, None, None, None, None
+
+
+_CHUNK_BYTES = 4 << 20  # about the size of one frame's widest ResNet-50 feature map; fits in L3 caches
+
+
+def _taps_per_sample(taps, n: int, dtype):
+    """(G, K, C'/G) taps repeated for n samples as the (n*G, K, C'/G) batch of a bmm."""
+    groups, kernel, per_group = taps.shape
+    return taps.to(dtype).unsqueeze(0).expand(n, groups, kernel, per_group).reshape(n * groups, kernel, per_group)
 
 
 def _bn_relu(X, weight, bias, mean, var, eps):
@@ -178,18 +195,22 @@ class ShiftFuse(torch.autograd.Function):
         n, channels, pixels = x.shape
         lay = _Layout(n, channels, pixels, frames, gated, groups)
         X, G = lay.source(x), lay.gate(g.to(x.dtype))
-        P = X * G
         out = torch.empty_like(x)
         if gated < channels:
             out[:, gated:] = x[:, gated:]
         O = lay.target(out)
-        if torch.compiler.is_compiling():  # dynamo rejects a strided `out=`; same values, one more pass
-            O.copy_(X - P)
-        else:
-            torch.sub(X, P, out=O)  # R
-        w = zin = None
+        # Gating and shifting are per pixel, so large maps are done a band of pixels at a time: Y = G * X is
+        # made per band (and made again for the output), read back while in cache, and never allocated at
+        # full size. Only the spatial means of the fusion need every pixel, and they come first.
+        step = max(1, _CHUNK_BYTES // max(1, n * gated * x.element_size()))
+        bands = [slice(start, min(start + step, pixels)) for start in range(0, pixels, step)]
+        P = X * G if len(bands) == 1 else None
+        w = zin = W = None
         if fusion == "channel_weighting":
-            mean_p = P.mean(-1)
+            if P is not None:
+                mean_p = P.mean(-1)
+            else:
+                mean_p = sum((X[..., band] * G[..., band]).sum(-1) for band in bands).div_(pixels)
             mean_x = X.mean(-1)
             zin = _fusion_input(_shift_means(mean_p, frames).view(lay.batch, frames, gated),
                                 (mean_x - mean_p).view(lay.batch, frames, gated), lay)
@@ -197,14 +218,21 @@ class ShiftFuse(torch.autograd.Function):
             with torch.autocast(x.device.type, enabled=False):  # w in the weights' dtype, as backward expects
                 w = torch.sigmoid(F.conv2d(zin, fusion_weight, fusion_bias, padding=1, groups=groups))
             W = lay.per_channel(w.permute(0, 3, 1, 2).to(x.dtype))
+        for band in bands:
+            Xb, Ob = X[..., band], O[..., band]
+            Pb = P if P is not None else Xb * G[..., band]
+            if torch.compiler.is_compiling():  # dynamo rejects a strided `out=`; same values, one more pass
+                Ob.copy_(Xb - Pb)
+            else:
+                torch.sub(Xb, Pb, out=Ob)  # R
             for d, (dst, src, edge) in enumerate(_directions(frames)):
-                O[:, dst, :, d].lerp_(P[:, src, :, d], W[:, dst, :, d])
-                O[:, edge, :, d].mul_(1 - W[:, edge, :, d])
-        else:
-            for d, (dst, src, _) in enumerate(_directions(frames)):
-                O[:, dst, :, d].add_(P[:, src, :, d])
+                if W is not None:  # O = w * Y' + (1 - w) * R
+                    Ob[:, dst, :, d].lerp_(Pb[:, src, :, d], W[:, dst, :, d])
+                    Ob[:, edge, :, d].mul_(1 - W[:, edge, :, d])
+                else:
+                    Ob[:, dst, :, d].add_(Pb[:, src, :, d])
             if fusion == "average":
-                O.mul_(0.5)
+                Ob.mul_(0.5)
         ctx.save_for_backward(x, g, fusion_weight, w, zin)
         ctx.layout, ctx.fusion = lay, fusion
         return out

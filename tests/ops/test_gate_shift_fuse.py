@@ -175,6 +175,21 @@ SWEEP = list(itertools.product(
 
 @pytest.mark.parametrize(("groups", "gate", "fusion", "fraction", "frames"), SWEEP)
 def test_fast_module_equals_reference_in_outputs_and_gradients(groups, gate, fusion, fraction, frames):
+    _assert_fast_equals_reference(groups, gate, fusion, fraction, frames)
+
+
+@pytest.mark.parametrize(("groups", "fusion", "fraction"), list(itertools.product(
+    (1, 2, 4), ("channel_weighting", "sum", "average"), (1.0, 0.5))))
+def test_fast_module_equals_reference_when_large_maps_are_done_in_pieces(monkeypatch, groups, fusion, fraction):
+    # Large maps are processed a few samples (GateTaps, eval) or a band of pixels (ShiftFuse) at a time;
+    # a 1-byte budget makes every map "large", so each piece is one sample / one pixel.
+    from gsf.ops import _gsf_functions
+
+    monkeypatch.setattr(_gsf_functions, "_CHUNK_BYTES", 1)
+    _assert_fast_equals_reference(groups, "spatiotemporal", fusion, fraction, 3)
+
+
+def _assert_fast_equals_reference(groups, gate, fusion, fraction, frames):
     torch.manual_seed(groups * 100 + frames)
     kwargs = dict(groups=groups, gate=gate, fusion=fusion, channel_fraction=fraction)
     ref = GateShiftFuseReference(32, **kwargs).double()
