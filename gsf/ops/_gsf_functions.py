@@ -70,20 +70,55 @@ class GateTaps(torch.autograd.Function):
         X, weight, bias, taps, mean, var, invstd = ctx.saved_tensors
         n, cp, pixels = X.shape
         groups, kernel, per_group = taps.shape
-        z = _bn_relu(X, weight, bias, mean, var, ctx.eps).view(n * groups, per_group, pixels)
-        grad_cols = grad_cols.to(z.dtype)
-        grad_taps = None
-        if ctx.needs_input_grad[3]:
-            grad_taps = torch.bmm(grad_cols, z.transpose(1, 2)).view(n, groups, kernel, per_group).sum(0)
+        need_x, need_w, need_b, need_taps = ctx.needs_input_grad[:4]
+        need_bn = need_x or need_w or need_b
+        dtype, device = X.dtype, X.device
+        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        grad_cols = grad_cols.to(dtype)
+        # A few samples at a time: ReLU(BN(X)) is recomputed per piece and used while in cache; the only
+        # full-size tensor made is dL/dY of the BN, which becomes dL/dX in place.
+        step = max(1, _CHUNK_BYTES // max(1, cp * pixels * X.element_size()))
+        pieces = [(start, min(step, n - start)) for start in range(0, n, step)]
+        taps_t = _taps_per_sample(taps, pieces[0][1], dtype).transpose(1, 2)
+        grad_taps = torch.zeros(groups, kernel, per_group, dtype=acc, device=device) if need_taps else None
+        grad_y = torch.empty(n, cp, pixels, dtype=dtype, device=device) if need_bn else None
+        sum_dy = torch.zeros(cp, dtype=acc, device=device)
+        sum_dy_xmu = torch.zeros(cp, dtype=acc, device=device)
+        mean_col = mean.view(1, cp, 1)
+        for start, part in pieces:
+            Xc = X[start:start + part]
+            zc = _bn_relu(Xc, weight, bias, mean, var, ctx.eps)
+            z3 = zc.view(part * groups, per_group, pixels)
+            gc = grad_cols[start * groups:(start + part) * groups]
+            if need_taps:
+                grad_taps += torch.bmm(gc, z3.transpose(1, 2)).view(part, groups, kernel, per_group).sum(0)
+            if need_bn:
+                dyc = grad_y[start:start + part]
+                torch.bmm(taps_t[:part * groups], gc, out=dyc.view(part * groups, per_group, pixels))
+                dyc.masked_fill_(zc <= 0, 0)  # ReLU backward
+                sum_dy += dyc.sum(-1, dtype=acc).sum(0)
+                sum_dy_xmu += (dyc * (Xc - mean_col)).sum(-1, dtype=acc).sum(0)
+        if grad_taps is not None:
             grad_taps = grad_taps.to(taps.dtype)
-        if not any(ctx.needs_input_grad[:3]):
-            return None, None, None, grad_taps, None, None, None, None
-        grad_z = torch.bmm(_taps_per_sample(taps, n, z.dtype).transpose(1, 2), grad_cols)
-        grad_y = torch.ops.aten.threshold_backward(grad_z, z, 0).view(n, cp, pixels)
-        # training: the saved batch statistics are used; eval: the running ones (mean, var) are.
-        grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
-            grad_y, X, weight, None if ctx.training else mean, var, mean, invstd, ctx.training, ctx.eps,
-            list(ctx.needs_input_grad[:3]))
+        grad_x = grad_w = grad_b = None
+        if need_w:
+            grad_w = (sum_dy_xmu * invstd.to(acc)).to(weight.dtype)
+        if need_b:
+            grad_b = sum_dy.to(bias.dtype)
+        if need_x:
+            # BN backward: dX = w * invstd * (dY - mean(dY) - (X - mean) * invstd^2 * mean(dY * (X - mean)))
+            # with batch statistics; dX = w * invstd * dY with fixed (running) ones.
+            scale = (weight.to(acc) * invstd.to(acc)).view(1, cp, 1)
+            if ctx.training:
+                count = n * pixels
+                shift = (sum_dy / count).view(1, cp, 1)
+                slope = (sum_dy_xmu / count * invstd.to(acc).square()).view(1, cp, 1)
+                for start, part in pieces:
+                    dyc = grad_y[start:start + part]
+                    dyc.sub_(shift).addcmul_(X[start:start + part] - mean_col, slope, value=-1).mul_(scale)
+            else:
+                grad_y.mul_(scale)
+            grad_x = grad_y
         return grad_x, grad_w, grad_b, grad_taps, None, None, None, None
 
 
@@ -250,17 +285,23 @@ class ShiftFuse(torch.autograd.Function):
             grad_x[:, lay.gated:] = grad_out[:, lay.gated:]
         dX = lay.source(grad_x)
         grad_fw = grad_fb = None
+        # As in forward, the full-size work runs a band of pixels at a time, its temporaries in cache.
+        step = max(1, _CHUNK_BYTES // max(1, lay.n * lay.gated * x.element_size()))
+        bands = [slice(start, min(start + step, pixels)) for start in range(0, pixels, step)]
+        compiling = torch.compiler.is_compiling()  # dynamo rejects a strided `out=`: same values via copy_
 
         if fusion == "channel_weighting":
             # O = w * Y' + (1 - w) * R, so dL/dw = sum over pixels of dO * (Y' - R).
-            P = X * G
-            R = X - P
             dw = torch.zeros(lay.shape[:-1], dtype=torch.float32 if x.dtype != torch.float64 else x.dtype,
                              device=x.device)
-            for d, (dst, src, _) in enumerate(_directions(frames)):
-                dw[:, dst, :, d] += (dO[:, dst, :, d] * P[:, src, :, d]).sum(-1)
-            dw -= (dO * R).sum(-1)
-            del P, R
+            for band in bands:
+                dOb = dO[..., band]
+                Pb = X[..., band] * G[..., band]
+                for d, (dst, src, _) in enumerate(_directions(frames)):
+                    dw[:, dst, :, d] += (dOb[:, dst, :, d] * Pb[:, src, :, d]).sum(-1)
+                Rb = X[..., band] - Pb
+                dw -= (dOb * Rb).sum(-1)
+                del Pb, Rb
             dw = dw.view(lay.batch, frames, lay.gated).permute(0, 2, 1).reshape(w.shape).to(w.dtype)
             dpre = dw * w * (1 - w)
             grad_zin, grad_fw, grad_fb = torch.ops.aten.convolution_backward(
@@ -272,33 +313,41 @@ class ShiftFuse(torch.autograd.Function):
             grad_mean_x = grad_q.view(shape6)
             # means were taken over the pixels: their grads reach every pixel divided by P.
             gmx = lay.per_channel((grad_mean_x / pixels).to(x.dtype))
-            gmp = lay.per_channel((grad_mean_p / pixels).to(x.dtype))
+            gsum = lay.per_channel((grad_mean_p / pixels).to(x.dtype)) + gmx
             W = lay.per_channel(w.permute(0, 3, 1, 2).to(x.dtype))
             alpha, beta = W, 1 - W
-            # dX = beta * dO + g * (dO_shifted_back * alpha - beta * dO) + (dmean_x + g * dmean_p) / P.
-            F_ = dX
-            if torch.compiler.is_compiling():
-                F_.copy_(torch.addcmul(gmx, dO, beta))
-            else:
-                torch.addcmul(gmx, dO, beta, out=F_)              # beta * dO + dmean_x / P
-            H = (gmp + gmx) - F_                                  # -beta * dO + dmean_p / P
-            for d, (dst, src, _) in enumerate(_directions(frames)):
-                H[:, src, :, d].addcmul_(dO[:, dst, :, d], alpha[:, dst, :, d])
         else:
             a = 1.0 if fusion == "sum" else 0.5
-            F_ = dX
-            if torch.compiler.is_compiling():
-                F_.copy_(dO * a)
-            else:
-                torch.mul(dO, a, out=F_)
-            H = -F_
-            for d, (dst, src, _) in enumerate(_directions(frames)):
-                H[:, src, :, d].add_(dO[:, dst, :, d], alpha=a)
 
-        F_.addcmul_(G, H)                                          # dX = F + g * H
+        # dX = F + g * H with F = beta * dO + dmean_x / P and H = alpha * dO shifted back - beta * dO +
+        # dmean_p / P (sum / average: alpha = beta = a, no means); dL/dg = sum over a group's channels of H * X.
+        grad_g_bands = []
+        for band in bands:
+            dOb, Fb = dO[..., band], dX[..., band]
+            if fusion == "channel_weighting":
+                if compiling:
+                    Fb.copy_(torch.addcmul(gmx, dOb, beta))
+                else:
+                    torch.addcmul(gmx, dOb, beta, out=Fb)
+                Hb = gsum - Fb
+                for d, (dst, src, _) in enumerate(_directions(frames)):
+                    Hb[:, src, :, d].addcmul_(dOb[:, dst, :, d], alpha[:, dst, :, d])
+            else:
+                if compiling:
+                    Fb.copy_(dOb * a)
+                else:
+                    torch.mul(dOb, a, out=Fb)
+                Hb = -Fb
+                for d, (dst, src, _) in enumerate(_directions(frames)):
+                    Hb[:, src, :, d].add_(dOb[:, dst, :, d], alpha=a)
+            Gb = G[..., band]
+            Fb.addcmul_(Gb, Hb)
+            if ctx.needs_input_grad[1]:
+                Hb.mul_(X[..., band])
+                grad_g_bands.append(Hb.sum((2, 3, 4, 5) if lay.groups == 1 else (4, 5)))
+            del Hb
         grad_g = None
         if ctx.needs_input_grad[1]:
-            H.mul_(X)
-            dims = (2, 3, 4, 5) if lay.groups == 1 else (4, 5)
-            grad_g = H.sum(dims).reshape(g.shape).to(g.dtype)
+            grad_g = torch.cat(grad_g_bands, dim=-1) if len(grad_g_bands) > 1 else grad_g_bands[0]
+            grad_g = grad_g.reshape(g.shape).to(g.dtype)
         return grad_x, grad_g, grad_fw, grad_fb, None, None, None, None

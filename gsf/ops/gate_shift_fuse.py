@@ -167,7 +167,9 @@ class GateShiftFuse(TemporalModule):
         # The fused functions index (N, C, H*W) views; another layout costs one explicit copy each way.
         x = x.contiguous()
         cp, groups = self.gated_channels, self.groups
-        gate = self._gate_maps(x[:, :cp], n // num_frames, num_frames)
+        # All channels gated: pass x itself, not a full-width slice, whose backward would allocate and
+        # zero a full-size gradient just to copy into it.
+        gate = self._gate_maps(x if cp == c else x[:, :cp], n // num_frames, num_frames)
         if self.fusion == "channel_weighting":
             convs = [getattr(self, f"channel_conv{i}") for i in range(1, groups + 1)]
             fusion_weight = torch.cat([conv.weight for conv in convs], dim=0)
