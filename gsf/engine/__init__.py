@@ -12,6 +12,9 @@ Metrics per epoch (``Callback.on_epoch_end``; epochs 1-based; accuracies are fra
 ``val_loss``, ``val_top1``, ``val_top5``, ``val_mean_class_acc``, ``best_val_top1``, ``best_epoch`` (EPIC
 adds ``val_verb_top1``, ``val_verb_top5``, ``val_noun_top1``, ``val_noun_top5``; its ``val_top1`` is the
 action's). The final result adds ``final_val_top1``, ``final_val_top5``.
+
+Data parallel (DDP): ``runtime.world_size=N`` (``gsf train --nproc N``) trains on N local processes through
+``launch_local(config, out_dir, resume=..., callbacks=..., world_size=N)``; see :mod:`gsf.engine.distributed`.
 """
 
 _LAZY = {
@@ -28,6 +31,8 @@ _LAZY = {
     "scaled_lr": "gsf.engine.trainer",
     "NonFiniteLossError": "gsf.engine.trainer",
     "evaluate_checkpoint": "gsf.engine.evaluate",
+    "launch_local": "gsf.engine.distributed",
+    "RankFailedError": "gsf.engine.distributed",
     "load_checkpoint": "gsf.engine.checkpoint",
     "save_checkpoint": "gsf.engine.checkpoint",
 }

@@ -70,7 +70,7 @@ class DataConfig:
     val_split: str = _knob("val", "split validated and tested on (for 'list': the list file)")
     num_frames: int = _knob(8, "T, frames per clip (TSN segments)")
     input_size: int = _knob(224, "side of the square crop fed to the network, pixels")
-    batch_size: int = _knob(32, "clips per optimizer micro-batch (one device)")
+    batch_size: int = _knob(32, "clips per optimizer micro-batch of one process (global: x runtime.world_size)")
     num_workers: int = _knob(4, "data-loader worker processes (0: load in the main process)")
     val_views: str = _knob("1x1", "validation views CLIPSxCROPS during training (crops 1 or 3)")
     test_views: str = _knob("2x3", "default views of `gsf eval`, CLIPSxCROPS (the paper: 1x1 and 2x3)")
@@ -83,7 +83,8 @@ class DataConfig:
 class OptimConfig:
     """SGD with linear lr scaling, linear warm-up then cosine, stepped per epoch (GSF.md section 4)."""
 
-    lr: float = _knob(0.01, "learning rate at base_batch_size; scaled by batch_size*accumulation_steps/base")
+    lr: float = _knob(0.01, "learning rate at base_batch_size; scaled by the global batch "
+                            "(batch_size*world_size*accumulation_steps) / base_batch_size")
     base_batch_size: int = _knob(32, "batch size that lr is given for")
     momentum: float = _knob(0.9, "SGD momentum")
     weight_decay: float = _knob(5e-4, "L2 weight decay on every parameter")
@@ -107,6 +108,8 @@ class RuntimeConfig:
     eval_every: int = _knob(5, "validate every n epochs (and always after the last)")
     num_threads: int | None = _knob(None, "torch CPU threads; null: torch's default")
     progress: bool = _knob(True, "tqdm progress bar per epoch")
+    world_size: int = _knob(1, "data-parallel processes (DDP), one device each; > 1 launches them on this "
+                               "machine (gsf train --nproc N): nccl on N GPUs, else gloo on CPU")
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "runtime": RuntimeConfig}
@@ -296,10 +299,13 @@ def parse_views(text: str, *, key: str = "views") -> tuple[int, int]:
 
 
 def resolve_device(config: TrainConfig) -> str:
+    """``runtime.device``, with ``auto`` resolved: CUDA when there is one GPU per process
+    (``runtime.world_size``), else the CPU."""
     import torch
 
     if config.runtime.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        enough = torch.cuda.is_available() and torch.cuda.device_count() >= config.runtime.world_size
+        return "cuda" if enough else "cpu"
     return config.runtime.device
 
 
@@ -316,7 +322,8 @@ def check_config(config: TrainConfig, *, need_data: bool = True) -> None:
     m, d, o, r = config.model, config.data, config.optim, config.runtime
     positive = {"data.num_frames": d.num_frames, "data.input_size": d.input_size, "data.batch_size": d.batch_size,
                 "optim.base_batch_size": o.base_batch_size, "optim.epochs": o.epochs,
-                "optim.accumulation_steps": o.accumulation_steps, "runtime.eval_every": r.eval_every}
+                "optim.accumulation_steps": o.accumulation_steps, "runtime.eval_every": r.eval_every,
+                "runtime.world_size": r.world_size}
     for key, value in positive.items():
         if value < 1:
             raise GSFConfigError(f"{key}={value} must be >= 1")
@@ -343,9 +350,13 @@ def check_config(config: TrainConfig, *, need_data: bool = True) -> None:
     parse_views(d.test_views, key="data.test_views")
     if m.stages is not None and (not m.stages or any(s not in (1, 2, 3, 4) for s in m.stages)):
         raise GSFConfigError(f"model.stages={m.stages} must be a non-empty list of stages 1-4 or null")
-    # One device per run: the batch is what one device sees; multi-device runs are not supported.
+    # One device per process: data.batch_size is what one device sees (gsf.engine.distributed).
     if r.device == "cuda" and not torch.cuda.is_available():
         raise GSFConfigError("runtime.device='cuda' but CUDA is not available; use 'auto' or 'cpu'")
+    if r.device == "cuda" and torch.cuda.device_count() < r.world_size:
+        raise GSFConfigError(f"runtime.world_size={r.world_size} with runtime.device='cuda' needs one GPU per "
+                             f"process, but {torch.cuda.device_count()} are visible; use fewer processes or "
+                             "runtime.device='auto'/'cpu' (gloo on CPU)")
     device = resolve_device(config)
     if r.precision == "fp16" and device != "cuda":
         raise GSFConfigError(f"runtime.precision='fp16' needs CUDA (device is {device}); use fp32 or bf16")

@@ -9,6 +9,9 @@ Metrics: top-1, top-5, mean class accuracy (the mean over the classes present of
 and the cross-entropy of the averaged logits. EPIC-Kitchens (two heads): verb and noun top-1/top-5 and
 the action (verb, noun) pair: top-1 when both heads are right, top-5 over the product of the two heads'
 softmax scores.
+
+In a process group (data parallel), each rank predicts a disjoint shard of the videos and the shards are
+gathered (:func:`predict_dataset`), so the metrics are those of one process over the whole set.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import contextlib
 import csv
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -76,17 +79,20 @@ def classification_metrics(logits, labels: torch.Tensor) -> dict[str, float]:
 
 @torch.no_grad()
 def predict_views(model: nn.Module, loader, *, num_views: int, device: str | torch.device = "cpu",
-                  autocast: Callable[[], contextlib.AbstractContextManager] | None = None) -> dict:
+                  autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+                  indices: Sequence[int] | None = None, allow_empty: bool = False) -> dict:
     """Run every view of every video through ``model`` and average the views' logits per video.
 
     Returns ``{"index": (N,), "video_id": [...], "label": (N,) or (N, 2), "logits": (N, K) or dict,
     "views_seen": int, "skipped": [...]}`` sorted by data-set index. Raises :class:`GSFDataError` if a
     video does not have ``num_views`` views or a video is seen twice or never (skipped ones excepted).
+    ``indices``: the data-set indices the loader yields (default: every index of ``loader.dataset``).
+    ``allow_empty``: a loader that yields no readable video (a shard) gives ``logits`` None, not an error.
     """
     was_training = model.training
     model.eval()
     seen: dict[int, int] = {}
-    indices, video_ids, labels, outputs, skipped = [], [], [], [], []
+    batch_indices, video_ids, labels, outputs, skipped = [], [], [], [], []
     views_seen = 0
     try:
         for batch in loader:
@@ -109,23 +115,26 @@ def predict_views(model: nn.Module, loader, *, num_views: int, device: str | tor
                     raise GSFDataError(f"video {video_id} (index {index}) was evaluated twice")
                 seen[index] = v
             views_seen += b * v
-            indices.append(batch["index"])
+            batch_indices.append(batch["index"])
             video_ids += list(batch["video_id"])
             labels.append(batch["label"])
             outputs.append(out)
     finally:
         model.train(was_training)
     dataset = getattr(loader, "dataset", None)
-    if dataset is not None:
-        expected = len(dataset) - len(skipped)
+    wanted = indices if indices is not None or dataset is None else range(len(dataset))
+    if wanted is not None:
+        expected = len(wanted) - len(skipped)
         if len(seen) != expected:
-            missing = sorted(set(range(len(dataset))) - set(seen))[:5]
+            missing = sorted(set(wanted) - set(seen))[:5]
             raise GSFDataError(f"evaluation saw {len(seen)} of {expected} videos (first missing indices {missing})")
     if views_seen != len(seen) * num_views:
         raise GSFDataError(f"evaluation saw {views_seen} views for {len(seen)} videos, expected {num_views} each")
     if not outputs:
+        if allow_empty:
+            return _empty_prediction(skipped)
         raise GSFDataError("evaluation saw no video at all (empty split, or every sample skipped)")
-    index = torch.cat(indices)
+    index = torch.cat(batch_indices)
     order = index.argsort()
     if isinstance(outputs[0], Mapping):
         logits = {name: torch.cat([o[name] for o in outputs])[order] for name in outputs[0]}
@@ -133,6 +142,60 @@ def predict_views(model: nn.Module, loader, *, num_views: int, device: str | tor
         logits = torch.cat(outputs)[order]
     return {"index": index[order], "video_id": [video_ids[i] for i in order.tolist()],
             "label": torch.cat(labels)[order], "logits": logits, "views_seen": views_seen, "skipped": skipped}
+
+
+def _empty_prediction(skipped: list) -> dict:
+    return {"index": torch.zeros(0, dtype=torch.int64), "video_id": [], "label": None, "logits": None,
+            "views_seen": 0, "skipped": list(skipped)}
+
+
+def merge_predictions(parts: Sequence[dict], *, num_videos: int) -> dict:
+    """One prediction (as :func:`predict_views` returns) from the predictions of disjoint shards of a
+    data set of ``num_videos`` videos (``logits`` None: a shard without readable video); a video
+    predicted twice or never (skipped ones excepted) is an error."""
+    skipped = [video_id for p in parts for video_id in p["skipped"]]
+    parts = [p for p in parts if p["logits"] is not None]
+    if not parts:
+        raise GSFDataError("evaluation saw no video at all (empty split, or every sample skipped)")
+    index = torch.cat([p["index"] for p in parts])
+    order = index.argsort()
+    index = index[order]
+    repeated = index[1:][index[1:] == index[:-1]]
+    if repeated.numel():
+        raise GSFDataError(f"evaluation shards overlap: video indices {repeated[:5].tolist()} were predicted twice")
+    if index.numel() != num_videos - len(skipped):
+        raise GSFDataError(f"evaluation shards hold {index.numel()} of {num_videos - len(skipped)} videos")
+    if isinstance(parts[0]["logits"], Mapping):
+        logits = {name: torch.cat([p["logits"][name] for p in parts])[order] for name in parts[0]["logits"]}
+    else:
+        logits = torch.cat([p["logits"] for p in parts])[order]
+    video_ids = [video_id for p in parts for video_id in p["video_id"]]
+    return {"index": index, "video_id": [video_ids[i] for i in order.tolist()],
+            "label": torch.cat([p["label"] for p in parts])[order], "logits": logits,
+            "views_seen": sum(p["views_seen"] for p in parts), "skipped": skipped}
+
+
+def predict_dataset(model: nn.Module, dataset, config, *, num_views: int, device: torch.device,
+                    precision: str) -> dict:
+    """:func:`predict_views` over every video of ``dataset``, with the loader of ``config``. In a process
+    group each rank predicts videos r, r + N, ... (no padding, nothing twice) and every rank returns the
+    gathered prediction of the whole set. ``model`` is the bare model (not its DDP wrapper)."""
+    from gsf.engine import distributed
+    from gsf.engine.trainer import autocast_for, eval_loader
+
+    device = torch.device(device)
+    where = distributed.group()
+    indices = distributed.shard(len(dataset), where) if where.active else None
+
+    def predict():
+        loader = eval_loader(dataset, config, num_views, indices=indices)
+        return predict_views(model, loader, num_views=num_views, device=device, indices=indices,
+                             autocast=lambda: autocast_for(device.type, precision), allow_empty=where.active)
+
+    if not where.active:
+        return predict()
+    part = predict() if len(indices) else _empty_prediction([])
+    return merge_predictions(distributed.all_gather_objects(part), num_videos=len(dataset))
 
 
 def write_scores(path: str | Path, prediction: dict) -> Path:
@@ -167,11 +230,17 @@ def evaluate_checkpoint(config, checkpoint: str | Path, *, views: str | None = N
     :func:`gsf.from_authors_checkpoint`). Returns ``test_top1``, ``test_top5``, ``test_mean_class_acc``,
     ``test_loss`` (EPIC: also verb/noun), ``clips``, ``crops``, ``videos``, ``views_seen``.
     """
+    from gsf.engine import distributed
     from gsf.engine.checkpoint import check_compatible, is_authors_checkpoint, load_checkpoint
-    from gsf.engine.config import check_config, model_kwargs, parse_views, resolve_device, resolve_precision
-    from gsf.engine.trainer import autocast_for, build_split, eval_loader, num_classes_of
+    from gsf.engine.config import (TrainConfig, check_config, model_kwargs, parse_views, resolve_device,
+                                   resolve_precision, set_value)
+    from gsf.engine.trainer import build_split, num_classes_of
     from gsf.models import build_model, from_authors_checkpoint
 
+    if config.runtime.world_size != 1 and not distributed.group().active:
+        # the configuration of a data-parallel run: outside a process group, evaluation is one process
+        config = TrainConfig.from_dict(config.to_dict())
+        set_value(config, "runtime.world_size", 1, source="evaluate_checkpoint")
     check_config(config)
     views = views or config.data.test_views
     clips, crops = parse_views(views, key="views")
@@ -179,7 +248,7 @@ def evaluate_checkpoint(config, checkpoint: str | Path, *, views: str | None = N
     num_classes = num_classes_of(dataset)
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
-    device, precision = resolve_device(config), resolve_precision(config)
+    device, precision = distributed.local_device(resolve_device(config)), resolve_precision(config)
     if is_authors_checkpoint(state):
         m = config.model
         if m.temporal != "gsf" or isinstance(num_classes, dict):
@@ -192,12 +261,12 @@ def evaluate_checkpoint(config, checkpoint: str | Path, *, views: str | None = N
         check_compatible(state, config.to_dict()["model"], model, path=checkpoint)
         model.load_state_dict(state["model"])
     model.to(device)
-    loader = eval_loader(dataset, config, clips * crops)
-    prediction = predict_views(model, loader, num_views=clips * crops, device=device,
-                               autocast=lambda: autocast_for(device, precision))
+    prediction = predict_dataset(model, dataset, config, num_views=clips * crops, device=device, precision=precision)
     if out_dir is None:
         out_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    scores = write_scores(Path(out_dir) / "scores" / f"test_{clips}x{crops}.csv", prediction)
+    scores = Path(out_dir) / "scores" / f"test_{clips}x{crops}.csv"
+    if distributed.group().is_main:  # in a process group, every rank has the gathered prediction
+        write_scores(scores, prediction)
     result = {f"test_{k}": v for k, v in classification_metrics(prediction["logits"], prediction["label"]).items()}
     result.update(clips=float(clips), crops=float(crops), videos=float(len(prediction["video_id"])),
                   views_seen=float(prediction["views_seen"]))

@@ -1,4 +1,4 @@
-"""``gsf train CONFIG [--set section.key=value ...] --out DIR [--resume]``."""
+"""``gsf train CONFIG [--set section.key=value ...] --out DIR [--resume] [--nproc N]``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="override one key (value parsed as YAML); repeatable")
     parser.add_argument("--out", help="run folder: config.yaml, checkpoints/, scores/, metrics.jsonl")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
+    parser.add_argument("--nproc", type=int, metavar="N",
+                        help="data-parallel (DDP) processes on this machine, one device each (= --set "
+                             "runtime.world_size=N): nccl on N GPUs, else gloo on CPU; data.batch_size is per process")
     parser.add_argument("--show-config", action="store_true",
                         help="print every key with its default and meaning (or the resolved CONFIG) and exit")
 
@@ -41,7 +44,13 @@ def run(args) -> int:
             return 2
         from gsf.engine.trainer import train
 
-        config = load_config(args.config, args.overrides)
+        overrides = list(args.overrides)
+        if args.nproc is not None:
+            if args.nproc < 1:
+                print(f"error: --nproc {args.nproc}: need at least 1 process", file=sys.stderr)
+                return 2
+            overrides.append(f"runtime.world_size={args.nproc}")
+        config = load_config(args.config, overrides)
         result = train(config, Path(args.out), resume=args.resume)
     except GSFError as err:
         print(f"error: {err}", file=sys.stderr)

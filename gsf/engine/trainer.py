@@ -1,7 +1,7 @@
 """Training loop of the release's recipe (GSF.md section 4), resumable exactly.
 
-SGD (momentum 0.9, weight decay 5e-4 on every parameter), lr scaled linearly from ``base_batch_size``
-(``lr * batch_size * accumulation_steps / base_batch_size``), linear warm-up from ``warmup_start_factor``
+SGD (momentum 0.9, weight decay 5e-4 on every parameter), lr scaled linearly with the global batch
+(``lr * batch_size * world_size * accumulation_steps / base_batch_size``), linear warm-up from ``warmup_start_factor``
 then cosine to ~0, **stepped per epoch** as the release does (every iteration of epoch e uses the lr of
 epoch e; see :func:`lr_factor`), gradient clipping at global norm 20, mixed precision on CUDA (bf16, or
 fp16 with a GradScaler), gradient accumulation, optional partial BN.
@@ -9,6 +9,9 @@ fp16 with a GradScaler), gradient accumulation, optional partial BN.
 Determinism: the train sampler and the loader workers of epoch e are seeded from ``(seed, e)``; the
 global torch/numpy/Python generators (dropout, augmentation in the main process) are saved in every
 checkpoint and restored on resume, so training 2 epochs equals training 1, stopping and resuming for 1.
+
+Data parallel (``runtime.world_size`` > 1, or called in every rank of a process group): see
+:mod:`gsf.engine.distributed`; ``data.batch_size`` is per process.
 """
 
 from __future__ import annotations
@@ -26,15 +29,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
+from gsf.engine import distributed
 from gsf.engine.callbacks import Callback
 from gsf.engine.checkpoint import (FORMAT, check_compatible, code_version, load_checkpoint, model_state,
                                    rng_state, save_checkpoint, set_rng_state)
 from gsf.engine.config import (TrainConfig, check_config, model_kwargs, parse_views, resolve_device,
-                               resolve_precision)
-from gsf.engine.evaluate import classification_metrics, predict_views, write_scores
-from gsf.errors import GSFConfigError, GSFError
+                               resolve_precision, set_value)
+from gsf.engine.evaluate import classification_metrics, predict_dataset, write_scores
+from gsf.errors import GSFCheckpointError, GSFConfigError, GSFError
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +61,26 @@ def lr_factor(epoch: int, *, epochs: int, warmup_epochs: int, warmup_start_facto
     return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup_epochs) / (epochs - warmup_epochs)))
 
 
-def scaled_lr(config: TrainConfig) -> float:
-    """``lr * batch_size * accumulation_steps / base_batch_size`` (linear scaling rule)."""
+def scaled_lr(config: TrainConfig, world_size: int | None = None) -> float:
+    """Linear scaling rule for the global batch: ``lr * batch_size * world_size * accumulation_steps /
+    base_batch_size`` (``world_size``: processes of the run, default ``runtime.world_size``)."""
     o = config.optim
-    return o.lr * config.data.batch_size * o.accumulation_steps / o.base_batch_size
+    world_size = config.runtime.world_size if world_size is None else world_size
+    return o.lr * config.data.batch_size * world_size * o.accumulation_steps / o.base_batch_size
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A 63-bit seed for epoch ``epoch`` of a run seeded ``seed`` (sampler order and loader workers)."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """A 63-bit seed for epoch ``epoch`` of a run seeded ``seed`` (sampler order and loader workers); each
+    data-parallel rank > 0 gets its own."""
+    entropy = [seed, epoch] if rank == 0 else [seed, epoch, rank]
+    return int(np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the global torch, numpy and Python generators."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
 
 
 def seed_worker(worker_id: int) -> None:
@@ -108,20 +123,27 @@ def num_classes_of(dataset) -> int | dict[str, int]:
     return len(names)
 
 
-def eval_loader(dataset, config: TrainConfig, num_views: int) -> DataLoader:
+def eval_loader(dataset, config: TrainConfig, num_views: int, indices: Sequence[int] | None = None) -> DataLoader:
+    """The videos of ``dataset`` in order (only ``indices``, in their order, when given)."""
     from gsf.data import collate_clips
 
     return DataLoader(dataset, batch_size=max(1, config.data.batch_size // num_views),
-                      sampler=SequentialSampler(dataset), num_workers=config.data.num_workers,
-                      collate_fn=collate_clips, worker_init_fn=seed_worker,
+                      sampler=SequentialSampler(dataset) if indices is None else indices,
+                      num_workers=config.data.num_workers, collate_fn=collate_clips, worker_init_fn=seed_worker,
                       pin_memory=resolve_device(config) == "cuda")
 
 
-def _train_loader(dataset, config: TrainConfig, epoch: int) -> DataLoader:
+def _train_loader(dataset, config: TrainConfig, epoch: int, where: distributed.Group) -> DataLoader:
     from gsf.data import collate_clips
 
-    generator = torch.Generator().manual_seed(epoch_seed(config.runtime.seed, epoch))
-    return DataLoader(dataset, batch_size=config.data.batch_size, sampler=RandomSampler(dataset, generator=generator),
+    generator = torch.Generator().manual_seed(epoch_seed(config.runtime.seed, epoch, where.rank))
+    if where.active:
+        sampler = DistributedSampler(dataset, num_replicas=where.world_size, rank=where.rank, shuffle=True,
+                                     seed=config.runtime.seed, drop_last=False)
+        sampler.set_epoch(epoch)
+    else:
+        sampler = RandomSampler(dataset, generator=generator)
+    return DataLoader(dataset, batch_size=config.data.batch_size, sampler=sampler,
                       num_workers=config.data.num_workers, collate_fn=collate_clips, worker_init_fn=seed_worker,
                       generator=generator, pin_memory=resolve_device(config) == "cuda")
 
@@ -196,16 +218,32 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
 
     ``resume`` continues from ``out_dir/checkpoints/last.pt`` exactly. Without it, an ``out_dir`` that
     already holds a checkpoint is an error (nothing is overwritten by accident).
+
+    Data parallel: called in every rank of an initialised process group, each rank trains its shard and
+    only rank 0 writes and calls ``callbacks`` (:mod:`gsf.engine.distributed`); without a group,
+    ``runtime.world_size`` > 1 launches that many local processes (:func:`gsf.engine.distributed.launch_local`).
     """
     check_config(config)
+    where = distributed.group()
+    if not where.active and config.runtime.world_size > 1:
+        return distributed.launch_local(config, out_dir, resume=resume, callbacks=callbacks)
+    if where.active and config.runtime.world_size != where.world_size:
+        if config.runtime.world_size != 1:
+            raise GSFConfigError(f"runtime.world_size={config.runtime.world_size} but the process group has "
+                                 f"{where.world_size} processes")
+        config = TrainConfig.from_dict(config.to_dict())  # a group launched elsewhere (torchrun): record it
+        set_value(config, "runtime.world_size", where.world_size, source="process group")
     with _Settings(config):
-        return _Run(config, Path(out_dir), list(callbacks)).run(resume)
+        return _Run(config, Path(out_dir), list(callbacks), where).run(resume)
 
 
 class _Run:
-    def __init__(self, config: TrainConfig, out_dir: Path, callbacks: list[Callback]):
-        self.config, self.out_dir, self.callbacks = config, out_dir, callbacks
-        self.device = resolve_device(config)
+    def __init__(self, config: TrainConfig, out_dir: Path, callbacks: list[Callback], where: distributed.Group):
+        self.config, self.out_dir, self.where = config, out_dir, where
+        self.main = where.is_main
+        self.callbacks = callbacks if self.main else []
+        self.device_type = resolve_device(config)
+        self.device = distributed.local_device(self.device_type)
         self.precision = resolve_precision(config)
         self.last_path = out_dir / "checkpoints" / "last.pt"
         self.best_path = out_dir / "checkpoints" / "best.pt"
@@ -215,16 +253,18 @@ class _Run:
 
         c = self.config
         seed = c.runtime.seed
-        torch.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed)
+        seed_everything(seed)
         self.train_set = build_split(c, c.data.train_split, train=True)
         self.val_clips, self.val_crops = parse_views(c.data.val_views)
         self.val_set = build_split(c, c.data.val_split, train=False, views=c.data.val_views)
         self.num_classes = num_classes_of(self.train_set)
         self.model = build_model(**model_kwargs(c, num_classes=self.num_classes)).to(self.device)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=scaled_lr(c), momentum=c.optim.momentum,
-                                         weight_decay=c.optim.weight_decay)
+        if c.optim.partial_bn:  # freeze before DDP takes the list of parameters it reduces
+            apply_partial_bn(self.model)
+        if self.where.rank > 0:  # same weights everywhere, but each rank its own dropout and augmentation
+            seed_everything(epoch_seed(seed, 0, self.where.rank))
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=scaled_lr(c, self.where.world_size),
+                                         momentum=c.optim.momentum, weight_decay=c.optim.weight_decay)
         o = c.optim
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda e: lr_factor(e, epochs=o.epochs, warmup_epochs=o.warmup_epochs,
@@ -235,8 +275,14 @@ class _Run:
         self.last_metrics: dict[str, float] = {}
 
     def _restore(self) -> None:
-        checkpoint = load_checkpoint(self.last_path)
+        checkpoint = load_checkpoint(self.last_path)  # every rank reads it (weights_only)
         check_compatible(checkpoint, self.config.to_dict()["model"], self.model, path=self.last_path)
+        saved_world = int(checkpoint.get("world_size", 1))
+        if saved_world != self.where.world_size:
+            raise GSFCheckpointError(
+                f"{self.last_path} was trained by {saved_world} process(es) and cannot be resumed by "
+                f"{self.where.world_size} (the global batch, lr and data order depend on it): resume it with "
+                f"runtime.world_size={saved_world} (gsf train --nproc {saved_world})")
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
@@ -245,18 +291,22 @@ class _Run:
         self.epoch, self.step = int(checkpoint["epoch"]), int(checkpoint["step"])
         self.best_top1, self.best_epoch = float(checkpoint["best_val_top1"]), int(checkpoint["best_epoch"])
         self.last_metrics = dict(checkpoint.get("metrics") or {})
-        set_rng_state(checkpoint["rng"])
+        per_rank = checkpoint.get("rng_ranks")
+        set_rng_state(per_rank[self.where.rank] if per_rank else checkpoint["rng"])
         log.info("resumed %s at epoch %d (step %d)", self.last_path, self.epoch, self.step)
 
-    def _payload(self, metrics: dict) -> dict:
-        return {
+    def _payload(self, metrics: dict, rng_ranks: list | None) -> dict:
+        payload = {
             "format": FORMAT, "model": model_state(self.model), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "epoch": self.epoch, "step": self.step, "rng": rng_state(), "best_val_top1": self.best_top1,
             "best_epoch": self.best_epoch, "metrics": metrics, "config": self.config.to_dict(),
-            "code_version": code_version(),
+            "code_version": code_version(), "world_size": self.where.world_size,
         }
+        if rng_ranks is not None:
+            payload["rng_ranks"] = rng_ranks
+        return payload
 
     def run(self, resume: bool) -> dict[str, float]:
         if not resume and self.last_path.exists():
@@ -267,8 +317,11 @@ class _Run:
         self._build()
         if resume:
             self._restore()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.yaml").write_text(self.config.to_yaml(), encoding="utf-8")
+        # DDP wraps the restored model (and checks that every rank holds the same weights).
+        self.net = distributed.wrap_model(self.model, self.device) if self.where.active else self.model
+        if self.main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.yaml").write_text(self.config.to_yaml(), encoding="utf-8")
         for cb in self.callbacks:
             cb.on_train_start(self.config, self.out_dir, self.epoch + 1)
         epochs = self.config.optim.epochs
@@ -279,20 +332,26 @@ class _Run:
                 metrics.update(self._validate())
             self.scheduler.step()
             self._check_finite_weights()
-            save_checkpoint(self._payload(metrics), self.last_path)
-            if metrics.get("best_epoch") == self.epoch:
-                save_checkpoint(self._payload(metrics), self.best_path)
+            rng_ranks = distributed.all_gather_objects(rng_state()) if self.where.active else None
             self.last_metrics = metrics
+            if not self.main:
+                continue
+            save_checkpoint(self._payload(metrics, rng_ranks), self.last_path)
+            if metrics.get("best_epoch") == self.epoch:
+                save_checkpoint(self._payload(metrics, rng_ranks), self.best_path)
             with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(metrics) + "\n")
             log.info("epoch %d/%d: %s", self.epoch, epochs,
                      ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "epoch"))
             for cb in self.callbacks:
                 cb.on_epoch_end(self.epoch, dict(metrics), self.last_path)
+        if self.where.active:  # no rank leaves before rank 0 has written and reported the last epoch
+            distributed.barrier(self.device)
         result = dict(self.last_metrics)
         result.update(final_val_top1=result.get("val_top1", math.nan), final_val_top5=result.get("val_top5", math.nan),
                       best_val_top1=self.best_top1, best_epoch=float(self.best_epoch))
-        (self.out_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+        if self.main:
+            (self.out_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
         for cb in self.callbacks:
             cb.on_train_end(dict(result))
         return result
@@ -300,47 +359,66 @@ class _Run:
     def _train_epoch(self) -> dict[str, float]:
         from tqdm import tqdm
 
-        c, model = self.config, self.model
-        model.train()
+        c, model, net = self.config, self.model, self.net
+        net.train()
         if c.optim.partial_bn:
             apply_partial_bn(model)
         params = [p for p in model.parameters() if p.requires_grad]
-        loader = _train_loader(self.train_set, c, self.epoch)
+        loader = _train_loader(self.train_set, c, self.epoch, self.where)
         accumulation = c.optim.accumulation_steps
         lr = self.optimizer.param_groups[0]["lr"]
         total_loss, total_correct, clips, skipped = 0.0, 0, 0, 0
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         bar = tqdm(loader, total=len(loader), desc=f"epoch {self.epoch}/{c.optim.epochs}", leave=False,
-                   disable=not c.runtime.progress, dynamic_ncols=True)
+                   disable=not (c.runtime.progress and self.main), dynamic_ncols=True)
         pending = 0
+        stand_in = None
         for i, batch in enumerate(bar):
             skipped += len(batch.get("skipped", []))
-            if "video" not in batch:
+            weight = 1.0
+            if "video" in batch:
+                video = batch["video"].to(self.device, non_blocking=True)
+                labels = batch["label"].to(self.device, non_blocking=True)
+                if self.where.active:
+                    stand_in = (video[:1].clone(), labels[:1].clone())
+            elif not self.where.active:
                 continue
-            video = batch["video"].to(self.device, non_blocking=True)
-            labels = batch["label"].to(self.device, non_blocking=True)
-            with autocast_for(self.device, self.precision):
-                output = model(video)
-            loss = loss_fn(output, labels)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"loss is {loss.item()} at epoch {self.epoch}, step {self.step + 1} (batch {i + 1} of "
-                    f"{len(loader)}, videos {batch['video_id'][:4]}); stopped. The last good checkpoint is "
-                    f"{self.last_path if self.last_path.exists() else 'none (first epoch)'}; "
-                    "try a lower optim.lr or runtime.precision=fp32")
-            self.scaler.scale(loss / accumulation).backward()
+            else:  # every rank must run the same passes (DDP reduces in each backward): a clip weighted 0
+                video, labels = stand_in if stand_in is not None else self._blank_clip()
+                weight = 0.0
+            steps_now = pending + 1 == accumulation or i == len(loader) - 1
+            # Accumulating micro-batches: DDP reduces the gradients only in the step's last backward.
+            sync = net.no_sync() if self.where.active and not steps_now else contextlib.nullcontext()
+            with sync:
+                with autocast_for(self.device_type, self.precision):
+                    output = net(video)
+                loss = loss_fn(output, labels)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"loss is {loss.item()} at epoch {self.epoch}, step {self.step + 1} (batch {i + 1} of "
+                        f"{len(loader)}, videos {batch.get('video_id', [])[:4]}); stopped. The last good checkpoint "
+                        f"is {self.last_path if self.last_path.exists() else 'none (first epoch)'}; "
+                        "try a lower optim.lr or runtime.precision=fp32")
+                self.scaler.scale(loss * (weight / accumulation)).backward()
             pending += 1
-            n = int(labels.shape[0])
-            total_loss += loss.item() * n
-            total_correct += int(correct(output, labels).sum())
-            clips += n
-            if pending == accumulation or i == len(loader) - 1:
+            if weight:
+                n = int(labels.shape[0])
+                total_loss += loss.item() * n
+                total_correct += int(correct(output, labels).sum())
+                clips += n
+            if steps_now:
                 self._optimizer_step(params, batch_number=i + 1)
                 pending = 0
-            bar.set_postfix(loss=f"{total_loss / clips:.4f}", lr=f"{lr:.3g}",
-                            clips_s=f"{clips / (time.perf_counter() - start):.1f}")
+            if clips:
+                bar.set_postfix(loss=f"{total_loss / clips:.4f}", lr=f"{lr:.3g}",
+                                clips_s=f"{clips / (time.perf_counter() - start):.1f}")
         bar.close()
+        if self.where.active:
+            distributed.broadcast_buffers(model)
+            total_loss, total_correct, clips, skipped = distributed.all_sum(
+                [total_loss, total_correct, clips, skipped], self.device)
+            total_correct, clips, skipped = int(total_correct), int(clips), int(skipped)
         if clips == 0:
             raise GSFConfigError(f"epoch {self.epoch}: no training clip was loaded ({skipped} skipped)")
         if skipped:
@@ -348,6 +426,13 @@ class _Run:
         elapsed = time.perf_counter() - start
         return {"epoch": float(self.epoch), "train_loss": total_loss / clips, "train_top1": total_correct / clips,
                 "lr": lr, "clips_per_second": clips / elapsed, "train_skipped": float(skipped)}
+
+    def _blank_clip(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """An all-zero clip and label, for a rank whose first batch was all unreadable samples."""
+        d = self.config.data
+        video = torch.zeros(1, d.num_frames, 3, d.input_size, d.input_size, device=self.device)
+        two_heads = isinstance(self.num_classes, dict)
+        return video, torch.zeros((1, 2) if two_heads else (1,), dtype=torch.int64, device=self.device)
 
     def _optimizer_step(self, params: list[nn.Parameter], *, batch_number: int) -> None:
         clip = self.config.optim.clip_grad_norm
@@ -371,11 +456,11 @@ class _Run:
                                      f"stopped without saving; the last good checkpoint is {self.last_path}")
 
     def _validate(self) -> dict[str, float]:
-        views = self.val_clips * self.val_crops
-        loader = eval_loader(self.val_set, self.config, views)
-        prediction = predict_views(self.model, loader, num_views=views, device=self.device,
-                                   autocast=lambda: autocast_for(self.device, self.precision))
-        write_scores(self.out_dir / "scores" / f"val_epoch{self.epoch}.csv", prediction)
+        # Sharded over the ranks and gathered: every rank gets the whole set's prediction.
+        prediction = predict_dataset(self.model, self.val_set, self.config, num_views=self.val_clips * self.val_crops,
+                                     device=self.device, precision=self.precision)
+        if self.main:
+            write_scores(self.out_dir / "scores" / f"val_epoch{self.epoch}.csv", prediction)
         metrics = {f"val_{k}": v for k, v in classification_metrics(prediction["logits"], prediction["label"]).items()}
         if metrics["val_top1"] > self.best_top1:
             self.best_top1, self.best_epoch = metrics["val_top1"], self.epoch
