@@ -9,6 +9,8 @@ See ``docs/CONTRIBUTING-internal.md`` (Grids and MLflow layout) for the format; 
     include:                       # extra trials after the product, each with every seed
       - {model.temporal: gsf, model.groups: 4}
     resources: {cpus_per_trial: 1, gpus_per_trial: 0, data_parallel: none, max_concurrent: 2}
+    # data parallel (DDP) inside each trial, one process per GPU:  {gpus_per_trial: 4, data_parallel: ddp}
+    # or N gloo processes on CPU:        {cpus_per_trial: 2, data_parallel: ddp, workers_per_trial: 2}
     tune:
       metric: val_top1             # what the scheduler and search optimise
       mode: max
@@ -43,7 +45,7 @@ from gsf.errors import GSFConfigError
 
 GRID_KEYS = ("study", "table", "description", "base_config", "set", "axes", "include", "seeds", "exclude",
              "baseline", "resources", "tune")
-RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "data_parallel", "max_concurrent")
+RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "data_parallel", "workers_per_trial", "max_concurrent")
 DATA_PARALLEL = ("none", "ddp")
 TUNE_KEYS = ("metric", "mode", "max_failures", "scheduler", "search")
 SCHEDULER_KEYS = ("type", "grace_period", "reduction_factor", "max_t")
@@ -65,12 +67,16 @@ DATASET_CLASSES: dict[str, int | dict[str, int]] = {
 
 @dataclass(frozen=True)
 class Resources:
-    """What one trial asks Ray for; ``data_parallel='ddp'`` runs one process per GPU inside the trial."""
+    """What one trial asks Ray for (``cpus_per_trial``/``gpus_per_trial``: the whole trial, all its
+    processes) and how many processes train it: ``data_parallel='ddp'`` runs ``workers_per_trial``
+    DDP processes, one per GPU when the trial has GPUs (then ``workers_per_trial = gpus_per_trial``),
+    else gloo processes on CPU (:func:`gsf.engine.distributed.launch_local`)."""
 
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     data_parallel: str = "none"
     max_concurrent: int | None = None
+    workers_per_trial: int = 1
 
 
 @dataclass(frozen=True)
@@ -204,13 +210,27 @@ def _load_resources(path: Path, raw: object) -> Resources:
     parallel = raw.get("data_parallel", "none")
     if parallel not in DATA_PARALLEL:
         raise _error(path, "resources.data_parallel", f"{parallel!r} is not one of {list(DATA_PARALLEL)}")
-    if parallel == "ddp" and (gpus < 2 or gpus != int(gpus)):
-        raise _error(path, "resources.data_parallel", f"ddp needs a whole number of GPUs >= 2 per trial, "
-                                                      f"got gpus_per_trial={gpus!r}")
+    workers = raw.get("workers_per_trial")
+    if workers is not None:
+        _positive_number(path, "resources.workers_per_trial", workers, integer=True)
+    if parallel == "none" and workers not in (None, 1):
+        raise _error(path, "resources.workers_per_trial", f"{workers} processes per trial need data_parallel: ddp")
+    if parallel == "ddp" and gpus > 0:
+        if gpus < 2 or gpus != int(gpus):
+            raise _error(path, "resources.data_parallel", f"ddp on GPUs needs a whole number of GPUs >= 2 per trial "
+                                                          f"(one process each), got gpus_per_trial={gpus!r}; for "
+                                                          "ddp on CPU set gpus_per_trial: 0 and workers_per_trial")
+        if workers not in (None, int(gpus)):
+            raise _error(path, "resources.workers_per_trial",
+                         f"ddp on GPUs runs one process per GPU: workers_per_trial={workers} but gpus_per_trial={gpus!r}")
+        workers = int(gpus)
+    elif parallel == "ddp" and (workers is None or workers < 2):
+        raise _error(path, "resources.data_parallel", "ddp on CPU (gpus_per_trial 0) needs workers_per_trial >= 2 "
+                                                      f"(gloo processes per trial), got {workers!r}")
     concurrent = raw.get("max_concurrent")
     if concurrent is not None:
         _positive_number(path, "resources.max_concurrent", concurrent, integer=True)
-    return Resources(float(cpus), float(gpus), parallel, concurrent)
+    return Resources(float(cpus), float(gpus), parallel, concurrent, workers or 1)
 
 
 def _load_tune(path: Path, raw: object) -> TuneSettings:

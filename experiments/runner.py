@@ -407,6 +407,7 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
         uri = options.tracking_uri or tracking.default_tracking_uri()
     tracking.preflight(uri)
     specs = prepare_trials(grid, overrides)
+    world_size = _apply_data_parallel(grid, options, specs)
     mlflow_client = tracking.client(uri)
     experiment_id = tracking.ensure_experiment(mlflow_client, grid.study, uri=uri, description=grid.description)
     if state is None:
@@ -431,9 +432,8 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
     context = {"trials": specs, "tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent,
                "sweep_id": sweep_id, "grid": grid.name, "table": grid.table, "code_version": code,
                "fail_once_at_epoch": int(fail_at) if fail_at else None, "marker_dir": str(sweep_dir / "faults")}
-    if grid.resources.data_parallel == "ddp":
-        raise GSFConfigError(f"grid {grid.path}: resources.data_parallel=ddp needs a multi-device engine; "
-                             "gsf.engine.train runs on one device (see docs/cluster.md, Multi-GPU trials)")
+    if world_size > 1:
+        print(f"gsf sweep: each trial trains with {world_size} data-parallel (DDP) processes")
     print(f"gsf sweep: {grid.name}: {len(specs)} trials, sweep {sweep_id}, tracking {uri}, folder {sweep_dir}")
     temp_dir = start_ray(options.address)
     status, code, reported = "FAILED", 1, False
@@ -468,6 +468,35 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
         print(f"gsf sweep: MLflow tracking server {uri} does not answer: bring it back and rerun with --resume "
               f"--name {sweep_dir.name} (trials continue from their checkpoints)", flush=True)
     return code
+
+
+def _apply_data_parallel(grid, options: SweepOptions, specs: dict[str, dict]) -> int:
+    """Processes per trial (``resources.data_parallel: ddp``: ``workers_per_trial``, or one per GPU of
+    ``--gpus-per-trial`` when given), written into every trial's ``runtime.world_size``, so its config,
+    hash and MLflow params say how it was trained and the engine launches that many processes: rank 0 in
+    the trial's own process, reporting to Tune and MLflow, the others spawned beside it."""
+    from experiments.grid import config_hash
+
+    resources = grid.resources
+    world_size = resources.workers_per_trial if resources.data_parallel == "ddp" else 1
+    gpus = options.gpus_per_trial
+    if resources.data_parallel == "ddp" and resources.gpus_per_trial > 0 and gpus is not None:
+        if gpus < 2 or gpus != int(gpus):
+            raise GSFConfigError(f"--gpus-per-trial {gpus}: grid {grid.path} trains each trial with DDP, one process "
+                                 "per GPU: give a whole number >= 2")
+        world_size = int(gpus)
+    for spec in specs.values():
+        runtime = spec["config"]["runtime"]
+        asked = runtime.get("world_size", 1)
+        if asked == world_size:
+            continue
+        if asked != 1:
+            raise GSFConfigError(f"grid {grid.path}, trial {spec['slug']}: runtime.world_size={asked} but the grid's "
+                                 f"resources give {world_size} process(es) per trial; set resources.data_parallel: "
+                                 "ddp with workers_per_trial (CPU) or gpus_per_trial instead")
+        runtime["world_size"] = world_size
+        spec["config_hash"] = config_hash(spec["config"])
+    return world_size
 
 
 def _first_line(error: BaseException) -> str:

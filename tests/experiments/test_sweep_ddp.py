@@ -1,0 +1,60 @@
+"""A sweep whose trial trains with DDP (2 gloo processes on CPU) on a real local Ray, checked in MLflow: the
+trial is reported by rank 0 from the trial's own process, and a trial that fails once is retried from its
+checkpoint (every rank resumes it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TINY_GRID, sweep_env
+from test_sweep import epochs_logged, finish, runs_of, sweep_args, tune_epochs
+
+pytestmark = pytest.mark.slow
+
+
+def ddp_grid(tmp_path: Path) -> Path:
+    grid = yaml.safe_load(TINY_GRID.read_text())
+    grid["base_config"] = str((TINY_GRID.parent / grid["base_config"]).resolve())
+    grid["axes"] = {"model.temporal": ["tsm"]}
+    grid["baseline"] = {}
+    grid["set"].update({"data.batch_size": 4})  # per process: the global batch is 8, optim.base_batch_size
+    grid["resources"] = {"cpus_per_trial": 2, "data_parallel": "ddp", "workers_per_trial": 2}
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+def test_a_ddp_trial_on_two_cpu_workers_is_tracked_and_retried_from_its_checkpoint(tmp_path, synth_root, processes):
+    log = tmp_path / "sweep.log"
+    env = sweep_env(GSF_SWEEP_FAIL_ONCE_AT_EPOCH="1")
+    process = processes.sweep(sweep_args(tmp_path, synth_root, ddp_grid(tmp_path)), log=log, env=env, cwd=tmp_path)
+    finish(process, log)
+    text = log.read_text()
+    assert "each trial trains with 2 data-parallel (DDP) processes" in text
+    assert "InjectedFailure" in text  # raised in rank 0's callback, in the trial's process
+
+    client, parents, children = runs_of(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 1
+    run = children[0]
+    assert run.info.status == "FINISHED" and run.info.run_name == "temporal=tsm,seed=0"
+    assert run.data.params["runtime.world_size"] == "2" and run.data.params["data.batch_size"] == "4"
+    assert epochs_logged(client, run) == [1, 2]
+    for key in ("train_loss", "val_top1", "best_val_top1", "final_val_top1", "final_val_top5",
+                "final_val_mean_class_acc"):
+        assert key in run.data.metrics, key
+    # the global batch (4 per process x 2) is optim.base_batch_size: the lr is the configured one
+    lr = [m.value for m in client.get_metric_history(run.info.run_id, "lr")]
+    assert lr == pytest.approx([0.001, 0.01])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "scores"} <= artifacts
+    assert tune_epochs(tmp_path) == {"temporal=tsm,seed=0": [1, 2]}  # epoch 2 continued from the checkpoint
+
+    (engine,) = (tmp_path / "sweeps" / "s").glob("*/engine")
+    lines = [json.loads(x) for x in (engine / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1.0, 2.0]  # rank 0 alone wrote, once per epoch
+    assert yaml.safe_load((engine / "config.yaml").read_text())["runtime"]["world_size"] == 2
