@@ -19,6 +19,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="crop size in px (default: the backbone's, 224 or 229 for InceptionV3)")
     parser.add_argument("--views", default="1x1", help="clips x crops, for the multi-view total (e.g. 2x3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--fvcore", action="store_true",
+                        help="count with fvcore's JIT tracer on a CPU model (seconds; the same numbers as the "
+                             "default meta-device counter, which the tests hold equal to it)")
 
 
 def _parse_views(text: str) -> tuple[int, int]:
@@ -32,17 +35,19 @@ def _parse_views(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gsf.complexity import measure_complexity
+    from gsf.complexity import build_meta_model, measure_complexity, measure_complexity_fvcore
     from gsf.models import build_model
 
     try:
         clips, crops = _parse_views(args.views)
         if args.frames < 1:
             raise GSFError(f"--frames must be at least 1, got {args.frames}")
-        model = build_model(backbone=args.backbone, temporal=args.temporal, num_classes=args.num_classes,
-                            channel_fraction=args.channel_fraction)
+        kwargs = dict(backbone=args.backbone, temporal=args.temporal, num_classes=args.num_classes,
+                      channel_fraction=args.channel_fraction)
+        model = build_model(**kwargs) if args.fvcore else build_meta_model(**kwargs)
         input_size = args.input_size or model.backbone.input_size
-        result = measure_complexity(model, num_frames=args.frames, input_size=input_size)
+        measure = measure_complexity_fvcore if args.fvcore else measure_complexity
+        result = measure(model, num_frames=args.frames, input_size=input_size)
     except GSFError as error:
         print(f"gsf flops: error: {error}")
         return 2
