@@ -28,7 +28,6 @@ grid file and the trial named), runs the engine's cross-field and model checks, 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -553,33 +552,22 @@ def num_classes(config_dict: Mapping[str, Mapping[str, Any]]) -> int | dict[str,
 
 
 def complexity_of(config_dict: Mapping[str, Mapping[str, Any]], *, input_size: int | None = None,
-                  cache: dict | None = None, extrapolate: bool = False):
+                  cache: dict | None = None):
     """Per-view :class:`gsf.complexity.Complexity` of a trial's model, at ``input_size`` (default: the
-    configuration's). Models with the same knobs are counted once when ``cache`` is given; ``extrapolate``
-    counts clips of 2 and 3 frames and extrapolates to T (exact: costs are affine in T; pinned by a test)."""
+    configuration's), counted on the meta device (no data, no weights). Models with the same knobs are
+    counted once when ``cache`` is given."""
     from gsf.engine.config import TrainConfig, model_kwargs
 
     config = TrainConfig.from_dict(dict(config_dict))
     kwargs = model_kwargs(config, num_classes=num_classes(config_dict), pretrained=False)
     frames = config.data.num_frames
-    key = json.dumps([kwargs, frames, input_size or config.data.input_size, extrapolate], sort_keys=True, default=str)
+    size = input_size or config.data.input_size
+    key = json.dumps([kwargs, frames, size], sort_keys=True, default=str)
     if cache is not None and key in cache:
         return cache[key]
-    from gsf.complexity import measure_complexity
-    from gsf.models import build_model
+    from gsf.complexity import model_complexity
 
-    model = build_model(**kwargs)
-    size = input_size or config.data.input_size
-    if extrapolate and frames > 3:
-        # Every layer's cost is affine in T (per-frame convs, temporal convs over T, one head), so two short
-        # clips give the exact cost of a long one at a fraction of the tracing time.
-        two = measure_complexity(model, num_frames=2, input_size=size)
-        three = measure_complexity(model, num_frames=3, input_size=size)
-        result = dataclasses.replace(
-            three, gmacs=three.gmacs + (three.gmacs - two.gmacs) * (frames - 3),
-            gmacs_all_ops=three.gmacs_all_ops + (three.gmacs_all_ops - two.gmacs_all_ops) * (frames - 3))
-    else:
-        result = measure_complexity(model, num_frames=frames, input_size=size)
+    result = model_complexity(num_frames=frames, input_size=size, **kwargs)
     if cache is not None:
         cache[key] = result
     return result

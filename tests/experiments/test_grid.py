@@ -181,13 +181,14 @@ def test_complexity_only_writes_one_csv_per_grid_at_paper_resolution(tmp_path):
 
 
 @pytest.mark.parametrize("temporal", ["none", "tsm", "gsf"])
-def test_complexity_extrapolated_from_short_clips_equals_the_direct_count(tmp_path, temporal):
-    from experiments.grid import complexity_of
+def test_complexity_of_a_trial_equals_fvcore_on_its_model(tmp_path, temporal):
+    from experiments.grid import complexity_of, num_classes
+    from gsf.complexity import measure_complexity_fvcore
+    from gsf.engine.config import TrainConfig, model_kwargs
+    from gsf.models import build_model
 
     grid = load_grid(write_grid(tmp_path, f"axes:\n  model.temporal: [{temporal}]\nset: {{data.num_frames: 8}}\n"))
     config = resolve(grid)[0].config_dict
-    direct = complexity_of(config, input_size=64)
-    fast = complexity_of(config, input_size=64, extrapolate=True)
-    assert fast.params == direct.params and fast.temporal_modules == direct.temporal_modules
-    assert fast.gmacs == pytest.approx(direct.gmacs, rel=1e-9)
-    assert fast.gmacs_all_ops == pytest.approx(direct.gmacs_all_ops, rel=1e-9)
+    kwargs = model_kwargs(TrainConfig.from_dict(config), num_classes=num_classes(config), pretrained=False)
+    reference = measure_complexity_fvcore(build_model(**kwargs), num_frames=8, input_size=64)
+    assert complexity_of(config, input_size=64) == reference
