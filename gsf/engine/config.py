@@ -372,15 +372,14 @@ def check_model(config: TrainConfig) -> None:
     it, so knob and clip-length errors surface as GSFConfigError before any data is read."""
     import torch
 
-    from gsf.models import build_model
+    from gsf.complexity import build_meta_model
 
     m, d = config.model, config.data
     num_classes = {"verb": 97, "noun": 300} if d.dataset == "epic100" else 2
     try:
-        with torch.device("meta"):
-            model = build_model(**model_kwargs(config, num_classes=num_classes, pretrained=False))
-            model.eval()
-            model(torch.empty(1, d.num_frames, 3, d.input_size, d.input_size))
+        model = build_meta_model(**model_kwargs(config, num_classes=num_classes, pretrained=False))
+        model.eval()
+        model(torch.empty(1, d.num_frames, 3, d.input_size, d.input_size, device="meta"))
     except GSFConfigError as err:
         raise GSFConfigError(f"model section {config.to_dict()['model']}: {err}") from err
     except (ValueError, RuntimeError) as err:

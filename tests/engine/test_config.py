@@ -84,3 +84,18 @@ def test_every_shipped_config_loads():
     assert configs
     for path in configs:
         load_config(path, check=False)
+
+
+@pytest.mark.parametrize("backbone", ["resnet_tiny", "regnet_y_400mf", "convnext_tiny", "bninception"])
+def test_model_check_accepts_every_backbone_family(backbone):
+    # RegNet cannot be built on the meta device (torchvision reads widths back from tensors while
+    # building it); the check must build it another way, not report it as unable to run clips.
+    from gsf.engine.config import check_model
+
+    config = load_config(None, [f"model.backbone={backbone}", "model.temporal=gsf", "data.num_frames=2",
+                                "data.input_size=64"], check=False)
+    check_model(config)
+    bad = load_config(None, [f"model.backbone={backbone}", "model.temporal=gsf", "model.groups=8",
+                             "model.channel_fraction=0.01"], check=False)
+    with pytest.raises(GSFConfigError, match="divisible by 2 \\* groups"):
+        check_model(bad)
