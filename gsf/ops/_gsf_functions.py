@@ -5,11 +5,17 @@ Two `torch.autograd.Function`s carry the full-size work of `GateShiftFuse` with 
 - `GateTaps`: step 3 up to the gate conv, ReLU(BN3d(X)) followed by the tap matmul of the conv (see
   `GateShiftFuse._gate_maps`). It saves only X and per-channel vectors; ReLU(BN(X)) is recomputed in
   backward instead of being kept alive between forward and backward. Batch statistics are computed here
-  and returned, so the caller updates the BN running statistics exactly once, in forward.
+  and returned, so the caller updates the BN running statistics exactly once, in forward. x passes through
+  it to `ShiftFuse`, so backward adds the BN gradient into ShiftFuse's gradient for x in place.
 - `ShiftFuse`: steps 3-7 after the gate map G is known: Y = G * X, R = X - Y, the one-frame shift, the
   channel-weighting fusion (spatial means, the per-group 3x3 conv, sigmoid) and the interleave, writing
   straight into the output (bypass channels included). It saves X, G and the small fusion tensors; the
   gated, residual and shifted parts are recomputed in backward.
+
+Large maps are processed in pieces of about `_CHUNK_BYTES` (a few samples, or a band of pixels), so the
+temporaries of each piece are still in cache when read back and none is allocated at full size: on CPU,
+each fresh full-size tensor costs page faults and a trip to memory, which is most of what a module that
+does little arithmetic per element pays.
 
 Everything is expressed on views of (B, T, G/2, 2, k, h, H*W) tensors, where axis 3 is the shift
 direction (0: receives the next frame, 1: the previous) and (k, h) split a shift block so that the
@@ -25,16 +31,19 @@ import torch.nn.functional as F
 
 
 class GateTaps(torch.autograd.Function):
-    """cols[n, g, tap, p] = sum_c taps[g, tap, c] * ReLU(BN(X))[n, g, c, p] for X of shape (N, C', P).
+    """cols[n, g, tap, p] = sum_c taps[g, tap, c] * ReLU(BN(X))[n, g, c, p] for X = x[:, :C'] (N, C', P).
 
-    Inputs: X (N, C', P) with a (N*G, C'/G, P) view; BN weight and bias (C',); taps (G, K, C'/G);
-    mean and var: the running statistics, used when `training` is False; eps. Outputs: cols
-    (N*G, K, P), and the batch mean and biased variance (C',) (not differentiable; the running ones
-    when not training).
+    Inputs: x (N, C, P), whose first `gated` = C' channels are X, seen as (N*G, C'/G, P); BN weight and bias
+    (C',); taps (G, K, C'/G); the running mean and var, used when `training` is False; eps. Outputs: cols
+    (N*G, K, P); the batch mean and biased variance (C',) (not differentiable; the running ones when not
+    training); and x itself, passed through for the caller's `ShiftFuse`. Routing x through here gives x
+    one consumer: backward adds the BN gradient into the gradient `ShiftFuse` returned for x, in place,
+    instead of autograd allocating a third full-size tensor to sum the two.
     """
 
     @staticmethod
-    def forward(ctx, X, weight, bias, taps, running_mean, running_var, eps: float, training: bool):
+    def forward(ctx, x, weight, bias, taps, running_mean, running_var, eps: float, training: bool, gated: int):
+        X = x if gated == x.shape[1] else x[:, :gated]
         n, cp, pixels = X.shape
         groups, kernel, per_group = taps.shape
         if training:
@@ -60,14 +69,15 @@ class GateTaps(torch.autograd.Function):
                     taps_n = _taps_per_sample(taps, step, z.dtype)
                 torch.bmm(taps_n[:part * groups], z.reshape(part * groups, per_group, pixels),
                           out=cols[start * groups:(start + part) * groups])
-        ctx.save_for_backward(X, weight, bias, taps, mean, var, invstd)
-        ctx.eps, ctx.training = eps, training
+        ctx.save_for_backward(x, weight, bias, taps, mean, var, invstd)
+        ctx.eps, ctx.training, ctx.gated = eps, training, gated
         ctx.mark_non_differentiable(mean, var)
-        return cols, mean, var
+        return cols, mean, var, x
 
     @staticmethod
-    def backward(ctx, grad_cols, _grad_mean, _grad_var):
-        X, weight, bias, taps, mean, var, invstd = ctx.saved_tensors
+    def backward(ctx, grad_cols, _grad_mean, _grad_var, grad_x):
+        x, weight, bias, taps, mean, var, invstd = ctx.saved_tensors
+        X = x if ctx.gated == x.shape[1] else x[:, :ctx.gated]
         n, cp, pixels = X.shape
         groups, kernel, per_group = taps.shape
         need_x, need_w, need_b, need_taps = ctx.needs_input_grad[:4]
@@ -76,7 +86,7 @@ class GateTaps(torch.autograd.Function):
         acc = torch.float64 if dtype == torch.float64 else torch.float32
         grad_cols = grad_cols.to(dtype)
         # A few samples at a time: ReLU(BN(X)) is recomputed per piece and used while in cache; the only
-        # full-size tensor made is dL/dY of the BN, which becomes dL/dX in place.
+        # full-size tensor made is dL/dY of the BN (the gated channels).
         step = max(1, _CHUNK_BYTES // max(1, cp * pixels * X.element_size()))
         pieces = [(start, min(step, n - start)) for start in range(0, n, step)]
         taps_t = _taps_per_sample(taps, pieces[0][1], dtype).transpose(1, 2)
@@ -101,26 +111,28 @@ class GateTaps(torch.autograd.Function):
                 sum_dy_xmu += (dyc * (Xc - mean_col)).sum(-1, dtype=acc).sum(0)
         if grad_taps is not None:
             grad_taps = grad_taps.to(taps.dtype)
-        grad_x = grad_w = grad_b = None
+        grad_w = grad_b = None
         if need_w:
             grad_w = (sum_dy_xmu * invstd.to(acc)).to(weight.dtype)
         if need_b:
             grad_b = sum_dy.to(bias.dtype)
         if need_x:
+            # The pass-through gradient is ShiftFuse's own fresh dL/dx (its only consumer), added to in place.
+            grad_x = grad_x.contiguous()
             # BN backward: dX = w * invstd * (dY - mean(dY) - (X - mean) * invstd^2 * mean(dY * (X - mean)))
             # with batch statistics; dX = w * invstd * dY with fixed (running) ones.
             scale = (weight.to(acc) * invstd.to(acc)).view(1, cp, 1)
-            if ctx.training:
-                count = n * pixels
-                shift = (sum_dy / count).view(1, cp, 1)
-                slope = (sum_dy_xmu / count * invstd.to(acc).square()).view(1, cp, 1)
-                for start, part in pieces:
-                    dyc = grad_y[start:start + part]
-                    dyc.sub_(shift).addcmul_(X[start:start + part] - mean_col, slope, value=-1).mul_(scale)
-            else:
-                grad_y.mul_(scale)
-            grad_x = grad_y
-        return grad_x, grad_w, grad_b, grad_taps, None, None, None, None
+            count = n * pixels
+            shift = (sum_dy / count).view(1, cp, 1)
+            slope = (sum_dy_xmu / count * invstd.to(acc).square()).view(1, cp, 1)
+            for start, part in pieces:
+                dyc = grad_y[start:start + part]
+                if ctx.training:
+                    dyc.sub_(shift).addcmul_(X[start:start + part] - mean_col, slope, value=-1)
+                grad_x[start:start + part, :cp].add_(dyc.mul_(scale))
+        else:
+            grad_x = None
+        return grad_x, grad_w, grad_b, grad_taps, None, None, None, None, None
 
 
 _CHUNK_BYTES = 4 << 20  # about the size of one frame's widest ResNet-50 feature map; fits in L3 caches
@@ -326,10 +338,13 @@ class ShiftFuse(torch.autograd.Function):
         for band in bands:
             dOb, Fb = dO[..., band], dX[..., band]
             if fusion == "channel_weighting":
+                # F = beta * dO + dmean_x / P as a multiply then an add: `addcmul` with two broadcast
+                # operands takes an unvectorised loop on CPU (3x slower).
                 if compiling:
-                    Fb.copy_(torch.addcmul(gmx, dOb, beta))
+                    Fb.copy_(dOb * beta)
                 else:
-                    torch.addcmul(gmx, dOb, beta, out=Fb)
+                    torch.mul(dOb, beta, out=Fb)
+                Fb.add_(gmx)
                 Hb = gsum - Fb
                 for d, (dst, src, _) in enumerate(_directions(frames)):
                     Hb[:, src, :, d].addcmul_(dOb[:, dst, :, d], alpha[:, dst, :, d])

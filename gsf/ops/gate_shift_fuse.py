@@ -82,20 +82,22 @@ class GateShiftFuse(TemporalModule):
                 f"gate={self.gate!r}, fusion={self.fusion!r}")
 
     # -- step 3 -------------------------------------------------------------------------------------
-    def _gate_maps(self, X: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
-        """tanh(Conv3d(ReLU(BN3d(X)))) as (B*T, G, H*W), for X of shape (B*T, C', H, W).
+    def _gate_maps(self, x: torch.Tensor, frames: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """tanh(Conv3d(ReLU(BN3d(X)))) as (B*T, G, H*W), for the first C' channels X of x (B*T, C, H*W);
+        returned with x as passed through `GateTaps` (to be used in its place, see there).
 
         The grouped Conv3d with G outputs is slow on CPU (oneDNN handles few output channels badly,
         forward and even more backward). It is computed instead, with the same 27 C' multiply-adds per
         output pixel, as one batched matmul giving every tap's contribution, U[n, g, (kt, kh, kw), pixel],
         then the taps are summed with their spatial offsets by `F.fold` (col2im, no arithmetic beyond the
         additions) and with their temporal offsets by two one-frame shifts of a G-channel map.
-        BN -> ReLU -> taps is one `GateTaps` call that keeps only X for backward; BN3d over
+        BN -> ReLU -> taps is one `GateTaps` call that keeps only x for backward; BN3d over
         (B, C', T, H, W) has the same per-channel statistics as over (B*T, C', H*W). The running
         statistics are updated here, once, as `nn.BatchNorm3d` would.
         """
-        n, cp, h, w = X.shape
-        groups = self.groups
+        n = x.shape[0]
+        batch = n // frames
+        cp, groups = self.gated_channels, self.groups
         per_group = cp // groups
         weight, bias = self.conv3D.weight, self.conv3D.bias
         kt = weight.shape[2]
@@ -103,20 +105,20 @@ class GateShiftFuse(TemporalModule):
         # so the spatial taps are flipped. Rows of `taps`: (kt, kh, kw); columns: input channels.
         taps = weight.flip(3, 4).reshape(groups, per_group, kt * 9).transpose(1, 2)
         bn = self.bn
-        cols, mean, var = GateTaps.apply(X.reshape(n, cp, h * w), bn.weight, bn.bias, taps, bn.running_mean,
-                                         bn.running_var, bn.eps, bn.training)
+        cols, mean, var, x = GateTaps.apply(x, bn.weight, bn.bias, taps, bn.running_mean, bn.running_var,
+                                            bn.eps, bn.training, cp)
         if bn.training:
             self._update_running_stats(mean, var, n * h * w)
         taps = F.fold(cols.view(n, groups * kt * 9, h * w), (h, w), 3, padding=1)  # (N, G*kt, H, W)
         if kt == 1:
             pre = taps + bias.view(1, groups, 1, 1)
-            return torch.tanh(pre).view(n, groups, h * w)
+            return torch.tanh(pre).view(n, groups, h * w), x
         # pre[t] = tap0[t - 1] + tap1[t] + tap2[t + 1] + bias, zero outside the clip.
         taps = taps.view(batch, frames, groups, 3, h * w)
         pre = (taps[:, :, :, 1] + bias.view(1, 1, groups, 1)
                + F.pad(taps[:, :, :, 0], (0, 0, 0, 0, 1, -1))
                + F.pad(taps[:, :, :, 2], (0, 0, 0, 0, -1, 1)))
-        return torch.tanh(pre).view(n, groups, h * w)
+        return torch.tanh(pre).view(n, groups, h * w), x
 
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
@@ -167,16 +169,14 @@ class GateShiftFuse(TemporalModule):
         # The fused functions index (N, C, H*W) views; another layout costs one explicit copy each way.
         x = x.contiguous()
         cp, groups = self.gated_channels, self.groups
-        # All channels gated: pass x itself, not a full-width slice, whose backward would allocate and
-        # zero a full-size gradient just to copy into it.
-        gate = self._gate_maps(x if cp == c else x[:, :cp], n // num_frames, num_frames)
+        gate, x = self._gate_maps(x.view(n, c, h * w), num_frames, h, w)
         if self.fusion == "channel_weighting":
             convs = [getattr(self, f"channel_conv{i}") for i in range(1, groups + 1)]
             fusion_weight = torch.cat([conv.weight for conv in convs], dim=0)
             fusion_bias = torch.cat([conv.bias for conv in convs], dim=0)
         else:
             fusion_weight = fusion_bias = None
-        out = ShiftFuse.apply(x.view(n, c, h * w), gate, fusion_weight, fusion_bias, num_frames, cp, groups,
+        out = ShiftFuse.apply(x, gate, fusion_weight, fusion_bias, num_frames, cp, groups,
                               self.fusion).view(n, c, h, w)
         return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 

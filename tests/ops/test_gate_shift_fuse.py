@@ -40,7 +40,7 @@ def test_gate_is_in_open_interval_minus_one_one():
     m = GateShiftFuse(8).double()
     with torch.no_grad():
         m.conv3D.weight.mul_(4)
-    maps = m._gate_maps(_clip_input(2, 3, 8).double(), 2, 3)
+    maps, _ = m._gate_maps(_clip_input(2, 3, 8).double().reshape(6, 8, 12), 3, 4, 3)
     assert maps.shape == (6, 2, 12)
     assert maps.abs().max() < 1.0
     assert maps.abs().max() > 0.5  # the check is not vacuous

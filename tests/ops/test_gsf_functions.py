@@ -22,7 +22,27 @@ def test_gate_taps_gradients_match_finite_differences(training):
     running_mean, running_var = 0.1 * _double(cp, seed=4), 1 + 0.1 * _double(cp, seed=5).abs()
 
     def fn(X, weight, bias, taps):
-        return GateTaps.apply(X, weight, bias, taps, running_mean, running_var, 1e-5, training)[0]
+        cols, _, _, passed = GateTaps.apply(X, weight, bias, taps, running_mean, running_var, 1e-5, training, cp)
+        return cols, passed * 0.5
+
+    assert torch.autograd.gradcheck(fn, (X, weight, bias, taps))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gate_taps_gradients_with_pass_through_channels(training):
+    # Only the first `gated` channels go through BN and the taps; x comes back whole, and its gradient is
+    # the pass-through gradient plus the BN one on the gated channels.
+    n, channels, gated, pixels, groups, kernel = 3, 8, 4, 5, 2, 3
+    X = _double(n, channels, pixels, seed=0).requires_grad_()
+    weight = (1 + 0.1 * _double(gated, seed=1)).requires_grad_()
+    bias = (0.1 * _double(gated, seed=2)).requires_grad_()
+    taps = _double(groups, kernel, gated // groups, seed=3).requires_grad_()
+    running_mean, running_var = 0.1 * _double(gated, seed=4), 1 + 0.1 * _double(gated, seed=5).abs()
+
+    def fn(X, weight, bias, taps):
+        cols, _, _, passed = GateTaps.apply(X, weight, bias, taps, running_mean, running_var, 1e-5, training,
+                                            gated)
+        return cols, passed.square()
 
     assert torch.autograd.gradcheck(fn, (X, weight, bias, taps))
 
@@ -30,7 +50,7 @@ def test_gate_taps_gradients_match_finite_differences(training):
 def test_gate_taps_returns_batch_statistics_when_training():
     X = _double(3, 4, 5, seed=0)
     ones, zeros = torch.ones(4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
-    _, mean, var = GateTaps.apply(X, ones, zeros, _double(2, 3, 2, seed=1), zeros, ones, 1e-5, True)
+    _, mean, var, _ = GateTaps.apply(X, ones, zeros, _double(2, 3, 2, seed=1), zeros, ones, 1e-5, True, 4)
     torch.testing.assert_close(mean, X.mean(dim=(0, 2)))
     torch.testing.assert_close(var, X.var(dim=(0, 2), unbiased=False))
 
