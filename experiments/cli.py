@@ -72,8 +72,12 @@ def _dry_run(grid_path: str, overrides: dict) -> int:
                      str(c.temporal_modules)))
     header = ("trial", "config_hash", "GMACs/view", "params (M)", "temporal modules")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print(f"grid {grid.path}: study {grid.study!r}, table {grid.table!r}, {len(rows)} trials, "
+    from experiments.grid import describe_tune, planned_trials
+
+    print(f"grid {grid.path}: study {grid.study!r}, table {grid.table!r}, {planned_trials(grid, len(rows))} trials, "
           f"base {grid.base_config}")
+    for line in describe_tune(grid, len(rows)):
+        print(line)
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
     return 0

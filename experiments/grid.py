@@ -12,14 +12,14 @@ See ``docs/CONTRIBUTING-internal.md`` (Grids and MLflow layout) for the format; 
     # data parallel (DDP) inside each trial, one process per GPU:  {gpus_per_trial: 4, data_parallel: ddp}
     # or N gloo processes on CPU:        {cpus_per_trial: 2, data_parallel: ddp, workers_per_trial: 2}
     tune:
-      metric: val_top1             # what the scheduler and search optimise
-      mode: max
+      metric: val_top1             # what ASHA and Optuna optimise: an engine metric (TUNE_METRICS), read at
+      mode: max                    #   every epoch (so runtime.eval_every: 1 for a val_* metric)
       max_failures: 2              # retries of a failed trial, each from its last checkpoint
-      scheduler: {type: asha, grace_period: 5, reduction_factor: 3}
+      scheduler: {type: asha, grace_period: 5, reduction_factor: 3}   # max_t: optim.epochs unless given
       search:                      # sampled axes, next to the plain grid axes
-        algorithm: random          # or optuna (needs the optuna package)
-        num_samples: 4             # samples per grid point (random) / in all (optuna)
-        space: {optim.lr: {loguniform: [0.001, 0.1]}}
+        algorithm: random          # or optuna
+        num_samples: 4             # samples per grid point: points x num_samples trials
+        space: {optim.lr: {loguniform: [0.001, 0.1]}}   # uniform, loguniform, randint [low, high), choice
 
 Expansion is deterministic and needs no engine; :func:`resolve` applies each trial's overrides to the base
 configuration through :mod:`gsf.engine.config` (so unknown keys and bad values are reported there, with the
@@ -51,6 +51,10 @@ SCHEDULER_KEYS = ("type", "grace_period", "reduction_factor", "max_t")
 SEARCH_KEYS = ("algorithm", "num_samples", "space")
 SEARCH_ALGORITHMS = ("random", "optuna")
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
+# What a scheduler or search may optimise: the engine's per-epoch quality metrics (docs/CONTRIBUTING-internal.md,
+# gsf.engine); losses are minimised, accuracies maximised.
+TUNE_METRICS = ("val_top1", "val_top5", "val_mean_class_acc", "best_val_top1", "val_loss", "train_top1", "train_loss")
+MINIMISED_METRICS = ("val_loss", "train_loss")
 SEED_KEY = "runtime.seed"
 # Keys that change how a run executes or reports, never what it computes: left out of the config hash.
 NON_AFFECTING_KEYS = ("runtime.progress", "runtime.num_threads")
@@ -80,13 +84,22 @@ class Resources:
 
 @dataclass(frozen=True)
 class TuneSettings:
-    """Early stopping and search; everything is off unless the grid asks."""
+    """Early stopping and search; everything is off unless the grid asks.
+
+    ``scheduler``: ``{type: asha, grace_period, reduction_factor, max_t}`` (``max_t`` None: the trial's
+    ``optim.epochs``); ``search``: ``{algorithm, num_samples, space}``, ``num_samples`` sampled trials per grid
+    point with either algorithm.
+    """
 
     metric: str = "val_top1"
     mode: str = "max"
     max_failures: int = 2
     scheduler: dict | None = None
     search: dict | None = None
+
+    @property
+    def samples_per_point(self) -> int:
+        return self.search["num_samples"] if self.search else 1
 
 
 @dataclass(frozen=True)
@@ -232,15 +245,59 @@ def _load_resources(path: Path, raw: object) -> Resources:
     return Resources(float(cpus), float(gpus), parallel, concurrent, workers or 1)
 
 
+def _number_pair(path: Path, where: str, kind: str, args: object) -> list:
+    """``[low, high]`` of a uniform/loguniform/randint distribution, checked: numbers (integers for randint),
+    finite, ``low < high``, ``low > 0`` for loguniform."""
+    integer = kind == "randint"
+    types = int if integer else (int, float)
+    if (not isinstance(args, list) or len(args) != 2
+            or any(isinstance(a, bool) or not isinstance(a, types) for a in args)):
+        what = "two integers" if integer else "two numbers"
+        raise _error(path, where, f"{kind} needs [low, high] ({what}), got {args!r}")
+    low, high = args
+    if not all(math.isfinite(a) for a in args):
+        raise _error(path, where, f"{kind} bounds must be finite, got {args!r}")
+    if not low < high:
+        hint = " (high is exclusive)" if integer else ""
+        raise _error(path, where, f"{kind} needs low < high{hint}, got {args!r}")
+    if kind == "loguniform" and low <= 0:
+        raise _error(path, where, f"loguniform needs a positive low bound, got {args!r}")
+    return [low, high]
+
+
+def _load_distribution(path: Path, key: object, dist: object) -> tuple[str, list]:
+    where = f"tune.search.space.{key}"
+    _check_key(path, where, key)
+    if key == SEED_KEY:
+        raise _error(path, where, "seeds are not sampled: list them in the top-level 'seeds'")
+    dist = _mapping(path, where, dist)
+    if len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
+        raise _error(path, where, f"must be one of {{{': [..]}, {'.join(DISTRIBUTIONS)}: [..]}}, got {dist!r}")
+    kind, args = next(iter(dist.items()))
+    if kind != "choice":
+        return kind, _number_pair(path, where, kind, args)
+    if not isinstance(args, list) or not args:
+        raise _error(path, where, f"choice needs a non-empty list of values, got {args!r}")
+    values = [_check_value(path, where, v) for v in args]
+    if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+        raise _error(path, where, f"choice repeats a value: {values!r}")
+    return kind, values
+
+
 def _load_tune(path: Path, raw: object) -> TuneSettings:
     raw = _mapping(path, "tune", raw)
     _unknown(path, "tune", raw, TUNE_KEYS)
     metric = raw.get("metric", "val_top1")
     mode = raw.get("mode", "max")
-    if not isinstance(metric, str) or not metric:
-        raise _error(path, "tune.metric", f"must be a metric name such as val_top1, got {metric!r}")
+    if metric not in TUNE_METRICS:
+        raise _error(path, "tune.metric", f"{metric!r} is not a metric the engine reports every epoch; one of "
+                                          f"{', '.join(TUNE_METRICS)}")
     if mode not in ("min", "max"):
         raise _error(path, "tune.mode", f"must be min or max, got {mode!r}")
+    expected = "min" if metric in MINIMISED_METRICS else "max"
+    if mode != expected:
+        raise _error(path, "tune.mode", f"{mode!r} would favour the worst trials: {metric} is "
+                                        f"{'a loss' if expected == 'min' else 'an accuracy'}, use mode: {expected}")
     failures = _positive_number(path, "tune.max_failures", raw.get("max_failures", 2), integer=True, allow_zero=True)
     scheduler = raw.get("scheduler")
     if scheduler is not None:
@@ -248,10 +305,17 @@ def _load_tune(path: Path, raw: object) -> TuneSettings:
         _unknown(path, "tune.scheduler", scheduler, SCHEDULER_KEYS)
         if scheduler.get("type", "asha") != "asha":
             raise _error(path, "tune.scheduler.type", f"only 'asha' is supported, got {scheduler.get('type')!r}")
-        for key in ("grace_period", "reduction_factor", "max_t"):
-            if key in scheduler:
-                _positive_number(path, f"tune.scheduler.{key}", scheduler[key], integer=key != "reduction_factor")
-        scheduler = {"type": "asha", **scheduler}
+        grace = _positive_number(path, "tune.scheduler.grace_period", scheduler.get("grace_period", 1), integer=True)
+        factor = scheduler.get("reduction_factor", 3)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 1:
+            raise _error(path, "tune.scheduler.reduction_factor", f"must be a number > 1 (each rung keeps the best "
+                                                                  f"1/reduction_factor of its trials), got {factor!r}")
+        max_t = scheduler.get("max_t")
+        if max_t is not None:
+            _positive_number(path, "tune.scheduler.max_t", max_t, integer=True)
+            if not grace < max_t:
+                raise _error(path, "tune.scheduler.max_t", f"{max_t} must exceed grace_period={grace}")
+        scheduler = {"type": "asha", "grace_period": grace, "reduction_factor": factor, "max_t": max_t}
     search = raw.get("search")
     if search is not None:
         search = _mapping(path, "tune.search", search)
@@ -263,20 +327,15 @@ def _load_tune(path: Path, raw: object) -> TuneSettings:
         space = _mapping(path, "tune.search.space", search.get("space"))
         if not space:
             raise _error(path, "tune.search.space", "must name at least one sampled key")
-        for key, dist in space.items():
-            where = f"tune.search.space.{key}"
-            _check_key(path, where, key)
-            dist = _mapping(path, where, dist)
-            if len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
-                raise _error(path, where, f"must be one of {{{': [..]}, {'.join(DISTRIBUTIONS)}: [..]}}, got {dist!r}")
+        space = {key: dict([_load_distribution(path, key, dist)]) for key, dist in space.items()}
+        combinations = 1
+        for dist in space.values():
             kind, args = next(iter(dist.items()))
-            if not isinstance(args, list) or not args or (kind != "choice" and len(args) != 2):
-                raise _error(path, where, f"{kind} needs {'a list of values' if kind == 'choice' else '[low, high]'}"
-                                          f", got {args!r}")
-            if kind != "choice" and not args[0] < args[1]:
-                raise _error(path, where, f"{kind} needs low < high, got {args!r}")
-            if kind == "loguniform" and args[0] <= 0:
-                raise _error(path, where, f"loguniform needs a positive low bound, got {args!r}")
+            combinations = (combinations * (len(args) if kind == "choice" else args[1] - args[0])
+                            if kind in ("choice", "randint") else math.inf)
+        if samples > combinations:
+            raise _error(path, "tune.search.num_samples", f"{samples} samples of a space with only {combinations} "
+                                                          "distinct points would repeat trials; make it a grid axis")
         search = {"algorithm": algorithm, "num_samples": samples, "space": space}
     return TuneSettings(metric, mode, int(failures), scheduler, search)
 
@@ -524,7 +583,85 @@ def resolve(grid: Grid, *, extra: Mapping[str, Any] | None = None, need_data: bo
                                  "configuration; remove one (an include entry repeating a product point?)")
         by_hash[digest] = trial.slug
         resolved.append(ResolvedTrial(trial=trial, config_dict=config_dict, config_hash=digest))
+    check_tune(grid, resolved, base=base, extra=extra)
     return resolved
+
+
+def _bound_values(kind: str, args: list) -> list:
+    """The values of a distribution worth checking against the engine: its bounds (randint's high is exclusive)
+    or every choice."""
+    return list(args) if kind == "choice" else [args[0], args[1] - 1 if kind == "randint" else args[1]]
+
+
+def check_tune(grid: Grid, resolved: list[ResolvedTrial], *, base: dict | None = None,
+               extra: Mapping[str, Any] | None = None) -> None:
+    """The ``tune`` rules that need each trial's resolved configuration: ASHA's rungs fit in ``optim.epochs``, a
+    validation metric is measured at every report, and every sampled key accepts its bounds (or choices)."""
+    tune = grid.tune
+    if not (tune.scheduler or tune.search):
+        return
+    # Random search samples once per trial and never reads the metric; ASHA and Optuna read every report.
+    reads_metric = bool(tune.scheduler) or (tune.search or {}).get("algorithm") == "optuna"
+    for item in resolved:
+        optim, runtime = item.config_dict["optim"], item.config_dict["runtime"]
+        trial = f"trial {item.slug}"
+        if tune.scheduler:
+            grace, max_t = tune.scheduler["grace_period"], tune.scheduler["max_t"]
+            if grace >= optim["epochs"]:
+                raise _error(grid.path, "tune.scheduler.grace_period",
+                             f"{grace} is not below optim.epochs={optim['epochs']} of {trial}: ASHA never stops a "
+                             "trial at its last epoch, so it could stop none")
+            if max_t is not None and max_t > optim["epochs"]:
+                raise _error(grid.path, "tune.scheduler.max_t",
+                             f"{max_t} exceeds optim.epochs={optim['epochs']} of {trial}: its rungs are never reached")
+        if reads_metric and tune.metric.startswith(("val_", "best_")) and runtime["eval_every"] != 1:
+            raise _error(grid.path, "tune.metric",
+                         f"{tune.metric} is measured every runtime.eval_every={runtime['eval_every']} epochs in "
+                         f"{trial}, but ASHA and Optuna read it at every epoch: set runtime.eval_every: 1 (or use a "
+                         "train_* metric)")
+    if not tune.search:
+        return
+    base = base if base is not None else base_config_dict(grid)
+    for key, dist in tune.search["space"].items():
+        where = f"tune.search.space.{key}"
+        if key in (extra or {}):
+            raise _error(grid.path, where, f"is sampled, but --set {key}={extra[key]!r} fixes it")
+        kind, args = next(iter(dist.items()))
+        for item in resolved:
+            for value in _bound_values(kind, args):
+                overrides = {**item.trial.overrides, **(extra or {}), key: value}
+                try:
+                    apply_overrides(base, overrides, source=f"grid {grid.path}, trial {item.slug}, {where}={value!r}")
+                except GSFConfigError as err:
+                    raise GSFConfigError(f"grid {grid.path}: {where}: {kind} {args!r} holds a value the engine "
+                                         f"rejects: {err}") from err
+
+
+def planned_trials(grid: Grid, points: int) -> int:
+    """How many Tune trials a sweep of ``points`` grid points runs: ``num_samples`` per point when searching."""
+    return points * grid.tune.samples_per_point
+
+
+def describe_tune(grid: Grid, points: int) -> list[str]:
+    """Lines saying what a sweep will run: the trial count (grid points x samples) and the scheduler."""
+    tune = grid.tune
+    lines = []
+    if tune.search:
+        search = tune.search
+        space = ", ".join(f"{key} ~ {kind}{args}" for key, dist in search["space"].items()
+                          for kind, args in dist.items())
+        samples = search["num_samples"]
+        lines.append(f"{points} grid point{'s' * (points != 1)} x {samples} sample{'s' * (samples != 1)} = "
+                     f"{planned_trials(grid, points)} trials ({search['algorithm']} search over {space}; values are "
+                     "drawn when the sweep runs: the rows below are grid points, at the base value of each sampled "
+                     "key)")
+    if tune.scheduler:
+        settings = tune.scheduler
+        budget = f"max_t {settings['max_t']}" if settings["max_t"] else "max_t = optim.epochs"
+        lines.append(f"ASHA early stopping on {tune.metric} ({tune.mode}): grace_period {settings['grace_period']}, "
+                     f"reduction_factor {settings['reduction_factor']}, {budget}; a trial may stop before its last "
+                     "epoch")
+    return lines
 
 
 def axis_tags(grid: Grid, config_dict: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
