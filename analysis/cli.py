@@ -87,8 +87,9 @@ def runs_frame(runs: pd.DataFrame, axis_columns: list[str], final_epochs: dict[s
     """One row per trial run, any status, fixed-format strings (``runs.csv``)."""
     rows = []
     for _, run in runs.iterrows():
+        early = run.get("stopped_early", False)
         row = {"run_name": run["run_name"], "seed": "" if pd.isna(run["seed"]) else str(int(run["seed"])),
-               "status": run["status"]}
+               "status": "FINISHED (stopped early)" if pd.notna(early) and bool(early) else run["status"]}
         row.update({key: run["axes"].get(key, "") for key in axis_columns})
         row.update({
             "top1_pct": _fmt(run["top1"], scale=100.0), "top5_pct": _fmt(run["top5"], scale=100.0),

@@ -134,7 +134,8 @@ def _number(series: pd.Series) -> pd.Series:
 def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per trial run of ``studies`` (default: every study in ``uri``), any status.
 
-    Columns: ``study, run_id, run_name, status, sweep_id, grid, table, slug, config_hash, code_version,
+    Columns: ``study, run_id, run_name, status, sweep_id, grid, table, slug, config_hash, stopped_early``
+    (FINISHED runs an ASHA scheduler stopped before their last epoch: no final metrics), ``code_version,
     seed, axes`` (dict of the ``gsf.axis.*`` tags), ``config`` (dict of params minus the seed),
     ``config_key`` (its canonical JSON), ``baseline`` (dict, from a ``gsf.baseline`` tag or ``baseline``
     param of the trial or of its parent sweep run), ``backbone, temporal, dataset, frames, input_size,
@@ -186,6 +187,7 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
             "table": _first_present(run, ["tags.gsf.table"]) or "",
             "slug": _first_present(run, ["tags.gsf.slug"]) or "",
             "config_hash": _first_present(run, ["tags.gsf.config_hash"]) or "",
+            "stopped_early": _first_present(run, ["tags.gsf.stopped_early"]) == "true",
             "code_version": _first_present(run, ["tags.gsf.code_version"]) or "",
             "seed": int(float(seed_text)) if seed_text is not None else None,
             "axes": axes,

@@ -93,7 +93,10 @@ def _group_rows(study_runs: pd.DataFrame, final_epochs: Mapping[str, int]) -> li
             hashes = sorted({h for h in same_seed["config_hash"] if h})
             if len(hashes) > 1:
                 warnings.append(f"seed {int(seed)}: different config hashes {' '.join(hashes)}")
-        finished = runs[runs["status"] == "FINISHED"]
+        # a run an ASHA scheduler stopped early is FINISHED without final metrics: counted, never averaged
+        early = (runs["stopped_early"].fillna(False).astype(bool) if "stopped_early" in runs
+                 else pd.Series(False, index=runs.index))
+        finished = runs[(runs["status"] == "FINISHED") & ~early]
         # a seed rerun after a failure counts once: its latest finished run
         chosen = finished.groupby("seed", sort=True, dropna=False).tail(1)
         duplicates = len(finished) - len(chosen)
@@ -125,7 +128,7 @@ def _group_rows(study_runs: pd.DataFrame, final_epochs: Mapping[str, int]) -> li
             "views": first["views"],
             "gmacs_per_view": float(gmacs.iloc[0]) if len(gmacs) else math.nan,
             "params_m": float(params.iloc[0]) / 1e6 if len(params) else math.nan,
-            "status": _status_text(Counter(runs["status"]), missing),
+            "status": _status_text(Counter(runs["status"].where(~early, "stopped early")), missing),
             "n": len(top1),
             "seeds": ",".join(str(int(s)) for s in chosen["seed"].dropna()),
             "top1_values": top1,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -103,6 +104,21 @@ def _copy_tree(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> None:
 
 # --- the trainable -----------------------------------------------------------------------------------
 
+STAGING_PATTERN = re.compile(r"ckpt\d{4}_\w+")
+
+
+def remove_staging_folders(trial_dir: Path) -> list[Path]:
+    """Delete the ``ckpt<epoch>_*`` checkpoint staging folders that earlier versions of the reporter made in a
+    trial folder and an attempt killed mid-report could leave behind. Returns the folders removed."""
+    removed = []
+    if trial_dir.is_dir():
+        for path in trial_dir.iterdir():
+            if path.is_dir() and not path.is_symlink() and STAGING_PATTERN.fullmatch(path.name):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
 class _TrialReporter:
     """Engine callback: report each epoch to Tune (with a checkpoint) and to the trial's MLflow run."""
 
@@ -116,27 +132,31 @@ class _TrialReporter:
         self.fail_at = fail_at
         self.fail_marker = fail_marker
         self.last_val: dict[str, float] = {}
+        self.total_epochs: int | None = None
 
     # Engine Callback interface (duck-typed so this module imports without the engine).
     def on_train_start(self, config, out_dir, start_epoch) -> None:
-        pass
+        self.total_epochs = int(config.optim.epochs)
+        remove_staging_folders(self.out_dir.parent)
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint_path: Path) -> None:
         from ray import tune
 
         from experiments import tracking
+        from experiments.tune_search import TOTAL_EPOCHS
 
         self.history.append(dict(metrics))
         (self.out_dir / HISTORY).write_text(json.dumps(self.history), encoding="utf-8")
         # Tune sees validation metrics carried forward between validation epochs, so a scheduler always
         # finds its metric; MLflow gets exactly what the engine measured.
         self.last_val.update({k: v for k, v in metrics.items() if k.startswith(("val_", "best_"))})
-        staging = Path(tempfile.mkdtemp(prefix=f"ckpt{epoch:04d}_", dir=self.out_dir.parent))
-        try:
-            _copy_tree(self.out_dir, staging)
-            tune.report({**self.last_val, **metrics}, checkpoint=tune.Checkpoint.from_directory(str(staging)))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        # The checkpoint is the engine folder itself: tune.report copies it to the trial's storage before it
+        # returns (nothing writes to it meanwhile), so no staging copy is made that could be left behind or
+        # swept into storage half-deleted by the driver's sync of the trial folder. A trial a scheduler stops
+        # here never returns (Tune exits its thread inside tune.report): the driver's callback logs this epoch
+        # to MLflow from the checkpoint's history.
+        tune.report({**self.last_val, **metrics, TOTAL_EPOCHS: self.total_epochs},
+                    checkpoint=tune.Checkpoint.from_directory(str(self.out_dir)))
         if epoch not in self.logged:
             tracking.log_metrics(self.client, self.run_id, metrics, step=epoch)
             self.logged.add(epoch)
@@ -203,6 +223,10 @@ def train_trial(config: dict, context: dict) -> None:
                              step=int(last.get("epoch", 0)))
         _log_artifacts(mlflow_client, run_id, out_dir)
         mlflow_client.set_terminated(run_id, status="FINISHED")
+    except SystemExit:
+        # Tune ends a trial it stopped (an ASHA rung) with sys.exit inside tune.report; the driver's callback has
+        # already closed its run as FINISHED, tagged gsf.stopped_early.
+        raise
     except BaseException:
         try:
             mlflow_client.set_terminated(run_id, status="FAILED")
@@ -228,7 +252,7 @@ def _tune_callback(context: dict):
     from experiments import tracking
 
     class _Closer(tune.Callback):
-        def _close(self, trial, status: str, extra_tags: dict | None = None) -> None:
+        def _close(self, trial, status: str, extra_tags: dict | None = None, *, backfill: bool = False) -> None:
             try:
                 spec = trial_identity(context, trial.config)
                 mlflow_client = tracking.client(context["tracking_uri"])
@@ -236,6 +260,8 @@ def _tune_callback(context: dict):
                                               config_hash=spec["config_hash"])
                 if run is None or run.info.status not in ("RUNNING", "SCHEDULED"):
                     return
+                if backfill:
+                    _log_missing_epochs(mlflow_client, run.info.run_id, trial.checkpoint)
                 for key, value in (extra_tags or {}).items():
                     mlflow_client.set_tag(run.info.run_id, key, value)
                 mlflow_client.set_terminated(run.info.run_id, status=status)
@@ -243,12 +269,37 @@ def _tune_callback(context: dict):
                 log.exception("could not close the MLflow run of trial %s", trial)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            self._close(trial, "FINISHED", {"gsf.stopped_early": "true"})
+            # Called before Tune stops the trial's actor: a trial the scheduler stopped is parked in tune.report
+            # of the epoch it was judged on, not yet in MLflow (its checkpoint has it); one that ran to its end
+            # has closed its run already.
+            tags = {"gsf.stopped_early": "true"}
+            epoch = (trial.last_result or {}).get("epoch")
+            if epoch is not None:
+                tags["gsf.stopped_at_epoch"] = str(int(epoch))
+            self._close(trial, "FINISHED", tags, backfill=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self._close(trial, "FAILED")
 
     return _Closer()
+
+
+def _log_missing_epochs(mlflow_client, run_id: str, checkpoint) -> None:
+    """Log the epochs of a Tune checkpoint's history that the trial's MLflow run lacks (the epoch a scheduler
+    stopped it on)."""
+    from experiments import tracking
+
+    if checkpoint is None:
+        return
+    try:  # that one small file, not the whole checkpoint (storage may be remote)
+        with checkpoint.filesystem.open_input_stream(f"{checkpoint.path}/{HISTORY}") as stream:
+            history = json.loads(stream.read())
+    except (FileNotFoundError, OSError):
+        return
+    logged = tracking.logged_steps(mlflow_client, run_id)
+    for metrics in history:
+        if int(metrics["epoch"]) not in logged:
+            tracking.log_metrics(mlflow_client, run_id, metrics, step=int(metrics["epoch"]))
 
 
 def start_ray(address: str | None, *, num_cpus: int | None = None) -> str | None:
@@ -310,19 +361,20 @@ def prepare_trials(grid, overrides: Mapping[str, Any] | None) -> dict[str, dict]
     return specs
 
 
-def _search_space(grid):
-    from ray import tune
+def _search_space(grid) -> dict[str, Any]:
+    """Tune domains of the grid's sampled keys (random search); empty without ``tune.search``."""
+    from experiments.tune_search import random_space
 
-    space = {}
-    for key, dist in (grid.tune.search or {}).get("space", {}).items():
-        kind, args = next(iter(dist.items()))
-        space[key] = {"uniform": lambda a: tune.uniform(*a), "loguniform": lambda a: tune.loguniform(*a),
-                      "randint": lambda a: tune.randint(*a), "choice": tune.choice}[kind](args)
-    return space
+    return random_space(grid.tune.search["space"]) if grid.tune.search else {}
 
 
 def _make_tuner(grid, context: dict, sweep_dir: Path, options: SweepOptions):
+    """The Tuner of a sweep: one trial per grid point, or ``num_samples`` sampled trials per grid point with
+    ``tune.search`` (random: the points crossed with independent draws; optuna: one seeded TPE study handing
+    the points out in turn), under ASHA with ``tune.scheduler``."""
     from ray import tune
+
+    from experiments.grid import planned_trials
 
     slugs = list(context["trials"])
     cpus = options.cpus_per_trial or grid.resources.cpus_per_trial
@@ -331,32 +383,32 @@ def _make_tuner(grid, context: dict, sweep_dir: Path, options: SweepOptions):
     search = grid.tune.search
     scheduler = None
     if grid.tune.scheduler:
-        from ray.tune.schedulers import ASHAScheduler
+        from experiments.tune_search import make_asha
 
-        settings = grid.tune.scheduler
-        max_t = settings.get("max_t") or max(s["config"]["optim"]["epochs"] for s in context["trials"].values())
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
-                                  grace_period=settings.get("grace_period", 1),
-                                  reduction_factor=settings.get("reduction_factor", 3))
+        epochs = max(s["config"]["optim"]["epochs"] for s in context["trials"].values())
+        scheduler = make_asha(grid.tune.scheduler, metric=grid.tune.metric, mode=grid.tune.mode, epochs=epochs)
     search_alg, num_samples = None, 1
     param_space: dict[str, Any] = {"trial": tune.grid_search(slugs)}
-    if search:
-        param_space.update(_search_space(grid))
-        num_samples = search["num_samples"]
-        if search["algorithm"] == "optuna":
-            try:
-                from ray.tune.search.optuna import OptunaSearch
-            except ImportError as err:
-                raise GSFConfigError(f"grid {grid.path}: tune.search.algorithm=optuna needs the optuna package "
-                                     "(pip install optuna)") from err
-            # Optuna cannot enumerate a grid: the grid point becomes a categorical it samples.
-            param_space["trial"] = tune.choice(slugs)
-            search_alg = OptunaSearch(metric=grid.tune.metric, mode=grid.tune.mode, seed=0)
-            num_samples = search["num_samples"]
+    if search and search["algorithm"] == "optuna":
+        try:
+            from experiments.tune_search import make_optuna
+
+            search_alg = make_optuna(slugs, search["space"], metric=grid.tune.metric, mode=grid.tune.mode)
+        except ImportError as err:
+            raise GSFConfigError(f"grid {grid.path}: tune.search.algorithm=optuna needs the optuna package "
+                                 f"(pip install optuna; {err})") from err
+        # Optuna cannot enumerate a grid: its space hands out the grid points; Tune asks it for every trial.
+        param_space = {}
+        num_samples = planned_trials(grid, len(slugs))
     concurrent = options.max_concurrent or grid.resources.max_concurrent
+    if search and search["algorithm"] == "random":
+        from experiments.tune_search import make_random
+
+        param_space.update(_search_space(grid))
+        num_samples = search["num_samples"]  # per grid point: Tune repeats the whole grid_search
+        search_alg, concurrent = make_random(max_concurrent=concurrent), None  # the generator limits itself
     tune_config = tune.TuneConfig(
-        metric=grid.tune.metric if (scheduler or search_alg) else None,
-        mode=grid.tune.mode if (scheduler or search_alg) else None,
+        # Metric and mode live in the scheduler and the searcher; Tune checks each report carries the metric.
         scheduler=scheduler, search_alg=search_alg, num_samples=num_samples,
         max_concurrent_trials=concurrent, trial_name_creator=_trial_name, trial_dirname_creator=_trial_dirname)
     run_config = tune.RunConfig(
@@ -387,7 +439,7 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
     import ray
 
     from experiments import tracking
-    from experiments.grid import load_grid
+    from experiments.grid import describe_tune, load_grid, planned_trials
 
     grid = load_grid(grid_path)
     storage = Path(options.storage).resolve()
@@ -423,7 +475,7 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
                                                               code=code))
     if state is None:
         mlflow_client.log_param(parent, "grid_file", str(grid.path))
-        mlflow_client.log_param(parent, "num_trials", len(specs))
+        mlflow_client.log_param(parent, "num_trials", planned_trials(grid, len(specs)))
         sweep_dir.mkdir(parents=True)
         state_path.write_text(json.dumps({"sweep_id": sweep_id, "grid": str(grid.path.resolve()), "tracking_uri": uri,
                                           "overrides": overrides, "code_version": code, "parent_run_id": parent},
@@ -434,7 +486,10 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
                "fail_once_at_epoch": int(fail_at) if fail_at else None, "marker_dir": str(sweep_dir / "faults")}
     if world_size > 1:
         print(f"gsf sweep: each trial trains with {world_size} data-parallel (DDP) processes")
-    print(f"gsf sweep: {grid.name}: {len(specs)} trials, sweep {sweep_id}, tracking {uri}, folder {sweep_dir}")
+    print(f"gsf sweep: {grid.name}: {planned_trials(grid, len(specs))} trials, sweep {sweep_id}, tracking {uri}, "
+          f"folder {sweep_dir}")
+    for line in describe_tune(grid, len(specs)):
+        print(f"gsf sweep: {line}")
     temp_dir = start_ray(options.address)
     status, code, reported = "FAILED", 1, False
     try:
