@@ -125,12 +125,11 @@ def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, 
     deadline = time.monotonic() + SWEEP_TIMEOUT_S
 
     def one_finished_one_started() -> bool:  # one trial FINISHED, the next one mid-run
-        if not (tmp_path / "mlflow.db").exists():
+        # Open the store only once the driver has made it and started: a client opened while the driver
+        # still creates the SQLite schema can make the driver's own migration fail.
+        if "trials, sweep" not in log.read_text(errors="replace"):
             return False
-        try:
-            client, _, children = runs_of(tmp_path)
-        except Exception:  # the store is still being created
-            return False
+        client, _, children = runs_of(tmp_path)
         done = [r for r in children if r.info.status == "FINISHED"]
         return len(done) == 1 and any(epochs_logged(client, r) for r in children if r.info.status == "RUNNING")
 
@@ -161,8 +160,11 @@ def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, 
     # the finished trial was not rerun: its run got no new epoch, Tune no new report
     again = [(m.step, m.timestamp, m.value) for m in client.get_metric_history(finished.info.run_id, "epoch")]
     assert again == history_before
+    # Tune's copy of a trial's results in the sweep folder is synced with its state snapshots, so right
+    # after the kill it may lag a report behind; after the resume it must hold each epoch exactly once.
     tune_after = tune_epochs(tmp_path)
-    assert tune_after[finished.info.run_name] == tune_before[finished.info.run_name] == [1, 2, 3]
+    assert tune_before.get(finished.info.run_name, []) == [1, 2, 3][:len(tune_before.get(finished.info.run_name, []))]
+    assert tune_after[finished.info.run_name] == [1, 2, 3]
 
 
 def free_port() -> int:
