@@ -19,6 +19,8 @@ norm) raises instead of counting as zero.
 
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import functools
 import inspect
@@ -243,13 +245,20 @@ def measure_complexity(model: nn.Module, *, num_frames: int, input_size: int) ->
     second. The model's training mode is restored afterwards (as SlowFast does), and nothing is trained."""
     meta = _on_meta(model)
     clip = torch.zeros(1, num_frames, 3, input_size, input_size, device="meta")
-    was_training = meta.training
-    meta.eval()
-    try:
+    with _eval_mode(meta):
         by_operator = count_operators(meta, clip)
-    finally:
-        meta.train(was_training)
     return _complexity(model, by_operator)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    """The model in eval mode inside the block, its own training mode restored after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def build_meta_model(**model_kwargs) -> nn.Module:
@@ -313,10 +322,6 @@ def fvcore_operators(model: nn.Module, clip: torch.Tensor) -> Counter:
 def measure_complexity_fvcore(model: nn.Module, *, num_frames: int, input_size: int) -> Complexity:
     """:func:`measure_complexity` by fvcore's JIT tracer on a CPU model (the reference; seconds per model)."""
     clip = torch.zeros(1, num_frames, 3, input_size, input_size)
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         by_operator = fvcore_operators(model, clip)
-    finally:
-        model.train(was_training)
     return _complexity(model, by_operator)
