@@ -244,14 +244,77 @@ def _log_artifacts(mlflow_client, run_id: str, out_dir: Path) -> None:
 
 # --- driver-side bookkeeping -------------------------------------------------------------------------
 
+STATE_BACKUP_DIR = ".gsf-state-backup"
+STATE_BACKUP_EVERY_S = 2.0
+
+
+def _tune_state_files(sweep_dir: Path) -> list[Path]:
+    """Tune's experiment state files in a sweep folder: JSON, rewritten in place at each snapshot. (The search
+    algorithm's ``*-state-*.json`` are pickles despite their name, and not checked here.)"""
+    return sorted(sweep_dir.glob("experiment_state-*.json"))
+
+
+def _complete_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def backup_tune_state(sweep_dir: Path) -> None:
+    """Keep the last complete copy of each of Tune's state files under ``.gsf-state-backup/``.
+
+    Tune rewrites its experiment state in place; a driver killed during that write leaves a cut-off file,
+    from which ``Tuner.restore`` cannot resume (it silently restarts the whole experiment instead).
+    """
+    backup = sweep_dir / STATE_BACKUP_DIR
+    for path in _tune_state_files(sweep_dir):
+        target = backup / path.name
+        try:
+            if target.exists() and target.stat().st_mtime_ns >= path.stat().st_mtime_ns:
+                continue
+            backup.mkdir(exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            shutil.copyfile(path, partial)  # then checked: the copy, not the file Tune may be rewriting
+            if _complete_json(partial):
+                os.replace(partial, target)
+            else:
+                partial.unlink(missing_ok=True)
+        except OSError:  # bookkeeping must never take the sweep down
+            log.exception("could not back up Tune's state file %s", path)
+
+
+def repair_tune_state(sweep_dir: Path) -> list[str]:
+    """Before ``Tuner.restore``: put back the last complete copy of any Tune state file a killed driver left
+    cut off. Returns the names repaired; raises when a file is cut off and no complete copy exists."""
+    repaired = []
+    for path in _tune_state_files(sweep_dir):
+        if _complete_json(path):
+            continue
+        copy = sweep_dir / STATE_BACKUP_DIR / path.name
+        if not _complete_json(copy):
+            raise GSFError(f"Tune's state file {path} is cut off (the driver was killed while writing it) and "
+                           f"there is no complete copy in {copy.parent}: the sweep cannot be resumed from it; "
+                           f"start a new sweep (without --resume, or with another --name)")
+        shutil.copyfile(copy, path)
+        repaired.append(path.name)
+    return repaired
+
+
 def _tune_callback(context: dict):
     """A Tune callback on the driver that closes MLflow runs the trainable could not: a trial stopped early
-    by the scheduler ends FINISHED (tagged ``gsf.stopped_early``), one that errored for good ends FAILED."""
+    by the scheduler ends FINISHED (tagged ``gsf.stopped_early``), one that errored for good ends FAILED.
+    Every few seconds it also keeps a complete copy of Tune's state files (:func:`backup_tune_state`)."""
     from ray import tune
 
     from experiments import tracking
 
     class _Closer(tune.Callback):
+        def __init__(self):
+            super().__init__()
+            self._last_backup = float("-inf")
+
         def _close(self, trial, status: str, extra_tags: dict | None = None, *, backfill: bool = False) -> None:
             try:
                 spec = trial_identity(context, trial.config)
@@ -280,6 +343,12 @@ def _tune_callback(context: dict):
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self._close(trial, "FAILED")
+
+        def on_step_end(self, iteration, trials, **info):
+            now = time.monotonic()
+            if now - self._last_backup >= STATE_BACKUP_EVERY_S:
+                self._last_backup = now
+                backup_tune_state(Path(context["sweep_dir"]))
 
     return _Closer()
 
@@ -483,7 +552,8 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
     fail_at = os.environ.get(FAIL_ONCE_ENV)
     context = {"trials": specs, "tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent,
                "sweep_id": sweep_id, "grid": grid.name, "table": grid.table, "code_version": code,
-               "fail_once_at_epoch": int(fail_at) if fail_at else None, "marker_dir": str(sweep_dir / "faults")}
+               "fail_once_at_epoch": int(fail_at) if fail_at else None, "marker_dir": str(sweep_dir / "faults"),
+               "sweep_dir": str(sweep_dir)}
     if world_size > 1:
         print(f"gsf sweep: each trial trains with {world_size} data-parallel (DDP) processes")
     print(f"gsf sweep: {grid.name}: {planned_trials(grid, len(specs))} trials, sweep {sweep_id}, tracking {uri}, "
@@ -497,6 +567,8 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
 
         tuner, trainable = _make_tuner(grid, context, sweep_dir, options)
         if options.resume:
+            for name in repair_tune_state(sweep_dir):
+                print(f"gsf sweep: {name} was cut off when the driver died; restored its last complete copy")
             tuner = tune.Tuner.restore(str(sweep_dir), trainable=trainable, resume_errored=True)
         results = tuner.fit()
         errors = [r for r in results if r.error is not None]

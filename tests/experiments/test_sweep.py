@@ -4,6 +4,7 @@ Ray process outliving its sweep."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -147,6 +148,10 @@ def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, 
     history_before = [(m.step, m.timestamp, m.value) for m in client.get_metric_history(finished.info.run_id, "epoch")]
     assert [step for step, _, _ in history_before] == [1, 2, 3]
     tune_before = tune_epochs(tmp_path)
+    # the driver kept a complete copy of Tune's experiment state, which --resume puts back if the kill cut
+    # the file off mid-write (a CI run once failed so: Tune then restarts the whole experiment)
+    copies = list((tmp_path / "sweeps" / "s" / ".gsf-state-backup").glob("experiment_state-*.json"))
+    assert copies and json.loads(copies[0].read_text())
 
     log = tmp_path / "resume.log"
     second = processes.sweep([*args, "--resume"], log=log, env=sweep_env(), cwd=tmp_path)
