@@ -46,19 +46,19 @@ class GateTaps(torch.autograd.Function):
         X = x if gated == x.shape[1] else x[:, :gated]
         n, cp, pixels = X.shape
         groups, kernel, per_group = taps.shape
-        step = max(1, _CHUNK_BYTES // max(1, cp * pixels * X.element_size()))
+        pieces = _pieces(n, cp * pixels * X.element_size())
         if training:
-            mean, var = _batch_statistics(X, step)
+            mean, var = _batch_statistics(X, pieces)
         else:
             mean, var = running_mean.clone(), running_var.clone()
         invstd = torch.rsqrt(var + eps)
         # Given the statistics ReLU(BN(X)) is per sample: it is made a few samples at a time, so each piece
         # is read by the matmul while still in cache and no full-size temporary is allocated.
         cols = torch.empty(n * groups, kernel, pixels, dtype=X.dtype, device=X.device)
-        taps_n = _taps_per_sample(taps, min(step, n), X.dtype)
-        for start in range(0, n, step):
-            z = _bn_relu(X[start:start + step], weight, bias, mean, var, eps)
-            part = z.shape[0]
+        taps_n = _taps_per_sample(taps, pieces[0].stop, X.dtype)
+        for piece in pieces:
+            z = _bn_relu(X[piece], weight, bias, mean, var, eps)
+            start, part = piece.start, z.shape[0]
             torch.bmm(taps_n[:part * groups], z.reshape(part * groups, per_group, pixels),
                       out=cols[start * groups:(start + part) * groups])
         ctx.save_for_backward(x, weight, bias, taps, mean, var, invstd)
@@ -79,23 +79,23 @@ class GateTaps(torch.autograd.Function):
         grad_cols = grad_cols.to(dtype)
         # A few samples at a time: ReLU(BN(X)) is recomputed per piece and used while in cache; the only
         # full-size tensor made is dL/dY of the BN (the gated channels).
-        step = max(1, _CHUNK_BYTES // max(1, cp * pixels * X.element_size()))
-        pieces = [(start, min(step, n - start)) for start in range(0, n, step)]
-        taps_t = _taps_per_sample(taps, pieces[0][1], dtype).transpose(1, 2)
+        pieces = _pieces(n, cp * pixels * X.element_size())
+        taps_t = _taps_per_sample(taps, pieces[0].stop, dtype).transpose(1, 2)
         grad_taps = torch.zeros(groups, kernel, per_group, dtype=acc, device=device) if need_taps else None
         grad_y = torch.empty(n, cp, pixels, dtype=dtype, device=device) if need_bn else None
         sum_dy = torch.zeros(cp, dtype=acc, device=device)
         sum_dy_xmu = torch.zeros(cp, dtype=acc, device=device)
         mean_col = mean.view(1, cp, 1)
-        for start, part in pieces:
-            Xc = X[start:start + part]
+        for piece in pieces:
+            start, part = piece.start, piece.stop - piece.start
+            Xc = X[piece]
             zc = _bn_relu(Xc, weight, bias, mean, var, ctx.eps)
             z3 = zc.view(part * groups, per_group, pixels)
             gc = grad_cols[start * groups:(start + part) * groups]
             if need_taps:
                 grad_taps += torch.bmm(gc, z3.transpose(1, 2)).view(part, groups, kernel, per_group).sum(0)
             if need_bn:
-                dyc = grad_y[start:start + part]
+                dyc = grad_y[piece]
                 torch.bmm(taps_t[:part * groups], gc, out=dyc.view(part * groups, per_group, pixels))
                 # ReLU backward, in place (the kernel of `threshold_backward`, ~40x faster than masked_fill_)
                 torch.ops.aten.threshold_backward.grad_input(dyc, zc, 0, grad_input=dyc)
@@ -117,11 +117,11 @@ class GateTaps(torch.autograd.Function):
             count = n * pixels
             shift = (sum_dy / count).view(1, cp, 1)
             slope = (sum_dy_xmu / count * invstd.to(acc).square()).view(1, cp, 1)
-            for start, part in pieces:
-                dyc = grad_y[start:start + part]
+            for piece in pieces:
+                dyc = grad_y[piece]
                 if ctx.training:
-                    dyc.sub_(shift).addcmul_(X[start:start + part] - mean_col, slope, value=-1)
-                grad_x[start:start + part, :cp].add_(dyc.mul_(scale))
+                    dyc.sub_(shift).addcmul_(X[piece] - mean_col, slope, value=-1)
+                grad_x[piece, :cp].add_(dyc.mul_(scale))
         else:
             grad_x = None
         return grad_x, grad_w, grad_b, grad_taps, None, None, None, None, None
@@ -130,7 +130,13 @@ class GateTaps(torch.autograd.Function):
 _CHUNK_BYTES = 4 << 20  # about the size of one frame's widest ResNet-50 feature map; fits in L3 caches
 
 
-def _batch_statistics(X, step: int):
+def _pieces(length: int, item_bytes: int) -> list[slice]:
+    """``range(length)`` cut into consecutive slices of about `_CHUNK_BYTES` each (at least one item)."""
+    step = max(1, _CHUNK_BYTES // max(1, item_bytes))
+    return [slice(start, min(start + step, length)) for start in range(0, length, step)]
+
+
+def _batch_statistics(X, pieces: list[slice]):
     """Per-channel mean and biased variance of X (N, C', P) over (N, P), in two passes (the mean, then the
     squared deviations from it, a few samples at a time). On CPU this is about three times faster than
     `var_mean` over (N, P) or `native_batch_norm`, and as accurate (no E[x^2] - E[x]^2 cancellation)."""
@@ -139,8 +145,8 @@ def _batch_statistics(X, step: int):
     mean = X.mean(-1, dtype=acc).mean(0)
     centre = mean.view(1, cp, 1)
     squares = torch.zeros_like(mean)
-    for start in range(0, n, step):
-        squares += (X[start:start + step] - centre).square_().sum(-1).sum(0)
+    for piece in pieces:
+        squares += (X[piece] - centre).square_().sum(-1).sum(0)
     return mean, squares / (n * pixels)
 
 
@@ -256,8 +262,7 @@ class ShiftFuse(torch.autograd.Function):
         # Gating and shifting are per pixel, so large maps are done a band of pixels at a time: Y = G * X is
         # made per band (and made again for the output), read back while in cache, and never allocated at
         # full size. Only the spatial means of the fusion need every pixel, and they come first.
-        step = max(1, _CHUNK_BYTES // max(1, n * gated * x.element_size()))
-        bands = [slice(start, min(start + step, pixels)) for start in range(0, pixels, step)]
+        bands = _pieces(pixels, n * gated * x.element_size())
         P = X * G if len(bands) == 1 else None
         w = zin = W = None
         if fusion == "channel_weighting":
@@ -305,8 +310,7 @@ class ShiftFuse(torch.autograd.Function):
         dX = lay.source(grad_x)
         grad_fw = grad_fb = None
         # As in forward, the full-size work runs a band of pixels at a time, its temporaries in cache.
-        step = max(1, _CHUNK_BYTES // max(1, lay.n * lay.gated * x.element_size()))
-        bands = [slice(start, min(start + step, pixels)) for start in range(0, pixels, step)]
+        bands = _pieces(pixels, lay.n * lay.gated * x.element_size())
         compiling = torch.compiler.is_compiling()  # dynamo rejects a strided `out=`: same values via copy_
 
         if fusion == "channel_weighting":
