@@ -77,6 +77,8 @@ class DataConfig:
     skip_bad_samples: bool = _knob(False, "skip (and count) unreadable samples instead of stopping")
     max_videos: int | None = _knob(None, "use only the first n samples of each split (quick runs); null: all")
     randaugment: bool = _knob(True, "RandAugment in the train augmentation (the release: on)")
+    cache_decoded: bool = _knob(False, "keep decoded uint8 frames in memory after the first read (small data sets, "
+                                       "data.num_workers 0; the demo's synthetic set)")
 
 
 @dataclass

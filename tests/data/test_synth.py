@@ -85,3 +85,31 @@ def test_cli_synth_then_validate(tmp_path, capsys):
     assert main(["data", "validate", "--dataset", "ssv2", "--root", str(out), "--split", "validation"]) == 0
     assert main(["data", "synth", "--out", str(out), "--classes", "3"]) == 2
     assert "num_classes must be even" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_decoded_cache_gives_the_same_clips_and_decodes_each_video_once(synth_root, monkeypatch, mode):
+    import random
+
+    import torch
+
+    from gsf.data import datasets
+
+    kwargs = dict(num_frames=4, mode=mode, num_clips=2 if mode == "test" else 1)
+    plain = SomethingSomethingV2(synth_root, "train", **kwargs)
+    cached = SomethingSomethingV2(synth_root, "train", cache_decoded=True, **kwargs)
+    opened = []
+
+    class CountingVideoFile(VideoFile):
+        def __init__(self, path, **kw):
+            opened.append(path)
+            super().__init__(path, **kw)
+
+    monkeypatch.setattr(datasets, "VideoFile", CountingVideoFile)
+    for epoch in range(2):  # the second epoch comes from memory
+        for i in range(len(plain)):
+            random.seed(100 * epoch + i)
+            expected = plain[i]["video"]
+            random.seed(100 * epoch + i)
+            assert torch.equal(cached[i]["video"], expected), (epoch, i)
+    assert len(opened) == 3 * len(plain)  # plain: twice per video; cached: once
