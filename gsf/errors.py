@@ -23,3 +23,19 @@ class GSFCheckpointError(GSFError, ValueError):
 
 class GSFTrackingError(GSFError, RuntimeError):
     """The experiment-tracking server cannot be reached or refused a request."""
+
+
+class NonFiniteLossError(GSFError, RuntimeError):
+    """The loss (or the gradient norm, or a weight) became NaN/inf; the message names the epoch and step
+    and the last good checkpoint."""
+
+
+class RankFailedError(GSFError, RuntimeError):
+    """A data-parallel rank other than 0 failed (or died); the message names the rank and its error. The
+    rank's traceback is in ``remote_traceback`` (and logged)."""
+
+    def __init__(self, message: str, *, rank: int, error_type: str | None = None, remote_traceback: str = ""):
+        super().__init__(message)
+        self.rank = rank
+        self.error_type = error_type
+        self.remote_traceback = remote_traceback

@@ -15,6 +15,10 @@ action's). The final result adds ``final_val_top1``, ``final_val_top5``.
 
 Data parallel (DDP): ``runtime.world_size=N`` (``gsf train --nproc N``) trains on N local processes through
 ``launch_local(config, out_dir, resume=..., callbacks=..., world_size=N)``; see :mod:`gsf.engine.distributed`.
+
+Import order (no module imports one above it): ``config`` and ``distributed`` -> ``checkpoint`` ->
+``loaders`` (data sets, loaders, seeding, autocast, class count) -> ``evaluate`` -> ``trainer`` (``train``,
+``launch_local``) -> ``train_cli``/``eval_cli``. Errors are in :mod:`gsf.errors`.
 """
 
 _LAZY = {
@@ -29,10 +33,10 @@ _LAZY = {
     "train": "gsf.engine.trainer",
     "lr_factor": "gsf.engine.trainer",
     "scaled_lr": "gsf.engine.trainer",
-    "NonFiniteLossError": "gsf.engine.trainer",
+    "NonFiniteLossError": "gsf.errors",
     "evaluate_checkpoint": "gsf.engine.evaluate",
-    "launch_local": "gsf.engine.distributed",
-    "RankFailedError": "gsf.engine.distributed",
+    "launch_local": "gsf.engine.trainer",
+    "RankFailedError": "gsf.errors",
     "load_checkpoint": "gsf.engine.checkpoint",
     "save_checkpoint": "gsf.engine.checkpoint",
 }

@@ -16,6 +16,7 @@ import difflib
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,13 @@ class TrainConfig:
     def from_dict(cls, data: dict | None, *, source: str = "configuration") -> TrainConfig:
         config = cls()
         apply_dict(config, data or {}, source=source)
+        return config
+
+    def copy(self, values: Mapping[str, Any] | None = None, *, source: str = "copy") -> TrainConfig:
+        """An independent copy, with ``values`` (``{"section.key": value}``) set and checked as overrides."""
+        config = TrainConfig.from_dict(self.to_dict(), source=source)
+        for key, value in (values or {}).items():
+            set_value(config, key, value, source=source)
         return config
 
     def flat(self) -> dict[str, Any]:

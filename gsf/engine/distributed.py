@@ -1,5 +1,7 @@
 """Data parallelism inside one run (torch DDP): this process's place in the group, the few collectives
-the engine needs, and :func:`launch_local`, which trains one configuration on N local processes.
+the engine needs, and :func:`run_ranks`, which runs a function in N local processes (the trainer's
+:func:`gsf.engine.trainer.launch_local` trains one configuration that way). It imports nothing of the
+engine but the errors, so every engine module can import it.
 
 How :func:`gsf.engine.train` splits a run over the N processes (ranks) of a process group, one device each:
 
@@ -19,9 +21,10 @@ How :func:`gsf.engine.train` splits a run over the N processes (ranks) of a proc
   the backend is nccl there and gloo on CPU. BatchNorm normalises with each rank's own batch (no
   SyncBatchNorm); the running statistics are rank 0's (sent to every rank after each epoch).
 
-:func:`launch_local` runs rank 0 in the calling process, so callbacks (the sweep's Tune and MLflow
-reporting) work unchanged, and spawns ranks 1..N-1. An error in any rank ends every rank and is raised in
-the caller: rank 0's own error as it is, another rank's as a :class:`RankFailedError` naming the rank.
+:func:`run_ranks` (and so ``launch_local``) runs rank 0 in the calling process, so callbacks (the sweep's
+Tune and MLflow reporting) work unchanged, and spawns ranks 1..N-1. An error in any rank ends every rank
+and is raised in the caller: rank 0's own error as it is, another rank's as a
+:class:`gsf.errors.RankFailedError` naming the rank.
 """
 
 from __future__ import annotations
@@ -34,30 +37,18 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from gsf.errors import GSFConfigError, GSFError
+from gsf.errors import RankFailedError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 1800.0
 _READY = "gsf/ready/{}"
-
-
-class RankFailedError(GSFError, RuntimeError):
-    """A rank other than 0 failed (or died); the message names the rank and its error. The rank's
-    traceback is in ``remote_traceback`` (and logged)."""
-
-    def __init__(self, message: str, *, rank: int, error_type: str | None = None, remote_traceback: str = ""):
-        super().__init__(message)
-        self.rank = rank
-        self.error_type = error_type
-        self.remote_traceback = remote_traceback
 
 
 # --- this process in its group -----------------------------------------------------------------------
@@ -78,8 +69,13 @@ class Group:
         return self.rank == 0
 
 
+def in_process_group() -> bool:
+    """Whether this process belongs to an initialised torch process group (of any size)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def group() -> Group:
-    if dist.is_available() and dist.is_initialized():
+    if in_process_group():
         return Group(dist.get_rank(), dist.get_world_size())
     return Group()
 
@@ -136,54 +132,6 @@ def barrier(device: torch.device) -> None:
 
 
 # --- running N ranks on this machine -----------------------------------------------------------------
-
-def launch_local(config, out_dir: str | Path, resume: bool = False, callbacks: Sequence = (), *,
-                 world_size: int | None = None, backend: str | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, float]:
-    """Train ``config`` with ``world_size`` processes on this machine (default ``runtime.world_size``) and
-    return rank 0's result (what :func:`gsf.engine.train` returns).
-
-    Rank 0 runs here and calls ``callbacks``; ranks 1..N-1 are spawned. The backend is nccl when the run
-    is on CUDA (one visible GPU per process, rank r on ``cuda:r``), else gloo on CPU; ``backend`` forces
-    one. ``timeout_s`` bounds every collective (a rank waiting longer for the others fails).
-    """
-    from gsf.engine.config import check_config, resolve_device, set_value
-    from gsf.engine.trainer import train
-
-    if world_size is None:
-        world_size = config.runtime.world_size
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise GSFConfigError(f"world_size={world_size!r} must be an integer >= 1 (processes of the run)")
-    if dist.is_available() and dist.is_initialized():
-        raise GSFConfigError("launch_local: this process already belongs to a process group; call "
-                             "gsf.engine.train in every rank instead")
-    config = type(config).from_dict(config.to_dict())
-    set_value(config, "runtime.world_size", world_size, source="launch_local")
-    check_config(config)
-    if world_size == 1:
-        return train(config, out_dir, resume=resume, callbacks=callbacks)
-    device_type = resolve_device(config)
-    if backend is None:
-        backend = "nccl" if device_type == "cuda" else "gloo"
-    if backend not in ("gloo", "nccl") or (backend == "nccl" and device_type != "cuda"):
-        raise GSFConfigError(f"backend={backend!r}: use gloo, or nccl on CUDA (the run's device is {device_type})")
-    if device_type == "cpu" and torch.cuda.is_available():
-        log.warning("runtime.world_size=%d but %d GPU(s) visible: training on CPU with gloo",
-                    world_size, torch.cuda.device_count())
-    args = (config.to_dict(), str(out_dir), resume)
-    results = run_ranks(_train_rank, world_size, args=args, backend=backend, device_type=device_type,
-                        timeout_s=timeout_s, main=lambda: _train_rank(0, world_size, *args, callbacks=callbacks))
-    return results[0]
-
-
-def _train_rank(rank: int, world_size: int, config_dict: dict, out_dir: str, resume: bool,
-                callbacks: Sequence = ()) -> dict[str, float]:
-    from gsf.engine.config import TrainConfig
-    from gsf.engine.trainer import train
-
-    return train(TrainConfig.from_dict(config_dict, source=f"rank {rank}"), Path(out_dir), resume=resume,
-                 callbacks=callbacks)
-
 
 @dataclass
 class _Report:

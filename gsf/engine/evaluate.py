@@ -27,7 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsf.errors import GSFDataError
+from gsf.engine import distributed
+from gsf.engine.checkpoint import check_compatible, is_authors_checkpoint, load_checkpoint
+from gsf.engine.config import TrainConfig, check_config, model_kwargs, parse_views, resolve_device, resolve_precision
+from gsf.engine.loaders import autocast_for, build_split, eval_loader, num_classes_of
+from gsf.errors import GSFConfigError, GSFDataError
 
 log = logging.getLogger(__name__)
 
@@ -175,14 +179,11 @@ def merge_predictions(parts: Sequence[dict], *, num_videos: int) -> dict:
             "views_seen": sum(p["views_seen"] for p in parts), "skipped": skipped}
 
 
-def predict_dataset(model: nn.Module, dataset, config, *, num_views: int, device: torch.device,
+def predict_dataset(model: nn.Module, dataset, config: TrainConfig, *, num_views: int, device: torch.device,
                     precision: str) -> dict:
     """:func:`predict_views` over every video of ``dataset``, with the loader of ``config``. In a process
     group each rank predicts videos r, r + N, ... (no padding, nothing twice) and every rank returns the
     gathered prediction of the whole set. ``model`` is the bare model (not its DDP wrapper)."""
-    from gsf.engine import distributed
-    from gsf.engine.trainer import autocast_for, eval_loader
-
     device = torch.device(device)
     where = distributed.group()
     indices = distributed.shard(len(dataset), where) if where.active else None
@@ -220,7 +221,7 @@ def write_scores(path: str | Path, prediction: dict) -> Path:
     return path
 
 
-def evaluate_checkpoint(config, checkpoint: str | Path, *, views: str | None = None, split: str | None = None,
+def evaluate_checkpoint(config: TrainConfig, checkpoint: str | Path, *, views: str | None = None, split: str | None = None,
                         out_dir: str | Path | None = None) -> dict[str, float]:
     """Multi-view test of a checkpoint on ``split`` (default ``data.val_split``) with ``views``
     (CLIPSxCROPS, default ``data.test_views``); writes ``<out_dir>/scores/test_<clips>x<crops>.csv``.
@@ -230,17 +231,11 @@ def evaluate_checkpoint(config, checkpoint: str | Path, *, views: str | None = N
     :func:`gsf.from_authors_checkpoint`). Returns ``test_top1``, ``test_top5``, ``test_mean_class_acc``,
     ``test_loss`` (EPIC: also verb/noun), ``clips``, ``crops``, ``videos``, ``views_seen``.
     """
-    from gsf.engine import distributed
-    from gsf.engine.checkpoint import check_compatible, is_authors_checkpoint, load_checkpoint
-    from gsf.engine.config import (TrainConfig, check_config, model_kwargs, parse_views, resolve_device,
-                                   resolve_precision, set_value)
-    from gsf.engine.trainer import build_split, num_classes_of
     from gsf.models import build_model, from_authors_checkpoint
 
     if config.runtime.world_size != 1 and not distributed.group().active:
         # the configuration of a data-parallel run: outside a process group, evaluation is one process
-        config = TrainConfig.from_dict(config.to_dict())
-        set_value(config, "runtime.world_size", 1, source="evaluate_checkpoint")
+        config = config.copy({"runtime.world_size": 1}, source="evaluate_checkpoint")
     check_config(config)
     views = views or config.data.test_views
     clips, crops = parse_views(views, key="views")
@@ -252,8 +247,8 @@ def evaluate_checkpoint(config, checkpoint: str | Path, *, views: str | None = N
     if is_authors_checkpoint(state):
         m = config.model
         if m.temporal != "gsf" or isinstance(num_classes, dict):
-            raise GSFDataError(f"{checkpoint} is an authors' GSF checkpoint; set model.temporal=gsf and a "
-                               f"single-head data set (got {m.temporal}, {num_classes})")
+            raise GSFConfigError(f"{checkpoint} is an authors' GSF checkpoint; set model.temporal=gsf and a "
+                                 f"single-head data set (got {m.temporal}, {num_classes})")
         model = from_authors_checkpoint(checkpoint, backbone=m.backbone, num_classes=num_classes,
                                         channel_fraction=m.channel_fraction, dropout=m.dropout)
     else:

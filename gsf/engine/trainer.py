@@ -20,31 +20,24 @@ import contextlib
 import json
 import logging
 import math
-import random
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 from gsf.engine import distributed
 from gsf.engine.callbacks import Callback
 from gsf.engine.checkpoint import (FORMAT, check_compatible, code_version, load_checkpoint, model_state,
                                    rng_state, save_checkpoint, set_rng_state)
-from gsf.engine.config import (TrainConfig, check_config, model_kwargs, parse_views, resolve_device,
-                               resolve_precision, set_value)
+from gsf.engine.config import TrainConfig, check_config, model_kwargs, parse_views, resolve_device, resolve_precision
 from gsf.engine.evaluate import classification_metrics, predict_dataset, write_scores
-from gsf.errors import GSFCheckpointError, GSFConfigError, GSFError
+from gsf.engine.loaders import autocast_for, build_split, epoch_seed, num_classes_of, seed_everything, train_loader
+from gsf.errors import GSFCheckpointError, GSFConfigError, NonFiniteLossError
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(GSFError, RuntimeError):
-    """The loss (or the gradient norm) became NaN/inf; the message names the epoch and step."""
 
 
 # --- schedule ----------------------------------------------------------------------------------------
@@ -67,85 +60,6 @@ def scaled_lr(config: TrainConfig, world_size: int | None = None) -> float:
     o = config.optim
     world_size = config.runtime.world_size if world_size is None else world_size
     return o.lr * config.data.batch_size * world_size * o.accumulation_steps / o.base_batch_size
-
-
-def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
-    """A 63-bit seed for epoch ``epoch`` of a run seeded ``seed`` (sampler order and loader workers); each
-    data-parallel rank > 0 gets its own."""
-    entropy = [seed, epoch] if rank == 0 else [seed, epoch, rank]
-    return int(np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def seed_everything(seed: int) -> None:
-    """Seed the global torch, numpy and Python generators."""
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-
-
-def seed_worker(worker_id: int) -> None:
-    """``worker_init_fn``: seed Python and numpy from the worker's torch seed (set by the loader from
-    the epoch's generator), so augmentation in workers is reproducible."""
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
-
-
-# --- data --------------------------------------------------------------------------------------------
-
-def normalisation_for(backbone: str) -> str:
-    return "inception" if backbone in ("bninception", "inceptionv3") else "resnet"
-
-
-def build_split(config: TrainConfig, split: str, *, train: bool, views: str | None = None):
-    """The data set of ``split``: train augmentation, or test views ``views`` (CLIPSxCROPS)."""
-    from gsf.data import build_dataset
-
-    d = config.data
-    clips, crops = parse_views(views or d.val_views)
-    dataset = build_dataset(
-        d.dataset, d.root, split, num_frames=d.num_frames, mode="train" if train else "test",
-        input_size=d.input_size, num_clips=1 if train else clips, num_crops=1 if train else crops,
-        normalisation=normalisation_for(config.model.backbone), randaugment=d.randaugment,
-        skip_bad_samples=d.skip_bad_samples,
-    )
-    if d.max_videos is not None:
-        dataset.records = dataset.records[: d.max_videos]
-    return dataset
-
-
-def num_classes_of(dataset) -> int | dict[str, int]:
-    names = dataset.class_names
-    if isinstance(names, tuple) and len(names) == 2 and not isinstance(names[0], str):
-        return {"verb": len(names[0]), "noun": len(names[1])}
-    if len(names) < 1:
-        raise GSFConfigError(f"data set {type(dataset).__name__} reports no classes")
-    return len(names)
-
-
-def eval_loader(dataset, config: TrainConfig, num_views: int, indices: Sequence[int] | None = None) -> DataLoader:
-    """The videos of ``dataset`` in order (only ``indices``, in their order, when given)."""
-    from gsf.data import collate_clips
-
-    return DataLoader(dataset, batch_size=max(1, config.data.batch_size // num_views),
-                      sampler=SequentialSampler(dataset) if indices is None else indices,
-                      num_workers=config.data.num_workers, collate_fn=collate_clips, worker_init_fn=seed_worker,
-                      pin_memory=resolve_device(config) == "cuda")
-
-
-def _train_loader(dataset, config: TrainConfig, epoch: int, where: distributed.Group) -> DataLoader:
-    from gsf.data import collate_clips
-
-    generator = torch.Generator().manual_seed(epoch_seed(config.runtime.seed, epoch, where.rank))
-    if where.active:
-        sampler = DistributedSampler(dataset, num_replicas=where.world_size, rank=where.rank, shuffle=True,
-                                     seed=config.runtime.seed, drop_last=False)
-        sampler.set_epoch(epoch)
-    else:
-        sampler = RandomSampler(dataset, generator=generator)
-    return DataLoader(dataset, batch_size=config.data.batch_size, sampler=sampler,
-                      num_workers=config.data.num_workers, collate_fn=collate_clips, worker_init_fn=seed_worker,
-                      generator=generator, pin_memory=resolve_device(config) == "cuda")
 
 
 # --- model pieces ------------------------------------------------------------------------------------
@@ -175,13 +89,6 @@ def apply_partial_bn(model: nn.Module) -> None:
         bn.eval()
         for p in bn.parameters():
             p.requires_grad_(False)
-
-
-def autocast_for(device: str, precision: str) -> contextlib.AbstractContextManager:
-    """A fresh autocast context for ``precision`` (bf16/fp16), or a no-op for fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -221,20 +128,65 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
 
     Data parallel: called in every rank of an initialised process group, each rank trains its shard and
     only rank 0 writes and calls ``callbacks`` (:mod:`gsf.engine.distributed`); without a group,
-    ``runtime.world_size`` > 1 launches that many local processes (:func:`gsf.engine.distributed.launch_local`).
+    ``runtime.world_size`` > 1 launches that many local processes (:func:`launch_local`).
     """
     check_config(config)
     where = distributed.group()
     if not where.active and config.runtime.world_size > 1:
-        return distributed.launch_local(config, out_dir, resume=resume, callbacks=callbacks)
+        return launch_local(config, out_dir, resume=resume, callbacks=callbacks)
     if where.active and config.runtime.world_size != where.world_size:
         if config.runtime.world_size != 1:
             raise GSFConfigError(f"runtime.world_size={config.runtime.world_size} but the process group has "
                                  f"{where.world_size} processes")
-        config = TrainConfig.from_dict(config.to_dict())  # a group launched elsewhere (torchrun): record it
-        set_value(config, "runtime.world_size", where.world_size, source="process group")
+        # a group launched elsewhere (torchrun): record it
+        config = config.copy({"runtime.world_size": where.world_size}, source="process group")
     with _Settings(config):
         return _Run(config, Path(out_dir), list(callbacks), where).run(resume)
+
+
+
+def launch_local(config: TrainConfig, out_dir: str | Path, resume: bool = False, callbacks: Sequence[Callback] = (),
+                 *, world_size: int | None = None, backend: str | None = None,
+                 timeout_s: float = distributed.DEFAULT_TIMEOUT_S) -> dict[str, float]:
+    """Train ``config`` with ``world_size`` processes on this machine (default ``runtime.world_size``) and
+    return rank 0's result (what :func:`train` returns).
+
+    Rank 0 runs here and calls ``callbacks``; ranks 1..N-1 are spawned (:func:`gsf.engine.distributed.run_ranks`).
+    The backend is nccl when the run is on CUDA (one visible GPU per process, rank r on ``cuda:r``), else
+    gloo on CPU; ``backend`` forces one. ``timeout_s`` bounds every collective (a rank waiting longer for
+    the others fails).
+    """
+    if world_size is None:
+        world_size = config.runtime.world_size
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise GSFConfigError(f"world_size={world_size!r} must be an integer >= 1 (processes of the run)")
+    if distributed.in_process_group():
+        raise GSFConfigError("launch_local: this process already belongs to a process group; call "
+                             "gsf.engine.train in every rank instead")
+    config = config.copy({"runtime.world_size": world_size}, source="launch_local")
+    check_config(config)
+    if world_size == 1:
+        return train(config, out_dir, resume=resume, callbacks=callbacks)
+    device_type = resolve_device(config)
+    if backend is None:
+        backend = "nccl" if device_type == "cuda" else "gloo"
+    if backend not in ("gloo", "nccl") or (backend == "nccl" and device_type != "cuda"):
+        raise GSFConfigError(f"backend={backend!r}: use gloo, or nccl on CUDA (the run's device is {device_type})")
+    if device_type == "cpu" and torch.cuda.is_available():
+        log.warning("runtime.world_size=%d but %d GPU(s) visible: training on CPU with gloo",
+                    world_size, torch.cuda.device_count())
+    args = (config.to_dict(), str(out_dir), resume)
+    results = distributed.run_ranks(_train_rank, world_size, args=args, backend=backend, device_type=device_type,
+                                    timeout_s=timeout_s,
+                                    main=lambda: _train_rank(0, world_size, *args, callbacks=callbacks))
+    return results[0]
+
+
+def _train_rank(rank: int, world_size: int, config_dict: dict, out_dir: str, resume: bool,
+                callbacks: Sequence[Callback] = ()) -> dict[str, float]:
+    """Body of every rank of :func:`launch_local` (spawned ranks import it by name)."""
+    return train(TrainConfig.from_dict(config_dict, source=f"rank {rank}"), Path(out_dir), resume=resume,
+                 callbacks=callbacks)
 
 
 class _Run:
@@ -364,7 +316,7 @@ class _Run:
         if c.optim.partial_bn:
             apply_partial_bn(model)
         params = [p for p in model.parameters() if p.requires_grad]
-        loader = _train_loader(self.train_set, c, self.epoch, self.where)
+        loader = train_loader(self.train_set, c, self.epoch, self.where)
         accumulation = c.optim.accumulation_steps
         lr = self.optimizer.param_groups[0]["lr"]
         total_loss, total_correct, clips, skipped = 0.0, 0, 0, 0

@@ -22,12 +22,21 @@ from gsf.ops import TEMPORAL_KINDS, make_temporal_module
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """How to build one backbone family and insert temporal modules into it."""
+    """The facts of one backbone, the one place they are written (GSF.md section 2): how to build it and
+    insert temporal modules, its family, its native input size and, for ResNets, its block type."""
 
     build: Callable[..., nn.Module]
     insert: Callable[..., list[str]]
     family: str  # "resnet", "inception" or "modern": which insertion knobs apply
     default_placement: str
+    input_size: int = 224  # side of the square crop it was trained on (the paper's), pixels
+    block: str | None = None  # ResNet family: "basic" (two 3x3 convs) or "bottleneck"; else None
+
+    @property
+    def normalisation(self) -> str:
+        """Input normalisation of its ImageNet weights (:data:`gsf.data.transforms.NORMALISATIONS`): the
+        Inceptions take BGR 0-255 minus the mean, the others RGB standardised."""
+        return "inception" if self.family == "inception" else "resnet"
 
 
 def _resnet(depth: int) -> Callable[..., nn.Module]:
@@ -96,11 +105,15 @@ def _insert_modern(backbone, **kwargs):
     return insert_temporal_modules(backbone, **kwargs)
 
 
+RESNET_BLOCKS = {18: "basic", 34: "basic", 50: "bottleneck", 101: "bottleneck"}  # torchvision's ResNets
+
 BACKBONES: dict[str, BackboneSpec] = {
-    **{f"resnet{d}": BackboneSpec(_resnet(d), _insert_resnet, "resnet", "paper") for d in (18, 34, 50, 101)},
-    "resnet_tiny": BackboneSpec(_tiny_resnet, _insert_resnet, "resnet", "paper"),
+    **{f"resnet{depth}": BackboneSpec(_resnet(depth), _insert_resnet, "resnet", "paper", block=block)
+       for depth, block in RESNET_BLOCKS.items()},
+    "resnet_tiny": BackboneSpec(_tiny_resnet, _insert_resnet, "resnet", "paper", block="bottleneck"),
     "bninception": BackboneSpec(_inception("bninception"), _insert_inception, "inception", "authors"),
-    "inceptionv3": BackboneSpec(_inception("inceptionv3"), _insert_inception, "inception", "authors"),
+    # 229 px: at 224 px InceptionV3's branches disagree in size at mixed_3_join (inception-graphs.md)
+    "inceptionv3": BackboneSpec(_inception("inceptionv3"), _insert_inception, "inception", "authors", input_size=229),
     "regnet_y_400mf": BackboneSpec(_regnet("regnet_y_400mf"), _insert_modern, "modern", "paper"),
     "regnet_y_800mf": BackboneSpec(_regnet("regnet_y_800mf"), _insert_modern, "modern", "paper"),
     "convnext_tiny": BackboneSpec(_convnext_tiny, _insert_modern, "modern", "paper"),
@@ -110,6 +123,14 @@ BACKBONES: dict[str, BackboneSpec] = {
 def _closest(name: str, choices: Sequence[str]) -> str:
     match = difflib.get_close_matches(name, choices, n=1)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    """The :class:`BackboneSpec` of backbone ``name``; an unknown name is a :class:`GSFConfigError`."""
+    if name not in BACKBONES:
+        raise GSFConfigError(f"unknown backbone {name!r}{_closest(name, list(BACKBONES))}; "
+                             f"choose one of {', '.join(BACKBONES)}")
+    return BACKBONES[name]
 
 
 def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapping[str, int],
@@ -132,13 +153,10 @@ def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapp
 
     The returned model has ``temporal_module_names``: the dotted names of the inserted modules.
     """
-    if backbone not in BACKBONES:
-        raise GSFConfigError(f"unknown backbone {backbone!r}{_closest(backbone, list(BACKBONES))}; "
-                             f"choose one of {', '.join(BACKBONES)}")
+    spec = backbone_spec(backbone)
     if temporal not in TEMPORAL_KINDS:
         raise GSFConfigError(f"unknown temporal module {temporal!r}{_closest(temporal, TEMPORAL_KINDS)}; "
                              f"choose one of {', '.join(TEMPORAL_KINDS)}")
-    spec = BACKBONES[backbone]
     net = spec.build(pretrained=pretrained)
     if placement is None:
         placement = "before_conv1" if (temporal == "tsm" and spec.family == "resnet") else spec.default_placement

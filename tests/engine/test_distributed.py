@@ -18,7 +18,9 @@ import torch
 from gsf.engine import Callback
 from gsf.engine.checkpoint import load_checkpoint
 from gsf.engine.config import TrainConfig, load_config
-from gsf.engine.distributed import RankFailedError, launch_local, run_ranks
+from gsf.engine.distributed import run_ranks
+from gsf.engine.trainer import launch_local
+from gsf.errors import RankFailedError
 from gsf.engine.evaluate import evaluate_checkpoint, merge_predictions, predict_views
 from gsf.engine.trainer import lr_factor, scaled_lr
 from gsf.errors import GSFCheckpointError, GSFConfigError, GSFDataError
@@ -118,7 +120,7 @@ def fixed_model_and_batch(size: int):
 
 def predict_sharded(config_dict: dict, views: str):
     from gsf.engine.evaluate import predict_dataset
-    from gsf.engine.trainer import build_split
+    from gsf.engine.loaders import build_split
 
     config = TrainConfig.from_dict(config_dict)
     dataset = build_split(config, "val", train=False, views=views)
@@ -255,7 +257,7 @@ def test_all_reduced_gradient_of_two_ranks_equals_the_full_batch_gradient(two_ra
 
 
 def test_sharded_evaluation_of_an_odd_number_of_videos_equals_one_process(odd_root, two_ranks):
-    from gsf.engine.trainer import build_split, eval_loader
+    from gsf.engine.loaders import build_split, eval_loader
 
     config = ddp_config(odd_root)
     dataset = build_split(config, "val", train=False, views=VIEWS)
