@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import sys
 import time
 from pathlib import Path
@@ -53,17 +54,29 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs Ray reserves per trial")
 
 
-def _overrides(pairs: list[str]) -> dict:
+def parse_overrides(pairs: list[str]) -> dict:
+    """``--set KEY=VALUE`` pairs as a mapping."""
     from gsf.engine.config import parse_override
 
     return dict(parse_override(text) for text in pairs)
 
 
-def _dry_run(grid_path: str, overrides: dict) -> int:
-    from experiments.grid import complexity_of, load_grid, resolve
+def _resolved(grid, overrides: dict):
+    """Steps 3-4 of the grid pipeline (:mod:`experiments.grid`) for a loaded, validated grid."""
+    from experiments.grid.expand import expand
+    from experiments.grid.resolve import resolve
 
-    grid = load_grid(grid_path)
-    resolved = resolve(grid, extra=overrides)
+    return resolve(grid, expand(grid), extra=overrides)
+
+
+def _dry_run(grid_path: str, overrides: dict) -> int:
+    from experiments.grid.complexity import complexity_of
+    from experiments.grid.expand import describe_tune, planned_trials
+    from experiments.grid.load import load_grid
+    from experiments.grid.validate import validate_grid
+
+    grid = validate_grid(load_grid(grid_path))
+    resolved = _resolved(grid, overrides)
     cache: dict = {}
     rows = []
     for item in resolved:
@@ -72,8 +85,6 @@ def _dry_run(grid_path: str, overrides: dict) -> int:
                      str(c.temporal_modules)))
     header = ("trial", "config_hash", "GMACs/view", "params (M)", "temporal modules")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    from experiments.grid import describe_tune, planned_trials
-
     print(f"grid {grid.path}: study {grid.study!r}, table {grid.table!r}, {planned_trials(grid, len(rows))} trials, "
           f"base {grid.base_config}")
     for line in describe_tune(grid, len(rows)):
@@ -85,10 +96,10 @@ def _dry_run(grid_path: str, overrides: dict) -> int:
 
 def complexity_rows(grid, *, resolution: str, overrides: dict, cache: dict) -> list[dict]:
     """One CSV row per trial of ``grid``: per-view GMACs and parameters (no data needed)."""
-    from experiments.grid import complexity_of, num_classes, paper_input_size, resolve
+    from experiments.grid.complexity import complexity_of, num_classes, paper_input_size
 
     rows = []
-    for item in resolve(grid, extra=overrides):
+    for item in _resolved(grid, overrides):
         size = paper_input_size(item.config_dict) if resolution == "paper" else item.config_dict["data"]["input_size"]
         c = complexity_of(item.config_dict, input_size=size, cache=cache)
         classes = num_classes(item.config_dict)
@@ -104,9 +115,10 @@ def complexity_rows(grid, *, resolution: str, overrides: dict, cache: dict) -> l
 
 
 def _complexity_only(grid_paths: list[str], out: Path, resolution: str, overrides: dict) -> int:
-    from experiments.grid import load_grids
+    from experiments.grid.load import load_grids
+    from experiments.grid.validate import validate_grid
 
-    grids = load_grids(grid_paths)
+    grids = [validate_grid(grid) for grid in load_grids(grid_paths)]
     out.mkdir(parents=True, exist_ok=True)
     cache: dict = {}
     start = time.perf_counter()
@@ -124,9 +136,30 @@ def _complexity_only(grid_paths: list[str], out: Path, resolution: str, override
     return 0
 
 
+def sweep_options(args: argparse.Namespace, overrides: dict):
+    """The :class:`experiments.runner.SweepOptions` of parsed ``gsf sweep`` arguments."""
+    from experiments.runner import SweepOptions
+
+    return SweepOptions(address=args.address, tracking_uri=args.tracking_uri, storage=args.storage, name=args.name,
+                        resume=args.resume, max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
+                        gpus_per_trial=args.gpus_per_trial, overrides=overrides)
+
+
+def setup_logging() -> None:
+    """The sweep driver's steps on stdout as ``gsf sweep: ...`` lines (once per process)."""
+    logger = logging.getLogger("experiments")
+    if not any(getattr(h, "gsf_sweep", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("gsf sweep: %(message)s"))
+        handler.gsf_sweep = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # one line per step, whatever the root logger has
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        overrides = _overrides(args.overrides)
+        overrides = parse_overrides(args.overrides)
         grids = list(args.grids)
         if args.all:
             if not args.complexity_only:
@@ -140,13 +173,10 @@ def run(args: argparse.Namespace) -> int:
             raise GSFError(f"--dry-run and a sweep take one grid, got {len(grids)}")
         if args.dry_run:
             return _dry_run(grids[0], overrides)
-        from experiments.runner import SweepOptions, run_sweep
+        from experiments.runner import run_sweep
 
-        options = SweepOptions(address=args.address, tracking_uri=args.tracking_uri, storage=args.storage,
-                               name=args.name, resume=args.resume, max_concurrent=args.max_concurrent,
-                               cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                               overrides=overrides)
-        return run_sweep(grids[0], options)
+        setup_logging()
+        return run_sweep(grids[0], sweep_options(args, overrides))
     except GSFError as err:
         print(f"gsf sweep: error: {err}", file=sys.stderr)
         return 2

@@ -3,11 +3,13 @@
 Experiment = study (one grid); one parent run per sweep (``gsf.role=sweep``); one child run per trial
 (``gsf.role=trial``), found again by its sweep id and config hash, so a retried or resumed trial continues
 its own run instead of starting a duplicate. Everything goes through :class:`mlflow.tracking.MlflowClient`
-with explicit run ids: no active-run global state, safe in Ray workers.
+with explicit run ids: no active-run global state, safe in Ray workers. Every tag, param and metric name
+comes from :mod:`gsf.mlflow_schema`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import urllib.error
@@ -16,11 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gsf import mlflow_schema as schema
 from gsf.errors import GSFTrackingError
 
 PREFLIGHT_TIMEOUT_S = 5.0
-FINAL_METRICS = ("best_val_top1", "best_epoch", "final_val_top1", "final_val_top5", "final_val_mean_class_acc")
-COMPLEXITY_METRICS = ("gmacs", "gmacs_all_ops", "params", "temporal_params", "temporal_modules")
 MAX_PARAM_LENGTH = 6000
 
 
@@ -77,7 +78,7 @@ def ensure_experiment(mlflow_client, study: str, *, uri: str, description: str =
         if experiment.lifecycle_stage == "deleted":
             mlflow_client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
-    tags = {"mlflow.note.content": description} if description else None
+    tags = {schema.NOTE: description} if description else None
     return mlflow_client.create_experiment(study, artifact_location=artifact_root(uri), tags=tags)
 
 
@@ -99,28 +100,31 @@ def code_version(repo: str | Path | None = None) -> str:
             return "unknown"
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "\\'") + "'"
-
-
 def find_runs(mlflow_client, experiment_id: str, tags: Mapping[str, str], *, status: str | None = None) -> list:
     """Runs of ``experiment_id`` carrying every tag in ``tags`` (oldest first)."""
-    clauses = [f"tags.`{key}` = {_quote(str(value))}" for key, value in tags.items()]
+    clauses = [schema.tag_filter(dict(tags))] if tags else []
     if status:
-        clauses.append(f"attributes.status = {_quote(status)}")
+        clauses.append(f"attributes.status = {schema.quote(status)}")
     runs = mlflow_client.search_runs([experiment_id], filter_string=" and ".join(clauses), max_results=5000,
                                      order_by=["attributes.start_time ASC"])
     return list(runs)
 
 
-def sweep_tags(*, grid: str, table: str, sweep_id: str, code: str) -> dict[str, str]:
-    return {"gsf.role": "sweep", "gsf.grid": grid, "gsf.table": table, "gsf.sweep_id": sweep_id,
-            "gsf.code_version": code}
+def sweep_tags(*, grid: str, table: str, sweep_id: str, code: str,
+               baseline: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The parent run's tags; ``baseline`` (the grid's, a mapping of axis values) as JSON in
+    :data:`~gsf.mlflow_schema.BASELINE`, so a report never has to read the grid file again."""
+    tags = {schema.ROLE: schema.ROLE_SWEEP, schema.GRID: grid, schema.TABLE: table, schema.SWEEP_ID: sweep_id,
+            schema.CODE_VERSION: code}
+    if baseline:
+        tags[schema.BASELINE] = json.dumps(dict(baseline))
+    return tags
 
 
 def open_sweep_run(mlflow_client, experiment_id: str, *, name: str, tags: Mapping[str, str]) -> str:
     """The sweep's parent run (continued when the sweep is resumed), left RUNNING."""
-    found = find_runs(mlflow_client, experiment_id, {"gsf.role": "sweep", "gsf.sweep_id": tags["gsf.sweep_id"]})
+    found = find_runs(mlflow_client, experiment_id, {schema.ROLE: schema.ROLE_SWEEP,
+                                                      schema.SWEEP_ID: tags[schema.SWEEP_ID]})
     if found:
         run_id = found[0].info.run_id
         mlflow_client.update_run(run_id, status="RUNNING")
@@ -131,19 +135,19 @@ def open_sweep_run(mlflow_client, experiment_id: str, *, name: str, tags: Mappin
 
 def trial_tags(*, slug: str, config_hash: str, grid: str, table: str, sweep_id: str, seed: int, code: str,
                parent_run_id: str, axes: Mapping[str, Any]) -> dict[str, str]:
-    tags = {"mlflow.parentRunId": parent_run_id, "gsf.role": "trial", "gsf.slug": slug, "gsf.config_hash": config_hash,
-            "gsf.grid": grid, "gsf.table": table, "gsf.sweep_id": sweep_id, "gsf.seed": str(seed),
-            "gsf.code_version": code}
+    tags = {schema.PARENT_RUN_ID: parent_run_id, schema.ROLE: schema.ROLE_TRIAL, schema.SLUG: slug,
+            schema.CONFIG_HASH: config_hash, schema.GRID: grid, schema.TABLE: table, schema.SWEEP_ID: sweep_id,
+            schema.SEED: str(seed), schema.CODE_VERSION: code}
     for key, value in axes.items():
-        if key != "runtime.seed":
-            tags[f"gsf.axis.{key}"] = str(value)
+        if key != schema.SEED_PARAM:
+            tags[schema.axis_tag(key)] = str(value)
     return tags
 
 
 def find_trial_run(mlflow_client, experiment_id: str, *, sweep_id: str, config_hash: str):
     """The trial's existing child run, or None."""
-    found = find_runs(mlflow_client, experiment_id, {"gsf.role": "trial", "gsf.sweep_id": sweep_id,
-                                                      "gsf.config_hash": config_hash})
+    found = find_runs(mlflow_client, experiment_id, {schema.ROLE: schema.ROLE_TRIAL, schema.SWEEP_ID: sweep_id,
+                                                      schema.CONFIG_HASH: config_hash})
     return found[0] if found else None
 
 
@@ -158,19 +162,19 @@ def open_trial_run(mlflow_client, experiment_id: str, *, tags: Mapping[str, str]
     params, tags and complexity metrics (step 0). Returns ``(run_id, created)``."""
     from mlflow.entities import Metric, Param
 
-    existing = find_trial_run(mlflow_client, experiment_id, sweep_id=tags["gsf.sweep_id"],
-                              config_hash=tags["gsf.config_hash"])
+    existing = find_trial_run(mlflow_client, experiment_id, sweep_id=tags[schema.SWEEP_ID],
+                              config_hash=tags[schema.CONFIG_HASH])
     if existing is not None:
         mlflow_client.update_run(existing.info.run_id, status="RUNNING")
         return existing.info.run_id, False
-    run = mlflow_client.create_run(experiment_id, tags=dict(tags), run_name=tags["gsf.slug"])
+    run = mlflow_client.create_run(experiment_id, tags=dict(tags), run_name=tags[schema.SLUG])
     run_id = run.info.run_id
     items = [Param(key, param_value(value)) for key, value in params.items()]
     for start in range(0, len(items), 100):
         mlflow_client.log_batch(run_id, params=items[start:start + 100])
     now = _now_ms()
     mlflow_client.log_batch(run_id, metrics=[Metric(k, float(complexity[k]), now, 0)
-                                             for k in COMPLEXITY_METRICS if k in complexity])
+                                             for k in schema.COMPLEXITY_METRICS if k in complexity])
     return run_id, True
 
 
@@ -191,7 +195,7 @@ def log_metrics(mlflow_client, run_id: str, metrics: Mapping[str, Any], *, step:
         mlflow_client.log_batch(run_id, metrics=items)
 
 
-def logged_steps(mlflow_client, run_id: str, key: str = "epoch") -> set[int]:
+def logged_steps(mlflow_client, run_id: str, key: str = schema.EPOCH) -> set[int]:
     """Steps at which ``key`` was logged (to avoid logging an epoch twice after a retry)."""
     return {m.step for m in mlflow_client.get_metric_history(run_id, key)}
 
@@ -199,7 +203,7 @@ def logged_steps(mlflow_client, run_id: str, key: str = "epoch") -> set[int]:
 def mark_orphans(mlflow_client, experiment_id: str, sweep_id: str, *, status: str = "KILLED") -> list[str]:
     """Runs of a sweep left RUNNING by a driver that died: set to ``status`` (their trials, when resumed,
     set them RUNNING again). Returns the run ids."""
-    orphans = find_runs(mlflow_client, experiment_id, {"gsf.sweep_id": sweep_id}, status="RUNNING")
+    orphans = find_runs(mlflow_client, experiment_id, {schema.SWEEP_ID: sweep_id}, status="RUNNING")
     for run in orphans:
         mlflow_client.set_terminated(run.info.run_id, status=status)
     return [run.info.run_id for run in orphans]

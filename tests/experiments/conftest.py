@@ -14,6 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_GRID = Path(__file__).resolve().parent / "tiny.yaml"
+FAILING_ONCE = Path(__file__).resolve().parent / "sweep_failing_once.py"
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,22 @@ def synth_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     synthesize_dataset(root, num_classes=4, videos_per_class=10, num_frames=8, size=32, seed=0)
     return root
+
+
+def read_grid(path):
+    """Steps 1-2 of the grid pipeline: the grid file loaded and validated."""
+    from experiments.grid.load import load_grid
+    from experiments.grid.validate import validate_grid
+
+    return validate_grid(load_grid(path))
+
+
+def resolved(grid, *, extra=None):
+    """Steps 3-4: the grid's trials expanded and resolved."""
+    from experiments.grid.expand import expand
+    from experiments.grid.resolve import resolve
+
+    return resolve(grid, expand(grid), extra=extra)
 
 
 def sweep_env(**extra: str) -> dict[str, str]:
@@ -65,6 +82,12 @@ class Processes:
 
     def sweep(self, args: list[str], *, log: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:
         return self.start([sys.executable, "-m", "gsf.cli", "sweep", *args], log=log, env=env, cwd=cwd)
+
+    def sweep_failing_once(self, epoch: int, marker_dir: Path, args: list[str], *, log: Path, env: dict[str, str],
+                           cwd: Path) -> subprocess.Popen:
+        """``gsf sweep ARGS`` whose every trial fails once after ``epoch`` (:mod:`sweep_failing_once`)."""
+        return self.start([sys.executable, str(FAILING_ONCE), str(epoch), str(marker_dir), *args], log=log, env=env,
+                          cwd=cwd)
 
     def kill_all(self) -> None:
         for process in self.started:

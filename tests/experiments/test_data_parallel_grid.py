@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments.grid import config_hash, load_grid
-from experiments.runner import SweepOptions, _apply_data_parallel
+from conftest import read_grid
+from experiments.grid.resolve import config_hash
+from experiments.trials import TrialSpec, processes_per_trial, with_world_size
 from gsf.engine.config import TrainConfig
 from gsf.errors import GSFConfigError
 
@@ -20,7 +21,7 @@ def grid_with(tmp_path: Path, resources: str):
     path = tmp_path / "g.yaml"
     path.write_text(f"study: s\ntable: t\nbase_config: {CONFIG}\naxes:\n  model.temporal: [gsf]\n"
                     + textwrap.dedent(resources), encoding="utf-8")
-    return load_grid(path)
+    return read_grid(path)
 
 
 @pytest.mark.parametrize(("resources", "workers", "gpus"), [
@@ -53,42 +54,49 @@ def test_bad_data_parallel_resources_name_the_grid_and_the_field(tmp_path, resou
         assert name in str(info.value)
 
 
-def specs_of(*world_sizes: int) -> dict[str, dict]:
+def specs_of(*world_sizes: int) -> dict[str, TrialSpec]:
     specs = {}
     for i, world_size in enumerate(world_sizes):
         config = TrainConfig().to_dict()
         config["runtime"]["world_size"] = world_size
-        specs[f"t{i}"] = {"slug": f"t{i}", "config": config, "config_hash": config_hash(config)}
+        specs[f"t{i}"] = TrialSpec(slug=f"t{i}", seed=0, config=config, config_hash=config_hash(config), axes={},
+                                   complexity={})
     return specs
+
+
+def planned(grid, specs: dict[str, TrialSpec], *, gpus_per_trial=None) -> tuple[int, dict[str, TrialSpec]]:
+    """What plan_trials does with the processes per trial, on ready-made specs."""
+    world_size = processes_per_trial(grid, gpus_per_trial=gpus_per_trial)
+    return world_size, {slug: with_world_size(grid, spec, world_size) for slug, spec in specs.items()}
 
 
 def test_the_sweep_writes_the_processes_per_trial_into_each_trial_and_its_hash(tmp_path):
     grid = grid_with(tmp_path, "resources: {cpus_per_trial: 2, data_parallel: ddp, workers_per_trial: 2}\n")
-    specs = specs_of(1, 2)
-    before = specs["t0"]["config_hash"]
-    assert _apply_data_parallel(grid, SweepOptions(), specs) == 2
+    before = specs_of(1, 2)["t0"].config_hash
+    world_size, specs = planned(grid, specs_of(1, 2))
+    assert world_size == 2
     for spec in specs.values():
-        assert spec["config"]["runtime"]["world_size"] == 2
-        assert spec["config_hash"] == config_hash(spec["config"])
-    assert specs["t0"]["config_hash"] != before  # a DDP trial is not the one-process trial
+        assert spec.config["runtime"]["world_size"] == 2
+        assert spec.config_hash == config_hash(spec.config)
+    assert specs["t0"].config_hash != before  # a DDP trial is not the one-process trial
 
-    plain = specs_of(1)
-    assert _apply_data_parallel(grid_with(tmp_path, ""), SweepOptions(), plain) == 1
-    assert plain["t0"]["config"]["runtime"]["world_size"] == 1
+    world_size, plain = planned(grid_with(tmp_path, ""), specs_of(1))
+    assert world_size == 1
+    assert plain["t0"].config["runtime"]["world_size"] == 1
 
 
 def test_gpus_per_trial_on_the_command_line_sets_the_processes_of_a_gpu_grid(tmp_path):
     grid = grid_with(tmp_path, "resources: {gpus_per_trial: 2, data_parallel: ddp}\n")
-    specs = specs_of(1)
-    assert _apply_data_parallel(grid, SweepOptions(gpus_per_trial=4), specs) == 4
-    assert specs["t0"]["config"]["runtime"]["world_size"] == 4
+    world_size, specs = planned(grid, specs_of(1), gpus_per_trial=4)
+    assert world_size == 4
+    assert specs["t0"].config["runtime"]["world_size"] == 4
     with pytest.raises(GSFConfigError, match=r"--gpus-per-trial 1.5: .* whole number >= 2"):
-        _apply_data_parallel(grid, SweepOptions(gpus_per_trial=1.5), specs_of(1))
+        planned(grid, specs_of(1), gpus_per_trial=1.5)
 
 
 def test_a_trial_asking_for_other_processes_than_the_resources_give_is_refused(tmp_path):
     with pytest.raises(GSFConfigError, match=r"trial t0: runtime.world_size=2 .* 1 process\(es\) per trial"):
-        _apply_data_parallel(grid_with(tmp_path, ""), SweepOptions(), specs_of(2))
+        planned(grid_with(tmp_path, ""), specs_of(2))
     ddp = grid_with(tmp_path, "resources: {data_parallel: ddp, workers_per_trial: 2}\n")
     with pytest.raises(GSFConfigError, match=r"runtime.world_size=3 .* 2 process\(es\)"):
-        _apply_data_parallel(ddp, SweepOptions(), specs_of(3))
+        planned(ddp, specs_of(3))

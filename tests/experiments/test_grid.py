@@ -7,16 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import read_grid, resolved
 from experiments.cli import configure_parser, run
-from experiments.grid import (
-    NON_AFFECTING_KEYS,
-    config_hash,
-    expand,
-    load_grid,
-    load_grids,
-    resolve,
-    slug_names,
-)
+from experiments.grid.expand import expand, slug_names
+from experiments.grid.load import load_grids
+from experiments.grid.resolve import NON_AFFECTING_KEYS, config_hash
+from experiments.grid.validate import validate_grid
 from gsf.errors import GSFConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +28,7 @@ def write_grid(tmp_path: Path, body: str, name: str = "g.yaml") -> Path:
 
 
 def test_expansion_is_the_product_in_file_order_with_seeds_innermost(tmp_path):
-    grid = load_grid(write_grid(tmp_path, """
+    grid = read_grid(write_grid(tmp_path, """
         axes:
           model.temporal: [none, gsf]
           model.channel_fraction: [1.0, 0.5]
@@ -42,11 +38,11 @@ def test_expansion_is_the_product_in_file_order_with_seeds_innermost(tmp_path):
     assert slugs[:4] == ["temporal=none,fraction=1,seed=0", "temporal=none,fraction=1,seed=1",
                          "temporal=none,fraction=0.5,seed=0", "temporal=none,fraction=0.5,seed=1"]
     assert len(slugs) == 8 and len(set(slugs)) == 8
-    assert slugs == [t.slug for t in expand(load_grid(grid.path))]  # deterministic
+    assert slugs == [t.slug for t in expand(read_grid(grid.path))]  # deterministic
 
 
 def test_exclude_removes_partial_matches_and_include_appends_with_every_seed(tmp_path):
-    grid = load_grid(write_grid(tmp_path, """
+    grid = read_grid(write_grid(tmp_path, """
         axes:
           model.temporal: [none, gsf]
           model.channel_fraction: [1.0, 0.5]
@@ -71,7 +67,7 @@ def test_slug_names_are_short_unless_two_keys_collide():
 
 
 def test_list_and_null_values_have_readable_slugs(tmp_path):
-    grid = load_grid(write_grid(tmp_path, """
+    grid = read_grid(write_grid(tmp_path, """
         axes:
           model.stages: [null, [3, 4]]
     """))
@@ -79,8 +75,8 @@ def test_list_and_null_values_have_readable_slugs(tmp_path):
 
 
 def test_config_hash_is_deterministic_and_ignores_only_non_affecting_keys(tmp_path):
-    grid = load_grid(write_grid(tmp_path, "axes:\n  model.temporal: [none, gsf]\n"))
-    first, second = resolve(grid), resolve(grid)
+    grid = read_grid(write_grid(tmp_path, "axes:\n  model.temporal: [none, gsf]\n"))
+    first, second = resolved(grid), resolved(grid)
     assert [r.config_hash for r in first] == [r.config_hash for r in second]
     assert first[0].config_hash != first[1].config_hash
     config = first[0].config_dict
@@ -108,7 +104,7 @@ def test_config_hash_is_deterministic_and_ignores_only_non_affecting_keys(tmp_pa
 def test_shape_errors_name_the_grid_file_and_the_field(tmp_path, body, names):
     path = write_grid(tmp_path, body)
     with pytest.raises(GSFConfigError) as info:
-        load_grid(path)
+        expand(read_grid(path))
     for name in [str(path), *names]:
         assert name in str(info.value)
 
@@ -122,7 +118,7 @@ def test_shape_errors_name_the_grid_file_and_the_field(tmp_path, body, names):
 def test_resolution_errors_name_the_grid_the_trial_and_the_field(tmp_path, body, names):
     path = write_grid(tmp_path, body)
     with pytest.raises(GSFConfigError) as info:
-        resolve(load_grid(path))
+        resolved(read_grid(path))
     for name in [str(path), *names]:
         assert name in str(info.value)
 
@@ -135,14 +131,14 @@ def test_two_trials_resolving_to_one_configuration_are_rejected(tmp_path):
           - {model.temporal: gsf, model.groups: 2}
     """)
     with pytest.raises(GSFConfigError, match="same configuration"):
-        resolve(load_grid(path))
+        resolved(read_grid(path))
 
 
 def test_every_shipped_grid_loads_and_resolves():
-    grids = load_grids([GRIDS])
+    grids = [validate_grid(g) for g in load_grids([GRIDS])]
     assert {"demo"} <= {g.name for g in grids}
     for grid in grids:
-        assert resolve(grid), grid.path
+        assert resolved(grid), grid.path
 
 
 def _cli(argv: list[str]) -> int:
@@ -182,13 +178,13 @@ def test_complexity_only_writes_one_csv_per_grid_at_paper_resolution(tmp_path):
 
 @pytest.mark.parametrize("temporal", ["none", "tsm", "gsf"])
 def test_complexity_of_a_trial_equals_fvcore_on_its_model(tmp_path, temporal):
-    from experiments.grid import complexity_of, num_classes
+    from experiments.grid.complexity import complexity_of, num_classes
     from gsf.complexity import measure_complexity_fvcore
     from gsf.engine.config import TrainConfig, model_kwargs
     from gsf.models import build_model
 
-    grid = load_grid(write_grid(tmp_path, f"axes:\n  model.temporal: [{temporal}]\nset: {{data.num_frames: 8}}\n"))
-    config = resolve(grid)[0].config_dict
+    grid = read_grid(write_grid(tmp_path, f"axes:\n  model.temporal: [{temporal}]\nset: {{data.num_frames: 8}}\n"))
+    config = resolved(grid)[0].config_dict
     kwargs = model_kwargs(TrainConfig.from_dict(config), num_classes=num_classes(config), pretrained=False)
     reference = measure_complexity_fvcore(build_model(**kwargs), num_frames=8, input_size=64)
     assert complexity_of(config, input_size=64) == reference

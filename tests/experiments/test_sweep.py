@@ -105,9 +105,10 @@ def test_local_sweep_logs_one_child_run_per_trial_under_one_parent(tmp_path, syn
 def test_a_trial_that_fails_once_is_retried_from_its_checkpoint_without_gap_or_repeat(tmp_path, synth_root,
                                                                                          processes):
     log = tmp_path / "sweep.log"
-    env = sweep_env(GSF_SWEEP_FAIL_ONCE_AT_EPOCH="1")
-    process = processes.sweep(sweep_args(tmp_path, synth_root, one_trial_grid(tmp_path), "--set", "optim.epochs=3"),
-                              log=log, env=env, cwd=tmp_path)
+    faults = tmp_path / "sweeps" / "s" / "faults"
+    process = processes.sweep_failing_once(1, faults, sweep_args(tmp_path, synth_root, one_trial_grid(tmp_path),
+                                                                 "--set", "optim.epochs=3"),
+                                           log=log, env=sweep_env(), cwd=tmp_path)
     finish(process, log)
     assert "InjectedFailure" in log.read_text()
     assert list((tmp_path / "sweeps" / "s" / "faults").iterdir())

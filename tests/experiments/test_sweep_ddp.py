@@ -30,8 +30,9 @@ def ddp_grid(tmp_path: Path) -> Path:
 
 def test_a_ddp_trial_on_two_cpu_workers_is_tracked_and_retried_from_its_checkpoint(tmp_path, synth_root, processes):
     log = tmp_path / "sweep.log"
-    env = sweep_env(GSF_SWEEP_FAIL_ONCE_AT_EPOCH="1")
-    process = processes.sweep(sweep_args(tmp_path, synth_root, ddp_grid(tmp_path)), log=log, env=env, cwd=tmp_path)
+    faults = tmp_path / "sweeps" / "s" / "faults"
+    process = processes.sweep_failing_once(1, faults, sweep_args(tmp_path, synth_root, ddp_grid(tmp_path)), log=log,
+                                           env=sweep_env(), cwd=tmp_path)
     finish(process, log)
     text = log.read_text()
     assert "each trial trains with 2 data-parallel (DDP) processes" in text

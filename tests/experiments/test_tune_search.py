@@ -17,8 +17,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from conftest import TINY_GRID, sweep_env, wait_pg_gone
-from experiments.grid import load_grid, planned_trials, resolve
+from conftest import TINY_GRID, read_grid, resolved, sweep_env, wait_pg_gone
+from experiments.grid.expand import planned_trials
 from gsf.errors import GSFConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ EVERY_EPOCH = "set: {runtime.eval_every: 1}\n"  # ASHA and Optuna read the metri
 def test_bad_tune_settings_name_the_grid_file_and_the_field(tmp_path, tune, names):
     path = write_grid(tmp_path, f"{AXIS}tune: {tune}\n")
     with pytest.raises(GSFConfigError) as info:
-        load_grid(path)
+        read_grid(path)
     for name in [str(path), *names]:
         assert name in str(info.value)
 
@@ -94,21 +94,21 @@ def test_bad_tune_settings_name_the_grid_file_and_the_field(tmp_path, tune, name
 ])
 def test_tune_settings_that_do_not_fit_a_trial_name_the_grid_the_field_and_the_trial(tmp_path, body, names):
     path = write_grid(tmp_path, AXIS + body)
-    grid = load_grid(path)
+    grid = read_grid(path)
     with pytest.raises(GSFConfigError) as info:
-        resolve(grid)
+        resolved(grid)
     for name in [str(path), *names]:
         assert name in str(info.value)
 
 
 def test_set_of_a_sampled_key_is_rejected(tmp_path):
-    grid = load_grid(write_grid(tmp_path, AXIS + "tune: {search: {space: {optim.lr: {loguniform: [0.001, 0.1]}}}}\n"))
+    grid = read_grid(write_grid(tmp_path, AXIS + "tune: {search: {space: {optim.lr: {loguniform: [0.001, 0.1]}}}}\n"))
     with pytest.raises(GSFConfigError, match=r"tune\.search\.space\.optim\.lr: is sampled, but --set optim\.lr"):
-        resolve(grid, extra={"optim.lr": 0.5})
+        resolved(grid, extra={"optim.lr": 0.5})
 
 
 def test_a_valid_tune_section_is_normalised_with_its_defaults(tmp_path):
-    grid = load_grid(write_grid(tmp_path, AXIS + EVERY_EPOCH + textwrap.dedent("""
+    grid = read_grid(write_grid(tmp_path, AXIS + EVERY_EPOCH + textwrap.dedent("""
         tune:
           metric: val_loss
           mode: min
@@ -118,7 +118,7 @@ def test_a_valid_tune_section_is_normalised_with_its_defaults(tmp_path):
     assert grid.tune.scheduler == {"type": "asha", "grace_period": 1, "reduction_factor": 3, "max_t": None}
     assert grid.tune.search["space"] == {"optim.lr": {"loguniform": [0.001, 0.1]}}
     assert grid.tune.samples_per_point == 5 and planned_trials(grid, 3) == 15
-    assert resolve(grid)
+    assert resolved(grid)
 
 
 # --- dry run: the trial count of a search grid ---------------------------------------------------------
@@ -157,8 +157,8 @@ def test_dry_run_counts_samples_times_grid_points_without_sampling(tmp_path, cap
 
 @pytest.mark.slow  # counts ResNet-50's GMACs at 224 px
 def test_the_readme_dry_run_of_the_example_tune_grid_plans_twelve_optuna_trials_under_asha(capsys):
-    grid = load_grid(REPO / "experiments" / "grids" / "tune_lr.yaml")
-    config = resolve(grid)[0].config_dict
+    grid = read_grid(REPO / "experiments" / "grids" / "tune_lr.yaml")
+    config = resolved(grid)[0].config_dict
     assert config["model"]["backbone"] == "resnet50" and config["data"]["dataset"] == "ssv1"
     assert grid.tune.scheduler["grace_period"] < config["optim"]["epochs"]
     assert _cli([str(grid.path), "--dry-run"]) == 0
@@ -216,17 +216,6 @@ def test_asha_stops_a_trial_at_a_rung_but_never_at_its_last_epoch():
                                           grace_period=1, reduction_factor=2, stop_last_trials=False), reports)
     assert plain == ["CONTINUE", "CONTINUE", "STOP", "CONTINUE", "STOP"]
     assert ours == ["CONTINUE", "CONTINUE", "STOP", "CONTINUE", "CONTINUE"]
-
-
-def test_stale_staging_folders_are_removed_and_nothing_else(tmp_path):
-    from experiments.runner import remove_staging_folders
-
-    for name in ("ckpt0001_ab12cd", "ckpt0012_x_y", "engine", "checkpoint_000001"):
-        (tmp_path / name).mkdir()
-    (tmp_path / "ckpt0003_file").write_text("not a folder")
-    removed = remove_staging_folders(tmp_path)
-    assert sorted(p.name for p in removed) == ["ckpt0001_ab12cd", "ckpt0012_x_y"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000001", "ckpt0003_file", "engine"]
 
 
 # --- real sweeps (local Ray, SQLite MLflow) -------------------------------------------------------------

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments.runner import STATE_BACKUP_DIR, backup_tune_state, repair_tune_state
+from experiments.tune_state import STATE_BACKUP_DIR, backup_tune_state, repair_tune_state
 from gsf.errors import GSFError
 
 

@@ -1,0 +1,58 @@
+"""GMACs and parameters of a trial's model, counted on the meta device (no data, no weights)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# Classes per data set (the head's size, for parameter counts); "list" and SSv2-format synthetic data are
+# read from their label file when it exists.
+DATASET_CLASSES: dict[str, int | dict[str, int]] = {
+    "ssv1": 174, "ssv2": 174, "diving48": 48, "kinetics400": 400, "epic100": {"verb": 97, "noun": 300}, "list": 174,
+}
+
+
+def num_classes(config_dict: Mapping[str, Mapping[str, Any]]) -> int | dict[str, int]:
+    """The head size for a configuration: the data set's label file when it exists (synthetic data), else
+    the data set's published class count."""
+    data = config_dict["data"]
+    root = Path(data.get("root") or "")
+    if data["dataset"] == "ssv2" and data.get("root"):
+        for labels in (root / "labels.json", root / "labels" / "labels.json"):
+            if labels.is_file():
+                return len(json.loads(labels.read_text(encoding="utf-8")))
+    return DATASET_CLASSES[data["dataset"]]
+
+
+def complexity_of(config_dict: Mapping[str, Mapping[str, Any]], *, input_size: int | None = None,
+                  cache: dict | None = None):
+    """Per-view :class:`gsf.complexity.Complexity` of a trial's model, at ``input_size`` (default: the
+    configuration's), counted on the meta device (no data, no weights). Models with the same knobs are
+    counted once when ``cache`` is given."""
+    from gsf.engine.config import TrainConfig, model_kwargs
+
+    config = TrainConfig.from_dict(dict(config_dict))
+    kwargs = model_kwargs(config, num_classes=num_classes(config_dict), pretrained=False)
+    frames = config.data.num_frames
+    size = input_size or config.data.input_size
+    key = json.dumps([kwargs, frames, size], sort_keys=True, default=str)
+    if cache is not None and key in cache:
+        return cache[key]
+    from gsf.complexity import model_complexity
+
+    result = model_complexity(num_frames=frames, input_size=size, **kwargs)
+    if cache is not None:
+        cache[key] = result
+    return result
+
+
+def paper_input_size(config_dict: Mapping[str, Mapping[str, Any]]) -> int:
+    """The backbone's native (paper) input size: 224 px, 229 for InceptionV3."""
+    from gsf.models import BACKBONES
+
+    backbone = config_dict["model"]["backbone"]
+    if backbone == "inceptionv3":
+        return 229
+    return 224 if backbone in BACKBONES else int(config_dict["data"]["input_size"])
