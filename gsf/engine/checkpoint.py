@@ -134,7 +134,9 @@ def check_compatible(checkpoint: dict, model_section: dict, model: nn.Module, *,
     if checkpoint.get("format") != FORMAT or "model" not in checkpoint:
         raise GSFCheckpointError(f"{path} is not a GSF Bench checkpoint (no format {FORMAT!r}/'model' entry)")
     saved = (checkpoint.get("config") or {}).get("model", {})
-    differ = sorted(k for k in set(saved) | set(model_section) if saved.get(k) != model_section.get(k))
+    # the starting weights (model.pretrained, model.init_from) are history, not architecture
+    differ = sorted(k for k in set(saved) | set(model_section)
+                    if saved.get(k) != model_section.get(k) and k not in ("pretrained", "init_from"))
     if differ:
         details = ", ".join(f"model.{k}: checkpoint {saved.get(k)!r} vs config {model_section.get(k)!r}" for k in differ)
         raise GSFCheckpointError(f"{path} was trained with another architecture ({details})")

@@ -57,7 +57,10 @@ class ModelConfig:
     stages: list[int] | None = _knob(None, "residual stages (1-4) that get modules; null: all")
     last_n_blocks: int | None = _knob(None, "only the last n blocks of each chosen stage; null: every block")
     dropout: float = _knob(0.5, "dropout before the classifier")
-    pretrained: bool = _knob(False, "start from ImageNet weights in the local torch cache (the paper: true)")
+    pretrained: str | bool = _knob("imagenet", "backbone start: imagenet (the release's file, from the torch hub "
+                                   "cache or downloaded), none, or a weight file in the backbone's release format")
+    init_from: str | None = _knob(None, "fine-tune from this checkpoint (ours or the authors'), head re-initialised "
+                                        "when the class count differs; null: start from model.pretrained")
 
 
 @dataclass
@@ -358,6 +361,9 @@ def check_config(config: TrainConfig, *, need_data: bool = True) -> None:
         raise GSFConfigError(f"model.dropout={m.dropout} must be in [0, 1)")
     parse_views(d.val_views, key="data.val_views")
     parse_views(d.test_views, key="data.test_views")
+    from gsf.models.weights import check_starting_weights
+
+    check_starting_weights(backbone=m.backbone, pretrained=m.pretrained, init_from=m.init_from)
     if m.stages is not None and (not m.stages or any(s not in (1, 2, 3, 4) for s in m.stages)):
         raise GSFConfigError(f"model.stages={m.stages} must be a non-empty list of stages 1-4 or null")
     # One device per process: data.batch_size is what one device sees (gsf.engine.distributed).
@@ -398,10 +404,12 @@ def check_model(config: TrainConfig) -> None:
             f"data.input_size={d.input_size}: {err}") from err
 
 
-def model_kwargs(config: TrainConfig, *, num_classes, pretrained: bool | None = None) -> dict:
-    """Keyword arguments of :func:`gsf.build_model` for this configuration."""
+def model_kwargs(config: TrainConfig, *, num_classes, pretrained: bool | str | None = None) -> dict:
+    """Keyword arguments of :func:`gsf.build_model` for this configuration (with ``model.init_from``, the
+    backbone starts from nothing: the checkpoint replaces its weights, :func:`gsf.models.weights.init_from_checkpoint`)."""
     m = config.model
     return dict(backbone=m.backbone, temporal=m.temporal, num_classes=num_classes,
-                pretrained=m.pretrained if pretrained is None else pretrained, dropout=m.dropout,
+                pretrained=(("none" if m.init_from else m.pretrained) if pretrained is None else pretrained),
+                dropout=m.dropout,
                 placement=m.placement, stages=m.stages, last_n_blocks=m.last_n_blocks,
                 channel_fraction=m.channel_fraction, groups=m.groups, gate=m.gate, fusion=m.fusion)

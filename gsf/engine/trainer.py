@@ -210,7 +210,12 @@ class _Run:
         self.val_clips, self.val_crops = parse_views(c.data.val_views)
         self.val_set = build_split(c, c.data.val_split, train=False, views=c.data.val_views)
         self.num_classes = num_classes_of(self.train_set)
-        self.model = build_model(**model_kwargs(c, num_classes=self.num_classes)).to(self.device)
+        self.model = build_model(**model_kwargs(c, num_classes=self.num_classes))
+        if c.model.init_from:  # fine-tuning (issue 12): the head re-initialised when the class count differs
+            from gsf.models.weights import init_from_checkpoint
+
+            init_from_checkpoint(self.model, c.model.init_from, basic_block=c.model.backbone in ("resnet18", "resnet34"))
+        self.model.to(self.device)
         if c.optim.partial_bn:  # freeze before DDP takes the list of parameters it reduces
             apply_partial_bn(self.model)
         if self.where.rank > 0:  # same weights everywhere, but each rank its own dropout and augmentation

@@ -60,27 +60,25 @@ class ConvNeXtBackbone(nn.Module):
         return torch.flatten(self.norm(self.avgpool(self.features(frames))), 1)
 
 
-def build_regnet(*, name: str, pretrained: bool = False) -> RegNetBackbone:
-    """RegNetY-400MF or -800MF; ImageNet weights only from the local torch hub cache."""
+def build_regnet(*, name: str, pretrained="none") -> RegNetBackbone:
+    """RegNetY-400MF or -800MF; ``pretrained`` as :func:`gsf.models.weights.load_pretrained_backbone`."""
+    from gsf.models.weights import load_pretrained_backbone
+
     if name not in REGNETS:
         raise GSFConfigError(f"unknown RegNet {name!r}; choose one of {', '.join(REGNETS)}")
-    factory, weights = REGNETS[name]
-    model = factory(weights=None)
-    if pretrained:
-        from gsf.models.weights import load_torchvision_weights
-
-        model.load_state_dict(load_torchvision_weights(weights))
-    return RegNetBackbone(model)
+    factory, _ = REGNETS[name]
+    backbone = RegNetBackbone(factory(weights=None))
+    load_pretrained_backbone(backbone, backbone=name, pretrained=pretrained)
+    return backbone
 
 
-def build_convnext_tiny(*, pretrained: bool = False, stochastic_depth_prob: float = 0.1) -> ConvNeXtBackbone:
-    """ConvNeXt-Tiny; ImageNet weights only from the local torch hub cache."""
-    model = tv_convnext.convnext_tiny(weights=None, stochastic_depth_prob=stochastic_depth_prob)
-    if pretrained:
-        from gsf.models.weights import load_torchvision_weights
+def build_convnext_tiny(*, pretrained="none", stochastic_depth_prob: float = 0.1) -> ConvNeXtBackbone:
+    """ConvNeXt-Tiny; ``pretrained`` as :func:`gsf.models.weights.load_pretrained_backbone`."""
+    from gsf.models.weights import load_pretrained_backbone
 
-        model.load_state_dict(load_torchvision_weights(tv_convnext.ConvNeXt_Tiny_Weights.IMAGENET1K_V1))
-    return ConvNeXtBackbone(model)
+    backbone = ConvNeXtBackbone(tv_convnext.convnext_tiny(weights=None, stochastic_depth_prob=stochastic_depth_prob))
+    load_pretrained_backbone(backbone, backbone="convnext_tiny", pretrained=pretrained)
+    return backbone
 
 
 class TemporalRegNetBlock(nn.Module):

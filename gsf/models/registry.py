@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -17,6 +18,7 @@ from torch import nn
 
 from gsf.errors import GSFConfigError
 from gsf.models.video import VideoClassifier
+from gsf.models.weights import load_pretrained_backbone
 from gsf.ops import TEMPORAL_KINDS, make_temporal_module
 
 
@@ -134,7 +136,7 @@ def backbone_spec(name: str) -> BackboneSpec:
 
 
 def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapping[str, int],
-                pretrained: bool = False, dropout: float = 0.5, placement: str | None = None,
+                pretrained: bool | str | os.PathLike = "none", dropout: float = 0.5, placement: str | None = None,
                 stages: Sequence[int] | None = None, last_n_blocks: int | None = None,
                 channel_fraction: float = 1.0, groups: int = 2, gate: str = "spatiotemporal",
                 fusion: str = "channel_weighting", shift_fraction: float = 1 / 8) -> VideoClassifier:
@@ -144,6 +146,9 @@ def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapp
         backbone: one of :data:`BACKBONES`.
         temporal: ``"none"`` (TSN), ``"tsm"``, ``"gsm"`` or ``"gsf"``.
         num_classes: classes of the single head, or ``{"verb": 97, "noun": 300}`` for EPIC-Kitchens.
+        pretrained: starting weights of the backbone: ``"none"``, ``"imagenet"`` (the release's file,
+            :data:`gsf.models.weights.IMAGENET_WEIGHTS`) or the path of a weight file in the backbone's
+            release format; True/False mean imagenet/none. The temporal modules keep their own init.
         placement: where in the backbone (ResNet: ``paper``/``before_conv1``/``after_conv1``/``after_conv2``/
             ``after_conv3``/``all``; Inception: ``authors``/``every_branch``; RegNet/ConvNeXt:
             ``residual_input``). Default: TSM's ``before_conv1`` for ``tsm`` on ResNet, else the paper's.
@@ -157,7 +162,8 @@ def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapp
     if temporal not in TEMPORAL_KINDS:
         raise GSFConfigError(f"unknown temporal module {temporal!r}{_closest(temporal, TEMPORAL_KINDS)}; "
                              f"choose one of {', '.join(TEMPORAL_KINDS)}")
-    net = spec.build(pretrained=pretrained)
+    net = spec.build()
+    load_pretrained_backbone(net, backbone=backbone, pretrained=pretrained)
     if placement is None:
         placement = "before_conv1" if (temporal == "tsm" and spec.family == "resnet") else spec.default_placement
     insert_kwargs: dict = {"placement": placement}

@@ -67,22 +67,21 @@ TORCHVISION_RESNETS = {
 }
 
 
-def build_resnet(*, depth: int, pretrained: bool = False) -> ResNetBackbone:
+def build_resnet(*, depth: int, pretrained="none") -> ResNetBackbone:
     """ResNet-18/34/50/101 exactly as torchvision defines them (v1.5 bottleneck), without ``fc``.
 
-    With ``pretrained=True`` the ImageNet weights are read from the local torch hub cache only
-    (:func:`gsf.models.weights.load_torchvision_weights`): nothing is downloaded.
+    ``pretrained``: ``"none"``, ``"imagenet"`` (torchvision's file, GSF.md section 2) or the path of a
+    weight file in torchvision's format (:func:`gsf.models.weights.load_pretrained_backbone`).
     """
+    from gsf.models.weights import load_pretrained_backbone
+
     name = f"resnet{depth}"
     if name not in TORCHVISION_RESNETS:
         raise GSFConfigError(f"ResNet depth {depth!r} is not supported; choose one of 18, 34, 50, 101")
-    factory, weights = TORCHVISION_RESNETS[name]
-    model = factory(weights=None)
-    if pretrained:
-        from gsf.models.weights import load_torchvision_weights
-
-        model.load_state_dict(load_torchvision_weights(weights))
-    return _from_torchvision(model)
+    factory, _ = TORCHVISION_RESNETS[name]
+    backbone = _from_torchvision(factory(weights=None))
+    load_pretrained_backbone(backbone, backbone=name, pretrained=pretrained)
+    return backbone
 
 
 def build_tiny_resnet(*, widths: Sequence[int] = (16, 32, 64, 128), blocks: Sequence[int] = (1, 1, 1, 1),

@@ -17,7 +17,7 @@ def synth_root(tmp_path_factory):
 
 
 TINY = [
-    "model.backbone=resnet_tiny", "data.dataset=ssv2", "data.num_frames=4", "data.input_size=32",
+    "model.backbone=resnet_tiny", "model.pretrained=none", "data.dataset=ssv2", "data.num_frames=4", "data.input_size=32",
     "data.batch_size=3", "data.num_workers=0", "data.randaugment=false", "optim.epochs=2",
     "optim.warmup_epochs=1", "optim.base_batch_size=3", "runtime.eval_every=1", "runtime.progress=false",
     "runtime.deterministic=true", "runtime.device=cpu",

@@ -26,7 +26,7 @@ def write_config(path: Path, root: Path, temporal: str = "tsm") -> Path:
     """resnet_tiny, 4 frames, batch 2, one epoch on CPU. TSM by default: these tests are about the suite's
     handling of bad input, not about the GSF operator (rows that are about GSF set it explicitly)."""
     path.write_text(
-        f"model: {{backbone: resnet_tiny, temporal: {temporal}}}\n"
+        f"model: {{backbone: resnet_tiny, temporal: {temporal}, pretrained: none}}\n"
         f"data: {{dataset: ssv2, root: '{root}', num_frames: 4, input_size: 32, batch_size: 2, num_workers: 0, "
         "randaugment: false}\n"
         "optim: {epochs: 1, warmup_epochs: 0, base_batch_size: 2}\n"
