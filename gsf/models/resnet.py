@@ -172,13 +172,23 @@ def _channels(block: nn.Module, position: str) -> int:
     return getattr(block, f"conv{position[-1]}").out_channels
 
 
+def init_like_release_resnet(module: nn.Module) -> None:
+    """Kaiming-normal (fan_out, relu) weights for every ``Conv2d`` inside ``module``, as the release's ResNet
+    gives GSF's two fusion convs ``channel_conv1/2`` (GSF.md section 1, initialisation): its backbone init
+    loop runs after the GSF modules are built. Conv3d, BN and biases keep PyTorch's defaults, as there."""
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d):
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+
+
 def insert_temporal_modules(backbone: ResNetBackbone, *, make_module: MakeModule, placement: str = "paper",
                             stages: Sequence[int] = ALL_STAGES, last_n_blocks: int | None = None) -> list[str]:
     """Insert temporal modules into residual blocks; return the dotted names of the modules inserted.
 
     Args:
         backbone: a :class:`ResNetBackbone`.
-        make_module: ``(channels, layer_name) -> module or None``; None leaves the block untouched.
+        make_module: ``(channels, layer_name) -> module or None``; None leaves the block untouched. The
+            module's Conv2d weights are re-initialised as the release's ResNet does (:func:`init_like_release_resnet`).
         placement: position in the block: ``"paper"`` (after conv3 of a bottleneck / conv2 of a basic
             block, GSF.md section 2), one of ``before_conv1`` (TSM's residual shift), ``after_conv1``,
             ``after_conv2``, ``after_conv3``, or ``"all"`` (after every conv of the branch).
@@ -205,6 +215,7 @@ def insert_temporal_modules(backbone: ResNetBackbone, *, make_module: MakeModule
         for position in _positions(placement, block, block_name):
             module = make_module(_channels(block, position), f"{block_name}.temporal_{position}")
             if module is not None:
+                init_like_release_resnet(module)
                 modules[position] = module
         if modules:
             layer[index] = TemporalResidualBlock(block, modules)

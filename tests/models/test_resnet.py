@@ -113,3 +113,25 @@ def test_backbone_features_equal_torchvision_pooled_features():
     reference.fc = nn.Identity()
     x = torch.randn(2, 3, 64, 64)
     torch.testing.assert_close(backbone(x), reference(x))
+
+
+def _fusion_weights(model) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for name, p in model.named_parameters()
+                      if ".channel_conv" in name and name.endswith("weight")])
+
+
+def test_gsf_fusion_convs_get_the_release_resnet_kaiming_init():
+    """The release's ResNet runs its kaiming (normal, fan_out, relu) loop after GSF is built, so the 2->1
+    3x3 fusion convs get std sqrt(2 / 9) ~ 0.47, not PyTorch's default ~ 0.14 (GSF.md section 1)."""
+    from gsf.models import build_model
+
+    torch.manual_seed(0)
+    resnet = build_model(backbone="resnet50", temporal="gsf", num_classes=3)
+    fusion = _fusion_weights(resnet)
+    assert fusion.numel() == 16 * 2 * 18
+    assert abs(fusion.std().item() - (2 / 9) ** 0.5) < 0.04 and abs(fusion.mean().item()) < 0.06
+    gate = resnet.backbone.layer1[0].temporal_after_conv3.conv3D.weight  # PyTorch's default, as the release
+    fan_in = gate.shape[1] * 27
+    assert abs(gate.std().item() - 1 / (3 * fan_in) ** 0.5) < 0.2 / (3 * fan_in) ** 0.5
+    inception = build_model(backbone="bninception", temporal="gsf", num_classes=3)  # unaffected there
+    assert abs(_fusion_weights(inception).std().item() - 1 / 54 ** 0.5) < 0.03
