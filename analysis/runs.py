@@ -2,13 +2,17 @@
 
 The layout read here is the one in docs/CONTRIBUTING-internal.md, "Grids and MLflow layout": an
 experiment per study, a parent run per sweep (``gsf.role=sweep``) and a child run per trial
-(``gsf.role=trial``) with ``gsf.*`` tags, the flat config as params and per-epoch metrics.
+(``gsf.role=trial``) with ``gsf.*`` tags, the flat config as params and per-epoch metrics; every name read
+here comes from :mod:`gsf.mlflow_schema`. A sweep's baseline is read from its parent run
+(:data:`~gsf.mlflow_schema.BASELINE`), never from the grid file, so moving or editing a grid leaves old
+reports as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,12 +21,20 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from gsf import mlflow_schema as schema
 from gsf.errors import GSFConfigError, GSFTrackingError
 
-SEED_PARAM = "runtime.seed"
-AXIS_PREFIX = "gsf.axis."
+log = logging.getLogger(__name__)
+
+SEED_PARAM = schema.SEED_PARAM
+AXIS_PREFIX = schema.AXIS_PREFIX
 # Per-epoch metrics kept for training curves (step = 1-based epoch).
-HISTORY_KEYS = ("train_loss", "val_top1", "val_top5")
+HISTORY_KEYS = schema.HISTORY_METRICS
+# load_runs' metric columns: column -> the metric logged.
+METRIC_COLUMNS = {"gmacs": schema.GMACS, "gmacs_all_ops": schema.GMACS_ALL_OPS, "params": schema.PARAMS,
+                  "temporal_params": schema.TEMPORAL_PARAMS, "top1": schema.FINAL_VAL_TOP1,
+                  "top5": schema.FINAL_VAL_TOP5, "best_top1": schema.BEST_VAL_TOP1, "best_epoch": schema.BEST_EPOCH,
+                  "mean_class_acc": schema.FINAL_VAL_MEAN_CLASS_ACC, "last_epoch_metric": schema.EPOCH}
 _PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
@@ -54,7 +66,8 @@ def list_studies(uri: str) -> list[str]:
         raise GSFTrackingError(f"cannot read experiments from tracking URI {uri!r}: {error}") from error
     names = []
     for experiment in experiments:
-        found = client.search_runs([experiment.experiment_id], "tags.`gsf.role` = 'trial'", max_results=1)
+        found = client.search_runs([experiment.experiment_id], schema.tag_filter({schema.ROLE: schema.ROLE_TRIAL}),
+                                   max_results=1)
         if found:
             names.append(experiment.name)
     return sorted(names)
@@ -65,7 +78,7 @@ def _search(uri: str, studies: Sequence[str], role: str) -> pd.DataFrame:
 
     with tracking(uri):
         frame = mlflow.search_runs(
-            experiment_names=list(studies), filter_string=f"tags.`gsf.role` = '{role}'", output_format="pandas"
+            experiment_names=list(studies), filter_string=schema.tag_filter({schema.ROLE: role}), output_format="pandas"
         )
     return frame
 
@@ -138,11 +151,13 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
     (FINISHED runs an ASHA scheduler stopped before their last epoch: no final metrics), ``code_version,
     seed, axes`` (dict of the ``gsf.axis.*`` tags), ``config`` (dict of params minus the seed),
     ``config_key`` (its canonical JSON), ``baseline`` (dict, from a ``gsf.baseline`` tag or ``baseline``
-    param of the trial or of its parent sweep run), ``backbone, temporal, dataset, frames, input_size,
-    views, gmacs, gmacs_all_ops, params, temporal_params, top1, top5, best_top1, best_epoch,
-    mean_class_acc`` (accuracies as fractions, as logged), ``params_json`` (all params), ``artifact_uri``
-    and ``start_time`` (only to order reruns; never written to a table). Sorted by study, config, seed,
-    start time.
+    param of the trial or of its parent sweep run; empty, with a warning, for a sweep that logged none),
+    ``variant`` (the ``gsf.variant`` tag), ``backbone, temporal, dataset, frames, input_size, views, gmacs,
+    gmacs_all_ops, params, temporal_params, top1, top5, best_top1, best_epoch, mean_class_acc`` (accuracies
+    as fractions, as logged), one column per test-protocol metric logged (``test_2x3_top1``, ...; see
+    :func:`gsf.mlflow_schema.parse_protocol_metric`), ``params_json`` (all params), ``artifact_uri`` and
+    ``start_time`` (only to order reruns; never written to a table). Sorted by study, config, seed, start
+    time.
     """
     studies = list_studies(uri) if studies is None else list(studies)
     columns = ["study", "run_id", "run_name", "status", "seed", "config_key"]
@@ -158,37 +173,33 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
     trials = _search(uri, studies, "trial")
     if trials.empty:
         return pd.DataFrame(columns=columns)
-    parents = _search(uri, studies, "sweep")
-    parent_baseline = {}
-    for _, parent in parents.iterrows():
-        text = _first_present(parent, ["tags.gsf.baseline", "params.baseline"])
-        if text is None:
-            text = _grid_baseline(_first_present(parent, ["params.grid_file"]))
-        parent_baseline[parent["run_id"]] = parse_mapping(text)
+    parents = _search(uri, studies, schema.ROLE_SWEEP)
+    parent_baseline = {parent["run_id"]: _parent_baseline(parent) for _, parent in parents.iterrows()}
 
-    param_cols = [c for c in trials.columns if c.startswith("params.")]
-    axis_cols = [c for c in trials.columns if c.startswith("tags." + AXIS_PREFIX)]
+    param_cols = [c for c in trials.columns if c.startswith(schema.PARAMS_COLUMN)]
+    axis_cols = [c for c in trials.columns if c.startswith(_tag(AXIS_PREFIX))]
     rows = []
     for _, run in trials.iterrows():
-        params = {c[len("params."):]: run[c] for c in param_cols if isinstance(run[c], str)}
+        params = {c[len(schema.PARAMS_COLUMN):]: run[c] for c in param_cols if isinstance(run[c], str)}
         config = {k: v for k, v in params.items() if k != SEED_PARAM}
-        axes = {c[len("tags." + AXIS_PREFIX):]: run[c] for c in axis_cols if isinstance(run[c], str)}
-        seed_text = _first_present(run, ["tags.gsf.seed", "params." + SEED_PARAM])
-        own = _first_present(run, ["tags.gsf.baseline", "params.baseline"])
+        axes = {c[len(_tag(AXIS_PREFIX)):]: run[c] for c in axis_cols if isinstance(run[c], str)}
+        seed_text = _first_present(run, [_tag(schema.SEED), schema.PARAMS_COLUMN + SEED_PARAM])
+        own = _baseline_text(run)
         baseline = parse_mapping(own) if own is not None else parent_baseline.get(
-            _first_present(run, ["tags.mlflow.parentRunId"]), {})
+            _tag_of(run, schema.PARENT_RUN_ID), {})
         rows.append({
             "study": names.get(run["experiment_id"], run["experiment_id"]),
             "run_id": run["run_id"],
-            "run_name": _first_present(run, ["tags.mlflow.runName"]) or "",
+            "run_name": _tag_of(run, schema.RUN_NAME) or "",
             "status": run["status"],
-            "sweep_id": _first_present(run, ["tags.gsf.sweep_id"]) or "",
-            "grid": _first_present(run, ["tags.gsf.grid"]) or "",
-            "table": _first_present(run, ["tags.gsf.table"]) or "",
-            "slug": _first_present(run, ["tags.gsf.slug"]) or "",
-            "config_hash": _first_present(run, ["tags.gsf.config_hash"]) or "",
-            "stopped_early": _first_present(run, ["tags.gsf.stopped_early"]) == "true",
-            "code_version": _first_present(run, ["tags.gsf.code_version"]) or "",
+            "sweep_id": _tag_of(run, schema.SWEEP_ID) or "",
+            "grid": _tag_of(run, schema.GRID) or "",
+            "table": _tag_of(run, schema.TABLE) or "",
+            "slug": _tag_of(run, schema.SLUG) or "",
+            "config_hash": _tag_of(run, schema.CONFIG_HASH) or "",
+            "stopped_early": _tag_of(run, schema.STOPPED_EARLY) == schema.TRUE,
+            "code_version": _tag_of(run, schema.CODE_VERSION) or "",
+            "variant": _tag_of(run, schema.VARIANT) or "",
             "seed": int(float(seed_text)) if seed_text is not None else None,
             "axes": axes,
             "config": config,
@@ -205,25 +216,38 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
             "start_time": run.get("start_time"),
         })
     out = pd.DataFrame(rows)
-    for name, metric in [("gmacs", "gmacs"), ("gmacs_all_ops", "gmacs_all_ops"), ("params", "params"),
-                         ("temporal_params", "temporal_params"), ("top1", "final_val_top1"),
-                         ("top5", "final_val_top5"), ("best_top1", "best_val_top1"), ("best_epoch", "best_epoch"),
-                         ("mean_class_acc", "final_val_mean_class_acc"), ("last_epoch_metric", "epoch")]:
-        out[name] = _number(_column(trials, "metrics." + metric)).to_numpy()
+    for name, metric in METRIC_COLUMNS.items():
+        out[name] = _number(_column(trials, schema.METRICS_COLUMN + metric)).to_numpy()
+    for column in trials.columns:
+        metric = column[len(schema.METRICS_COLUMN):]
+        if column.startswith(schema.METRICS_COLUMN) and schema.parse_protocol_metric(metric):
+            out[metric] = _number(trials[column]).to_numpy()
     out = out.sort_values(["study", "config_key", "seed", "start_time", "run_id"], na_position="last")
     return out.reset_index(drop=True)
 
 
-def _grid_baseline(grid_file: str | None) -> str | None:
-    """The ``baseline`` mapping of the grid file a sweep logged (param ``grid_file``), if still readable."""
-    if not grid_file or not Path(grid_file).is_file():
-        return None
-    try:
-        grid = yaml.safe_load(Path(grid_file).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-    baseline = grid.get("baseline") if isinstance(grid, dict) else None
-    return yaml.safe_dump(baseline) if isinstance(baseline, dict) and baseline else None
+def _tag(name: str) -> str:
+    return schema.TAGS_COLUMN + name
+
+
+def _tag_of(row: pd.Series, name: str):
+    return _first_present(row, [_tag(name)])
+
+
+def _baseline_text(row: pd.Series):
+    """The baseline a run logged: tag :data:`~gsf.mlflow_schema.BASELINE`, or a ``baseline`` param."""
+    return _first_present(row, [_tag(schema.BASELINE), schema.PARAMS_COLUMN + "baseline"])
+
+
+def _parent_baseline(parent: pd.Series) -> dict[str, str]:
+    """The baseline a sweep's parent run logged; empty, with a warning, for a sweep that logged none (sweeps
+    before the baseline was logged on the parent run: their grid file is not read, it may have changed)."""
+    text = _baseline_text(parent)
+    if text is None:
+        log.warning("sweep run %s (%s) logged no baseline (tag %s): its trials are compared with none",
+                    parent["run_id"], _tag_of(parent, schema.GRID) or "unknown grid", schema.BASELINE)
+        return {}
+    return parse_mapping(text)
 
 
 def _first_present(row: pd.Series, keys: Sequence[str]):

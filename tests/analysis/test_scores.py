@@ -59,10 +59,18 @@ def test_parsers():
     assert choose_score_file([]) is None
 
 
-def test_baseline_read_from_the_grid_file_a_sweep_logged(tmp_path):
-    from analysis.runs import _grid_baseline
+def test_baseline_read_from_the_sweep_run_and_none_with_a_warning_for_older_sweeps(tmp_path, caplog):
+    import pandas as pd
 
-    grid = tmp_path / "g.yaml"
+    from analysis.runs import _parent_baseline
+
+    grid = tmp_path / "g.yaml"  # a grid file that a sweep logged is never read back (it may have moved or changed)
     grid.write_text("study: s\naxes: {model.temporal: [none, gsf]}\nbaseline: {model.temporal: none}\n")
-    assert parse_mapping(_grid_baseline(str(grid))) == {"model.temporal": "none"}
-    assert _grid_baseline(str(tmp_path / "missing.yaml")) is None
+    logged = pd.Series({"run_id": "p1", "tags.gsf.baseline": '{"model.temporal": "none"}',
+                        "params.grid_file": str(grid)})
+    assert _parent_baseline(logged) == {"model.temporal": "none"}
+    assert not caplog.records
+    older = pd.Series({"run_id": "p0", "tags.gsf.grid": "g", "params.grid_file": str(grid)})
+    with caplog.at_level("WARNING", logger="analysis.runs"):
+        assert _parent_baseline(older) == {}
+    assert "p0" in caplog.text and "no baseline" in caplog.text
