@@ -177,12 +177,13 @@ def _restore_engine_folder(out_dir: Path, checkpoint) -> tuple[list[dict], bool]
     return history, (out_dir / "checkpoints" / "last.pt").is_file()
 
 
-def _trial_tags(context: SweepContext, spec: TrialSpec) -> dict[str, str]:
+def _trial_tags(context: SweepContext, spec: TrialSpec, flat_config: Mapping[str, Any]) -> dict[str, str]:
     from experiments import tracking
+    from experiments.variant_names import variant_name
 
-    return tracking.trial_tags(slug=spec.slug, config_hash=spec.config_hash, grid=context.grid, table=context.table,
-                               sweep_id=context.sweep_id, seed=spec.seed, code=context.code_version,
-                               parent_run_id=context.parent_run_id, axes=spec.axes)
+    return tracking.trial_tags(slug=spec.slug, variant=variant_name(flat_config), config_hash=spec.config_hash,
+                               grid=context.grid, table=context.table, sweep_id=context.sweep_id, seed=spec.seed,
+                               code=context.code_version, parent_run_id=context.parent_run_id, axes=spec.axes)
 
 
 def _log_missing(mlflow_client, run_id: str, history: list[dict]) -> set[int]:
@@ -232,9 +233,10 @@ def train_trial(config: dict, context: SweepContext) -> None:
     out_dir = Path(tune.get_context().get_trial_dir()) / "engine"
     history, resume = _restore_engine_folder(out_dir, tune.get_checkpoint())
     train_config = TrainConfig.from_dict(spec.config)
+    params = train_config.flat()
     mlflow_client = tracking.client(context.tracking_uri)
-    run_id, _ = tracking.open_trial_run(mlflow_client, context.experiment_id, tags=_trial_tags(context, spec),
-                                        params=train_config.flat(), complexity=spec.complexity)
+    run_id, _ = tracking.open_trial_run(mlflow_client, context.experiment_id, tags=_trial_tags(context, spec, params),
+                                        params=params, complexity=spec.complexity)
     try:
         logged = _log_missing(mlflow_client, run_id, history)
         reporter = _TrialReporter(out_dir=out_dir, mlflow_client=mlflow_client, run_id=run_id, history=history,

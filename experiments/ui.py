@@ -52,7 +52,7 @@ def study_url(uri: str, host: str, port: int, study: str | None) -> str:
     return f"{base}/#/experiments/{experiment.experiment_id}/runs" if experiment else base
 
 
-def _wait_ready(process: subprocess.Popen, url: str) -> None:
+def wait_ready(process: subprocess.Popen, url: str) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         url = study_url(uri, args.host, args.port, args.study)
         process = subprocess.Popen(server_command(uri, args.host, args.port))
         try:
-            _wait_ready(process, f"http://{args.host}:{args.port}")
+            wait_ready(process, f"http://{args.host}:{args.port}")
             print(f"MLflow UI: {url}", flush=True)
             if args.host not in ("127.0.0.1", "localhost", "::1"):
                 print(f"warning: bound to {args.host}: anyone who can reach this port can read and change the runs",

@@ -105,6 +105,11 @@ def is_final_metric(name: str) -> bool:
 
 # --- tag and column helpers -----------------------------------------------------------------------------
 
+def trial_run_name(variant: str, slug: str) -> str:
+    """A trial's run name: its variant's short name and its slug (``GSF 25 % (temporal=gsf,fraction=0.25,seed=0)``)."""
+    return f"{variant} ({slug})"
+
+
 def axis_tag(key: str) -> str:
     """The tag of grid axis ``key`` (a dotted configuration key)."""
     return AXIS_PREFIX + key

@@ -83,13 +83,15 @@ def test_local_sweep_logs_one_child_run_per_trial_under_one_parent(tmp_path, syn
     client, parents, children = runs_of(tmp_path)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
-    assert sorted(r.info.run_name for r in children) == ["temporal=gsf,seed=0", "temporal=none,seed=0"]
+    assert json.loads(parent.data.tags["gsf.baseline"]) == {"model.temporal": "none"}  # the grid's, kept in MLflow
+    assert sorted(r.info.run_name for r in children) == ["GSF (temporal=gsf,seed=0)", "TSN (temporal=none,seed=0)"]
     for run in children:
         tags = run.data.tags
         assert run.info.status == "FINISHED"
         assert tags["mlflow.parentRunId"] == parent.info.run_id
         assert tags["gsf.sweep_id"] == parent.data.tags["gsf.sweep_id"] and tags["gsf.table"] == "tiny"
         assert tags["gsf.axis.model.temporal"] in ("none", "gsf") and tags["gsf.seed"] == "0"
+        assert tags["gsf.variant"] == {"none": "TSN", "gsf": "GSF"}[tags["gsf.axis.model.temporal"]]
         assert len(tags["gsf.config_hash"]) == 64 and tags["gsf.code_version"]
         assert run.data.params["model.temporal"] == tags["gsf.axis.model.temporal"]
         assert [m.step for m in client.get_metric_history(run.info.run_id, "gmacs")] == [0]
@@ -159,7 +161,7 @@ def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, 
     finish(second, log)
     client, parents, children = runs_of(tmp_path)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert sorted(r.info.run_name for r in children) == ["temporal=gsf,seed=0", "temporal=none,seed=0"]
+    assert sorted(r.data.tags["gsf.slug"] for r in children) == ["temporal=gsf,seed=0", "temporal=none,seed=0"]
     for run in children:
         assert run.info.status == "FINISHED"
         assert epochs_logged(client, run) == [1, 2, 3]
@@ -169,8 +171,9 @@ def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, 
     # Tune's copy of a trial's results in the sweep folder is synced with its state snapshots, so right
     # after the kill it may lag a report behind; after the resume it must hold each epoch exactly once.
     tune_after = tune_epochs(tmp_path)
-    assert tune_before.get(finished.info.run_name, []) == [1, 2, 3][:len(tune_before.get(finished.info.run_name, []))]
-    assert tune_after[finished.info.run_name] == [1, 2, 3]
+    slug = finished.data.tags["gsf.slug"]  # Tune's name of the trial
+    assert tune_before.get(slug, []) == [1, 2, 3][:len(tune_before.get(slug, []))]
+    assert tune_after[slug] == [1, 2, 3]
 
 
 def free_port() -> int:

@@ -42,7 +42,7 @@ def test_a_ddp_trial_on_two_cpu_workers_is_tracked_and_retried_from_its_checkpoi
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(children) == 1
     run = children[0]
-    assert run.info.status == "FINISHED" and run.info.run_name == "temporal=tsm,seed=0"
+    assert run.info.status == "FINISHED" and run.info.run_name == "TSM (temporal=tsm,seed=0)"
     assert run.data.params["runtime.world_size"] == "2" and run.data.params["data.batch_size"] == "4"
     assert epochs_logged(client, run) == [1, 2]
     for key in ("train_loss", "val_top1", "best_val_top1", "final_val_top1", "final_val_top5",

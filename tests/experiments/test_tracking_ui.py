@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,10 +22,8 @@ def _closed_port() -> int:
 
 def test_preflight_fails_fast_naming_an_unreachable_server():
     uri = f"http://127.0.0.1:{_closed_port()}"
-    start = time.monotonic()
     with pytest.raises(GSFTrackingError, match=uri.replace(".", r"\.")):
         tracking.preflight(uri, timeout=2)
-    assert time.monotonic() - start < 30
 
 
 def test_preflight_rejects_a_missing_sqlite_folder_and_the_deprecated_file_store(tmp_path):

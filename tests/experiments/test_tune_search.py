@@ -244,8 +244,9 @@ def assert_sampled_runs(children, *, key: str, bounds: tuple[float, float]) -> N
     for run in children:
         assert float(run.data.tags[f"gsf.axis.{key}"]) == float(run.data.params[key])
         short = key.rsplit(".", 1)[-1]
-        assert f",{short}=" in run.info.run_name and run.info.run_name == run.data.tags["gsf.slug"]
-        slug_value = float(run.info.run_name.split(f",{short}=")[1].split(",")[0])
+        slug = run.data.tags["gsf.slug"]
+        assert f",{short}=" in slug and run.info.run_name == f"{run.data.tags['gsf.variant']} ({slug})"
+        slug_value = float(slug.split(f",{short}=")[1].split(",")[0])
         assert math.isclose(slug_value, float(run.data.params[key]), rel_tol=1e-5)
 
 

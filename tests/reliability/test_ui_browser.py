@@ -1,5 +1,6 @@
 """The MLflow UI in a real (headless) browser: ``gsf ui`` on the store of a tiny real sweep shows every
-trial's run under its sweep; a screenshot of the runs page is saved for the README."""
+trial's run under its sweep, and a screenshot of its runs page can be taken (into the test's temporary folder:
+``python -m experiments.ui_screenshot`` regenerates the README's)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
-from .conftest import REPO, free_port
+from experiments.ui_screenshot import CHROMIUM, browse, flat_runs_url, save_screenshot
+
+from .conftest import free_port
 from .test_faults import Group, gsf_sweep, one_trial_grid, sweep_env, wait_exit
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = REPO / "results" / "ui" / "mlflow-runs.png"
 SWEEP_NAME = "tiny-ui-sweep"
 pytestmark = pytest.mark.slow
 
@@ -37,15 +37,6 @@ def chromium() -> Path:
         if done.returncode != 0 or not CHROMIUM.exists():
             pytest.skip(f"apt-get install chromium failed: {done.stderr[-500:]}")
     return CHROMIUM
-
-
-def browse(chromium: Path, url: str, profile: Path, *extra: str) -> str:
-    argv = [str(chromium), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", "--virtual-time-budget=20000", *extra, url]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
 
 
 def test_gsf_ui_shows_every_trial_under_its_sweep_in_a_browser(tmp_path, tiny_root, chromium):
@@ -78,21 +69,21 @@ def test_gsf_ui_shows_every_trial_under_its_sweep_in_a_browser(tmp_path, tiny_ro
 
         runs = MlflowClient(uri).search_runs([url.split("/")[-2]])
         parent = next(r for r in runs if r.data.tags.get("gsf.role") == "sweep")
-        slugs = sorted(r.info.run_name for r in runs if r.data.tags.get("gsf.role") == "trial")
+        slugs = sorted(r.data.tags["gsf.slug"] for r in runs if r.data.tags.get("gsf.role") == "trial")
         assert slugs == ["temporal=none,seed=0", "temporal=tsm,seed=0"]
+        names = sorted(r.info.run_name for r in runs if r.data.tags.get("gsf.role") == "trial")
+        assert names == ["TSM (temporal=tsm,seed=0)", "TSN (temporal=none,seed=0)"]
         # The runs page nests a sweep's trials under its collapsed parent, and which parents are expanded is
         # kept in the browser, not in the URL. Sorted by another key than the start time, MLflow lists runs
         # flat: the parent and every trial are rows of the same table.
-        flat = f"{url}?orderByKey={quote('tags.`mlflow.runName`')}&orderByAsc=false"
+        flat = flat_runs_url(url)
         dom = browse(chromium, flat, tmp_path / "profile", "--dump-dom")
         rows = re.findall(r'role="row"', dom)
         assert parent.info.run_name in dom, dom[-2000:]
-        missing = [s for s in slugs if s not in dom]
+        missing = [s for s in names if s not in dom]
         assert not missing, f"{missing} not in the rendered page {flat}"
         assert len(rows) >= 1 + len(slugs) + 1, f"{len(rows)} table rows in {flat}"  # header, parent, trials
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        browse(chromium, flat, tmp_path / "profile", f"--screenshot={SCREENSHOT}", "--window-size=1600,1000")
-        assert SCREENSHOT.stat().st_size > 10_000
-        SCREENSHOT.with_suffix(".url").write_text(flat.replace(f"127.0.0.1:{port}", "127.0.0.1:PORT") + "\n")
+        screenshot = save_screenshot(chromium, flat, tmp_path / "ui" / "mlflow-runs.png", tmp_path / "profile")
+        assert screenshot.stat().st_size > 10_000
     finally:
         group.kill_all()
