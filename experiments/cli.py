@@ -36,7 +36,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help=f"with --complexity-only: every grid in {GRIDS_DIR}")
     parser.add_argument("--out", default="results/complexity", help="--complexity-only: output folder")
     parser.add_argument("--resolution", choices=("paper", "config"), default="paper",
-                        help="--complexity-only: the backbone's paper input size (224/229 px) or the config's")
+                        help="--complexity-only: the backbone's paper input size (its BackboneSpec) or the config's")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override a configuration key of every trial (e.g. data.root=data/synth)")
     parser.add_argument("--address", default=None,

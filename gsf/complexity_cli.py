@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 
-from gsf.errors import GSFError
+from gsf.engine.config import parse_views
+from gsf.errors import GSFConfigError, GSFError
+from gsf.vocabulary import PUBLISHED_NUM_CLASSES, TEMPORAL_KINDS
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", required=True, help="backbone name, e.g. resnet50, bninception")
-    parser.add_argument("--temporal", default="gsf", choices=("none", "tsm", "gsm", "gsf"))
+    parser.add_argument("--temporal", default="gsf", choices=TEMPORAL_KINDS)
     parser.add_argument("--fraction", type=float, default=1.0, dest="channel_fraction",
                         help="GSF channel fraction in (0, 1] (the release's gsf_ch_ratio / 100)")
     parser.add_argument("--frames", type=int, default=8, help="frames per clip (T)")
-    parser.add_argument("--num-classes", type=int, default=174)
+    parser.add_argument("--num-classes", type=int, default=PUBLISHED_NUM_CLASSES["ssv2"])
     parser.add_argument("--input-size", type=int, default=None,
-                        help="crop size in px (default: the backbone's, 224 or 229 for InceptionV3)")
+                        help="crop size in px (default: the backbone's native size, its BackboneSpec.input_size)")
     parser.add_argument("--views", default="1x1", help="clips x crops, for the multi-view total (e.g. 2x3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--fvcore", action="store_true",
@@ -24,28 +26,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                              "default meta-device counter, which the tests hold equal to it)")
 
 
-def _parse_views(text: str) -> tuple[int, int]:
-    try:
-        clips, crops = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise GSFError(f"--views must look like CLIPSxCROPS (e.g. 2x3), got {text!r}") from None
-    if clips < 1 or crops < 1:
-        raise GSFError(f"--views needs positive counts, got {text!r}")
-    return clips, crops
-
-
 def run(args: argparse.Namespace) -> int:
     from gsf.complexity import build_meta_model, measure_complexity, measure_complexity_fvcore
-    from gsf.models import build_model
+    from gsf.models import backbone_spec, build_model
 
     try:
-        clips, crops = _parse_views(args.views)
+        clips, crops = parse_views(args.views, key="--views")
         if args.frames < 1:
-            raise GSFError(f"--frames must be at least 1, got {args.frames}")
+            raise GSFConfigError(f"--frames must be at least 1, got {args.frames}")
         kwargs = dict(backbone=args.backbone, temporal=args.temporal, num_classes=args.num_classes,
                       channel_fraction=args.channel_fraction)
         model = build_model(**kwargs) if args.fvcore else build_meta_model(**kwargs)
-        input_size = args.input_size or model.backbone.input_size
+        input_size = args.input_size or backbone_spec(args.backbone).input_size
         measure = measure_complexity_fvcore if args.fvcore else measure_complexity
         result = measure(model, num_frames=args.frames, input_size=input_size)
     except GSFError as error:

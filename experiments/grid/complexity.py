@@ -7,11 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# Classes per data set (the head's size, for parameter counts); "list" and SSv2-format synthetic data are
-# read from their label file when it exists.
-DATASET_CLASSES: dict[str, int | dict[str, int]] = {
-    "ssv1": 174, "ssv2": 174, "diving48": 48, "kinetics400": 400, "epic100": {"verb": 97, "noun": 300}, "list": 174,
-}
+from gsf.vocabulary import PUBLISHED_NUM_CLASSES
 
 
 def num_classes(config_dict: Mapping[str, Mapping[str, Any]]) -> int | dict[str, int]:
@@ -23,7 +19,7 @@ def num_classes(config_dict: Mapping[str, Mapping[str, Any]]) -> int | dict[str,
         for labels in (root / "labels.json", root / "labels" / "labels.json"):
             if labels.is_file():
                 return len(json.loads(labels.read_text(encoding="utf-8")))
-    return DATASET_CLASSES[data["dataset"]]
+    return PUBLISHED_NUM_CLASSES[data["dataset"]]
 
 
 def complexity_of(config_dict: Mapping[str, Mapping[str, Any]], *, input_size: int | None = None,
@@ -49,10 +45,9 @@ def complexity_of(config_dict: Mapping[str, Mapping[str, Any]], *, input_size: i
 
 
 def paper_input_size(config_dict: Mapping[str, Mapping[str, Any]]) -> int:
-    """The backbone's native (paper) input size: 224 px, 229 for InceptionV3."""
+    """The backbone's native (paper) input size (:attr:`gsf.models.BackboneSpec.input_size`); the
+    configuration's for a backbone not in the registry."""
     from gsf.models import BACKBONES
 
-    backbone = config_dict["model"]["backbone"]
-    if backbone == "inceptionv3":
-        return 229
-    return 224 if backbone in BACKBONES else int(config_dict["data"]["input_size"])
+    spec = BACKBONES.get(config_dict["model"]["backbone"])
+    return spec.input_size if spec is not None else int(config_dict["data"]["input_size"])

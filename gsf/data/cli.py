@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gsf.vocabulary import DATASET_NAMES
+
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
@@ -22,7 +24,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     validate = sub.add_parser("validate", help="check every sample of a data set and name each bad one")
     validate.add_argument(
-        "--dataset", required=True, choices=("ssv1", "ssv2", "diving48", "kinetics400", "epic100", "list")
+        "--dataset", required=True, choices=DATASET_NAMES
     )
     validate.add_argument("--root", required=True, help="the data set's root folder as released")
     validate.add_argument(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gsf.data.records import FRAMES, VIDEO, VideoRecord
 from gsf.errors import GSFDataError
+from gsf.vocabulary import PUBLISHED_NUM_CLASSES
 
 ANNOTATION_DIRS = ("", "labels", "annotations")
 KNOWN_FRAME_TEMPLATES = (
@@ -155,7 +156,7 @@ def read_diving48(root, split: str = "train", *, errors: list[str] | None = None
         vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
         classes = [" ".join(v) if isinstance(v, list) else str(v) for v in vocab]
     except GSFDataError:
-        classes = [f"class {i}" for i in range(48)]
+        classes = [f"class {i}" for i in range(PUBLISHED_NUM_CLASSES["diving48"])]
     split_file = find_file(root, (f"Diving48_V2_{part}.json",))
     try:
         entries = json.loads(split_file.read_text(encoding="utf-8"))
@@ -276,8 +277,8 @@ def read_epic100(root, split: str = "train", *, media: str = "auto", errors: lis
         raise GSFDataError(f"epic100: media must be auto, frames or video, got {media!r}")
     part = _split_name(split, {"train": "train", "validation": "validation", "val": "validation"}, "epic100")
     split_file = find_file(root, (f"EPIC_100_{part}.csv",), EPIC_DIRS)
-    verbs = _epic_classes(root, "EPIC_100_verb_classes.csv", 97)
-    nouns = _epic_classes(root, "EPIC_100_noun_classes.csv", 300)
+    verbs = _epic_classes(root, "EPIC_100_verb_classes.csv", PUBLISHED_NUM_CLASSES["epic100"]["verb"])
+    nouns = _epic_classes(root, "EPIC_100_noun_classes.csv", PUBLISHED_NUM_CLASSES["epic100"]["noun"])
     records = []
     use_frames: dict[str, bool] = {}
     for where, row in _read_csv_rows(split_file, EPIC_COLUMNS, errors):

@@ -4,14 +4,14 @@ A checkpoint is a dict of tensors and plain Python values only (so ``torch.load(
 reads it): ``model`` (state dict without DDP/compile prefixes), ``optimizer``, ``scheduler``, ``scaler``
 (or None), ``epoch`` (1-based, last finished), ``step`` (optimizer steps so far), ``rng``, ``best_val_top1``,
 ``best_epoch``, ``config`` (the resolved configuration as a nested dict), ``code_version``
-(``{"gsf": __version__, "git_commit": str | None}``) and ``format`` (``"gsf-bench-v1"``).
+(``{"gsf": __version__, "git_commit": str | None}``, the commit ``-dirty`` when tracked files changed)
+and ``format`` (``"gsf-bench-v1"``).
 """
 
 from __future__ import annotations
 
 import os
 import random
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from gsf.errors import GSFCheckpointError
+from gsf.state_dicts import read_checkpoint, state_dict_diff
 
 FORMAT = "gsf-bench-v1"
 
@@ -41,17 +42,12 @@ def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def code_version() -> dict[str, str | None]:
+    """The ``code_version`` entry of a checkpoint: the package version and :func:`gsf.provenance.git_commit`
+    (``-dirty`` when tracked files changed, as the MLflow run's tag says)."""
     import gsf
+    from gsf.provenance import git_commit
 
-    commit = None
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(gsf.__file__).resolve().parent,
-                              capture_output=True, text=True, timeout=5, check=False)
-        if done.returncode == 0:
-            commit = done.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"gsf": gsf.__version__, "git_commit": commit}
+    return {"gsf": gsf.__version__, "git_commit": git_commit()}
 
 
 # --- RNG states as plain values ----------------------------------------------------------------------
@@ -109,17 +105,9 @@ def save_checkpoint(payload: dict, path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint of this suite (``weights_only=True``); a clear error if missing, corrupt or foreign."""
-    path = Path(path)
-    if not path.is_file():
-        raise GSFCheckpointError(f"checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise GSFCheckpointError(f"checkpoint {path} cannot be read (truncated or not a PyTorch file?): {err}") from err
-    if not isinstance(checkpoint, dict):
-        raise GSFCheckpointError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a dict")
-    return checkpoint
+    """Read a checkpoint of this suite (:func:`gsf.state_dicts.read_checkpoint`: ``weights_only=True``, a
+    clear error if missing, corrupt or not a dict)."""
+    return read_checkpoint(path)
 
 
 def is_authors_checkpoint(checkpoint: dict) -> bool:
@@ -140,13 +128,7 @@ def check_compatible(checkpoint: dict, model_section: dict, model: nn.Module, *,
     if differ:
         details = ", ".join(f"model.{k}: checkpoint {saved.get(k)!r} vs config {model_section.get(k)!r}" for k in differ)
         raise GSFCheckpointError(f"{path} was trained with another architecture ({details})")
-    state = checkpoint["model"]
-    ours = unwrap_model(model).state_dict()
-    missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
-    mismatched = sorted(k for k in set(ours) & set(state) if tuple(ours[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or mismatched:
-        def head(keys):
-            return ", ".join(keys[:4]) + (f" ... ({len(keys)} in all)" if len(keys) > 4 else "")
-        raise GSFCheckpointError(
-            f"{path} does not fit the configured model: missing [{head(missing)}], unexpected "
-            f"[{head(unexpected)}], shape mismatch [{head(mismatched)}] (another architecture or class count?)")
+    diff = state_dict_diff(unwrap_model(model).state_dict(), checkpoint["model"])
+    if diff:
+        raise GSFCheckpointError(f"{path} does not fit the configured model: {diff.describe()} (another "
+                                 "architecture or class count?)")

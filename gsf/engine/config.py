@@ -24,9 +24,8 @@ from typing import Any
 import yaml
 
 from gsf.errors import GSFConfigError
+from gsf.vocabulary import DATASET_NAMES, PUBLISHED_NUM_CLASSES, TEMPORAL_KINDS
 
-TEMPORAL_KINDS = ("none", "tsm", "gsm", "gsf")
-DATASET_NAMES = ("ssv1", "ssv2", "diving48", "kinetics400", "epic100", "list")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -391,7 +390,7 @@ def check_model(config: TrainConfig) -> None:
     from gsf.complexity import build_meta_model
 
     m, d = config.model, config.data
-    num_classes = {"verb": 97, "noun": 300} if d.dataset == "epic100" else 2
+    num_classes = PUBLISHED_NUM_CLASSES[d.dataset]  # any head does on the meta device; EPIC's has two
     try:
         model = build_meta_model(**model_kwargs(config, num_classes=num_classes, pretrained=False))
         model.eval()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 from gsf.errors import GSFCheckpointError
-from gsf.models.registry import build_model
+from gsf.models.registry import backbone_spec, build_model
 from gsf.models.video import VideoClassifier
-from gsf.models.weights import convert_authors_state_dict, read_checkpoint
+from gsf.models.weights import convert_authors_state_dict
+from gsf.state_dicts import read_checkpoint, state_dict_diff
 
 
 def from_authors_checkpoint(path: str | os.PathLike, *, backbone: str, num_classes: int,
@@ -26,18 +27,10 @@ def from_authors_checkpoint(path: str | os.PathLike, *, backbone: str, num_class
         raise GSFCheckpointError(f"{path} holds no model state dict (expected key 'model_state_dict')")
     model = build_model(backbone=backbone, temporal="gsf", num_classes=num_classes,
                         channel_fraction=channel_fraction, dropout=dropout)
-    converted = convert_authors_state_dict(state, basic_block=backbone in ("resnet18", "resnet34"))
-    ours = model.state_dict()
-    missing = sorted(set(ours) - set(converted))
-    unexpected = sorted(set(converted) - set(ours))
-    mismatched = sorted(k for k in set(ours) & set(converted) if ours[k].shape != converted[k].shape)
-    if missing or unexpected or mismatched:
-        def _head(keys):
-            return ", ".join(keys[:5]) + (f" ... ({len(keys)} in all)" if len(keys) > 5 else "")
-        raise GSFCheckpointError(
-            f"{path} does not fit {backbone} with {num_classes} classes and channel_fraction={channel_fraction}: "
-            f"missing [{_head(missing)}], unexpected [{_head(unexpected)}], "
-            f"shape mismatch [{_head([f'{k} {tuple(converted[k].shape)} vs {tuple(ours[k].shape)}' for k in mismatched])}]"
-        )
+    converted = convert_authors_state_dict(state, basic_block=backbone_spec(backbone).block == "basic")
+    diff = state_dict_diff(model.state_dict(), converted)
+    if diff:
+        raise GSFCheckpointError(f"{path} does not fit {backbone} with {num_classes} classes and "
+                                 f"channel_fraction={channel_fraction}: {diff.describe(limit=5)}")
     model.load_state_dict(converted, strict=True)
     return model

@@ -7,8 +7,7 @@ from gsf.ops._knobs import FUSIONS, GATES, check_choice
 from gsf.ops.base import TemporalModule
 from gsf.ops.gate_shift_fuse import GateShift, GateShiftFuse
 from gsf.ops.temporal_shift import TemporalShift
-
-TEMPORAL_KINDS = ("none", "tsm", "gsm", "gsf")
+from gsf.vocabulary import TEMPORAL_KINDS
 
 
 def make_temporal_module(kind: str, channels: int, *, layer_name: str = "", groups: int = 2,

@@ -54,8 +54,9 @@ def test_corrupt_or_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_checkpoint_of_another_architecture_is_rejected(tmp_path):
-    gsf_cfg = load_config(None, ["model.backbone=resnet_tiny", "model.temporal=gsf"], check=False)
-    tsn_cfg = load_config(None, ["model.backbone=resnet_tiny", "model.temporal=none"], check=False)
+    tiny = ["model.backbone=resnet_tiny", "model.pretrained=none"]
+    gsf_cfg = load_config(None, [*tiny, "model.temporal=gsf"], check=False)
+    tsn_cfg = load_config(None, [*tiny, "model.temporal=none"], check=False)
     gsf_model = build_model(**model_kwargs(gsf_cfg, num_classes=2))
     tsn_model = build_model(**model_kwargs(tsn_cfg, num_classes=2))
     payload = {"format": FORMAT, "model": gsf_model.state_dict(), "config": gsf_cfg.to_dict()}

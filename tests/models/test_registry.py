@@ -67,3 +67,26 @@ def test_tsm_defaults_to_the_residual_shift_and_gsf_to_the_paper_position():
 def test_insertion_knobs_that_do_not_apply_are_rejected():
     with pytest.raises(GSFConfigError, match="stages"):
         build_model(backbone="bninception", num_classes=3, stages=(1,))
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_backbone_spec_states_what_the_built_backbone_is(name):
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    from gsf.complexity import build_meta_model
+    from gsf.models import backbone_spec
+
+    spec = backbone_spec(name)
+    backbone = build_meta_model(backbone=name, temporal="none", num_classes=2, pretrained="none").backbone
+    assert backbone.input_size == spec.input_size
+    assert (backbone.input_space == "BGR") == (spec.family == "inception") == (spec.normalisation == "inception")
+    blocks = {type(m) for m in backbone.modules() if isinstance(m, (BasicBlock, Bottleneck))}
+    expected = {"basic": {BasicBlock}, "bottleneck": {Bottleneck}, None: set()}[spec.block]
+    assert blocks == expected
+
+
+def test_backbone_spec_of_an_unknown_name_suggests_the_closest():
+    from gsf.models import backbone_spec
+
+    with pytest.raises(GSFConfigError, match="unknown backbone 'resnet5'.*did you mean"):
+        backbone_spec("resnet5")

@@ -1,0 +1,33 @@
+"""Which code produced a result: the one definition shared by checkpoints (``code_version`` entry) and
+MLflow runs (tag ``gsf.code_version``), so a checkpoint and its run always name the same code."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+_CHECKOUT = Path(__file__).resolve().parents[1]  # the repository root when gsf runs from a git checkout
+
+
+def git_commit(repo: str | Path | None = None) -> str | None:
+    """The git commit of the checkout (default: the one this package runs from), with ``-dirty`` appended
+    when tracked files differ from it; None outside a git checkout or without git."""
+    repo = Path(repo) if repo is not None else _CHECKOUT
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (commit + ("-dirty" if dirty else "")) if commit else None
+
+
+def code_version(repo: str | Path | None = None) -> str:
+    """:func:`git_commit`, else the installed package's version (``"gsf-bench 0.1.0"``)."""
+    commit = git_commit(repo)
+    if commit is not None:
+        return commit
+    import gsf
+
+    return f"gsf-bench {gsf.__version__}"

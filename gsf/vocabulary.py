@@ -1,0 +1,23 @@
+"""The closed vocabularies several layers share (configuration, models, ops, data, sweeps), each written
+once here. Plain Python, no torch: the configuration imports it without loading the model code.
+"""
+
+from __future__ import annotations
+
+# Temporal module kinds (GSF.md section 1): "none" is TSN (no temporal module).
+TEMPORAL_KINDS = ("none", "tsm", "gsm", "gsf")
+
+# Classes of each data-set format as published (GSF.md section 5); EPIC-Kitchens-100 has a verb and a noun
+# head. "list" (a TSN list file) and synthetic data read theirs from their label files; 174 (Something-
+# Something's) stands in where no file says otherwise.
+PUBLISHED_NUM_CLASSES: dict[str, int | dict[str, int]] = {
+    "ssv1": 174,
+    "ssv2": 174,
+    "diving48": 48,
+    "kinetics400": 400,
+    "epic100": {"verb": 97, "noun": 300},
+    "list": 174,
+}
+
+# Data-set formats ``data.dataset`` accepts (:data:`gsf.data.DATASETS` maps each to its reader).
+DATASET_NAMES = tuple(PUBLISHED_NUM_CLASSES)

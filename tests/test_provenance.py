@@ -1,0 +1,35 @@
+"""gsf.provenance: the commit a checkpoint and its MLflow run record, ``-dirty`` when tracked files changed."""
+
+import subprocess
+
+import pytest
+
+from gsf.provenance import code_version, git_commit
+
+
+def _git(repo, *args):
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_commit_gets_dirty_when_a_tracked_file_changes(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "a.txt").write_text("one\n")
+    _git(repo, "add", "a.txt")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q", "-m", "first")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert git_commit(repo) == head == code_version(repo)
+    (repo / "untracked.txt").write_text("new\n")  # untracked files do not count
+    assert git_commit(repo) == head
+    (repo / "a.txt").write_text("two\n")
+    assert git_commit(repo) == head + "-dirty" == code_version(repo)
+
+
+def test_outside_a_checkout_there_is_no_commit_and_the_version_names_the_package(tmp_path):
+    import gsf
+
+    if subprocess.run(["git", "rev-parse"], cwd=tmp_path, capture_output=True).returncode == 0:
+        pytest.skip("the temporary folder lies inside a git checkout")
+    assert git_commit(tmp_path) is None
+    assert code_version(tmp_path) == f"gsf-bench {gsf.__version__}"
