@@ -96,11 +96,8 @@ def sweep_tags(*, grid: str, table: str, sweep_id: str, code: str,
                baseline: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The parent run's tags; ``baseline`` (the grid's, a mapping of axis values) as JSON in
     :data:`~gsf.mlflow_schema.BASELINE`, so a report never has to read the grid file again."""
-    tags = {schema.ROLE: schema.ROLE_SWEEP, schema.GRID: grid, schema.TABLE: table, schema.SWEEP_ID: sweep_id,
-            schema.CODE_VERSION: code}
-    if baseline:
-        tags[schema.BASELINE] = json.dumps(dict(baseline))
-    return tags
+    return {schema.ROLE: schema.ROLE_SWEEP, schema.GRID: grid, schema.TABLE: table, schema.SWEEP_ID: sweep_id,
+            schema.CODE_VERSION: code, schema.BASELINE: json.dumps(dict(baseline or {}))}
 
 
 def open_sweep_run(mlflow_client, experiment_id: str, *, name: str, tags: Mapping[str, str]) -> str:
@@ -115,9 +112,11 @@ def open_sweep_run(mlflow_client, experiment_id: str, *, name: str, tags: Mappin
     return run.info.run_id
 
 
-def trial_tags(*, slug: str, config_hash: str, grid: str, table: str, sweep_id: str, seed: int, code: str,
-               parent_run_id: str, axes: Mapping[str, Any]) -> dict[str, str]:
+def trial_tags(*, slug: str, variant: str, config_hash: str, grid: str, table: str, sweep_id: str, seed: int,
+               code: str, parent_run_id: str, axes: Mapping[str, Any]) -> dict[str, str]:
+    """A trial run's tags; its run name is :func:`gsf.mlflow_schema.trial_run_name` of variant and slug."""
     tags = {schema.PARENT_RUN_ID: parent_run_id, schema.ROLE: schema.ROLE_TRIAL, schema.SLUG: slug,
+            schema.VARIANT: variant,
             schema.CONFIG_HASH: config_hash, schema.GRID: grid, schema.TABLE: table, schema.SWEEP_ID: sweep_id,
             schema.SEED: str(seed), schema.CODE_VERSION: code}
     for key, value in axes.items():
@@ -149,7 +148,8 @@ def open_trial_run(mlflow_client, experiment_id: str, *, tags: Mapping[str, str]
     if existing is not None:
         mlflow_client.update_run(existing.info.run_id, status="RUNNING")
         return existing.info.run_id, False
-    run = mlflow_client.create_run(experiment_id, tags=dict(tags), run_name=tags[schema.SLUG])
+    run = mlflow_client.create_run(experiment_id, tags=dict(tags),
+                                   run_name=schema.trial_run_name(tags[schema.VARIANT], tags[schema.SLUG]))
     run_id = run.info.run_id
     items = [Param(key, param_value(value)) for key, value in params.items()]
     for start in range(0, len(items), 100):
