@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from gsf.errors import GSFError
+from gsf.errors import GSFConfigError, GSFError
 
 GRIDS_DIR = Path(__file__).resolve().parent / "grids"
 COMPLEXITY_COLUMNS = ("grid", "table", "study", "slug", "config_hash", "backbone", "temporal", "num_frames",
@@ -163,14 +163,14 @@ def run(args: argparse.Namespace) -> int:
         grids = list(args.grids)
         if args.all:
             if not args.complexity_only:
-                raise GSFError("--all goes with --complexity-only")
+                raise GSFConfigError("--all goes with --complexity-only")
             grids.append(str(GRIDS_DIR))
         if not grids:
-            raise GSFError("name a grid file (e.g. experiments/grids/demo.yaml)")
+            raise GSFConfigError("name a grid file (e.g. experiments/grids/demo.yaml)")
         if args.complexity_only:
             return _complexity_only(grids, Path(args.out), args.resolution, overrides)
         if len(grids) != 1:
-            raise GSFError(f"--dry-run and a sweep take one grid, got {len(grids)}")
+            raise GSFConfigError(f"--dry-run and a sweep take one grid, got {len(grids)}")
         if args.dry_run:
             return _dry_run(grids[0], overrides)
         from experiments.runner import run_sweep

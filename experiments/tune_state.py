@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from gsf.errors import GSFError
+from gsf.errors import GSFCheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,10 @@ def repair_tune_state(sweep_dir: Path) -> list[str]:
             continue
         copy = sweep_dir / STATE_BACKUP_DIR / path.name
         if not _complete_json(copy):
-            raise GSFError(f"Tune's state file {path} is cut off (the driver was killed while writing it) and "
-                           f"there is no complete copy in {copy.parent}: the sweep cannot be resumed from it; "
-                           f"start a new sweep (without --resume, or with another --name)")
+            raise GSFCheckpointError(
+                f"Tune's state file {path} is cut off (the driver was killed while writing it) and there is no "
+                f"complete copy in {copy.parent}: the sweep cannot be resumed from it; start a new sweep "
+                "(without --resume, or with another --name)")
         shutil.copyfile(copy, path)
         repaired.append(path.name)
     return repaired

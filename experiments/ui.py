@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
-from gsf.errors import GSFError
+from gsf.errors import GSFConfigError, GSFError, GSFTrackingError
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -45,7 +45,7 @@ def study_url(uri: str, host: str, port: int, study: str | None) -> str:
     if study:
         experiment = client.get_experiment_by_name(study)
         if experiment is None:
-            raise GSFError(f"no study (MLflow experiment) named {study!r} in {uri}")
+            raise GSFConfigError(f"no study (MLflow experiment) named {study!r} in {uri}")
     else:
         found = client.search_experiments(order_by=["last_update_time DESC"], max_results=1)
         experiment = found[0] if found else None
@@ -56,13 +56,13 @@ def wait_ready(process: subprocess.Popen, url: str) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise GSFError(f"mlflow server exited with code {process.returncode} before answering on {url}")
+            raise GSFTrackingError(f"mlflow server exited with code {process.returncode} before answering on {url}")
         try:
             with urllib.request.urlopen(url + "/health", timeout=2):  # noqa: S310 (http only)
                 return
         except (urllib.error.URLError, OSError):
             time.sleep(0.5)
-    raise GSFError(f"mlflow server did not answer on {url} within {STARTUP_TIMEOUT_S:.0f} s")
+    raise GSFTrackingError(f"mlflow server did not answer on {url} within {STARTUP_TIMEOUT_S:.0f} s")
 
 
 def run(args: argparse.Namespace) -> int:

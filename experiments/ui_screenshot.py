@@ -20,7 +20,7 @@ from urllib.parse import quote
 import yaml
 
 from gsf import mlflow_schema as schema
-from gsf.errors import GSFError
+from gsf.errors import GSFEnvironmentError, GSFError
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "results" / "ui" / "mlflow-runs.png"
@@ -43,7 +43,7 @@ def browse(chromium: Path, url: str, profile: Path, *extra: str) -> str:
             f"--user-data-dir={profile}", "--virtual-time-budget=20000", *extra, url]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S)
     if done.returncode != 0:
-        raise GSFError(f"{chromium} exited with code {done.returncode} on {url}: {done.stderr[-2000:]}")
+        raise GSFEnvironmentError(f"{chromium} exited with code {done.returncode} on {url}: {done.stderr[-2000:]}")
     return done.stdout
 
 
@@ -52,7 +52,7 @@ def save_screenshot(chromium: Path, url: str, out: Path, profile: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     browse(chromium, url, profile, f"--screenshot={out}", f"--window-size={WINDOW}")
     if not out.is_file():
-        raise GSFError(f"{chromium} wrote no screenshot {out} of {url}")
+        raise GSFEnvironmentError(f"{chromium} wrote no screenshot {out} of {url}")
     return out
 
 
@@ -78,7 +78,7 @@ def tiny_sweep(work: Path) -> str:
     uri = tracking.default_tracking_uri(work)
     options = SweepOptions(tracking_uri=uri, storage=work / "sweeps", name=SWEEP_NAME, max_concurrent=1, verbose=0)
     if run_sweep(grid, options) != 0:
-        raise GSFError(f"the tiny sweep of {grid} did not finish every trial (see its log above)")
+        raise GSFEnvironmentError(f"the tiny sweep of {grid} did not finish every trial (see its log above)")
     return uri
 
 
@@ -87,7 +87,8 @@ def regenerate(out: Path, *, chromium: Path = CHROMIUM, port: int = 5055) -> Pat
     from experiments import ui
 
     if not chromium.exists():
-        raise GSFError(f"{chromium} not found: install Chromium (apt-get install chromium) or pass --chromium")
+        raise GSFEnvironmentError(
+            f"{chromium} not found: install Chromium (apt-get install chromium) or pass --chromium")
     with tempfile.TemporaryDirectory(prefix="gsf-ui-") as folder:
         work = Path(folder)
         uri = tiny_sweep(work)

@@ -36,6 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from gsf.errors import GSFUnsupportedError
+
 PAPER_OPERATORS = ("conv", "linear", "addmm", "matmul", "bmm", "einsum")
 
 # Element-wise operators: one operation per output element.
@@ -211,7 +213,7 @@ class _OperatorCounter(TorchFunctionMode):
             self.by_operator["batch_norm"] += _batch_norm(args, kwargs, out, functional=func is F.batch_norm)
             return out
         if name in _NO_RULE:
-            raise NotImplementedError(f"the meta-device counter has no rule for {name}; count this model with "
+            raise GSFUnsupportedError(f"the meta-device counter has no rule for {name}; count this model with "
                                       "gsf.complexity.measure_complexity_fvcore")
         out = func(*args, **kwargs)
         if name in _RULES:

@@ -10,7 +10,8 @@ class GSFError(Exception):
 
 
 class GSFConfigError(GSFError, ValueError):
-    """A configuration, grid, CLI argument or model knob is invalid; the message names it."""
+    """A configuration, grid, CLI argument or model knob is invalid, or a model is called with input its
+    knobs do not fit (clip length, tensor shape); the message names it."""
 
 
 class GSFDataError(GSFError, ValueError):
@@ -23,6 +24,16 @@ class GSFCheckpointError(GSFError, ValueError):
 
 class GSFTrackingError(GSFError, RuntimeError):
     """The experiment-tracking server cannot be reached or refused a request."""
+
+
+class GSFEnvironmentError(GSFError, RuntimeError):
+    """This machine cannot do what was asked: a program the command runs is missing or failed (Chromium,
+    a benchmark's subprocess, the sweep behind a screenshot); the message names it and its output."""
+
+
+class GSFUnsupportedError(GSFError, NotImplementedError):
+    """A valid request this code path does not support; the message names the one that does (e.g. the
+    meta-device GMAC counter has no rule for an operator: count with fvcore)."""
 
 
 class NonFiniteLossError(GSFError, RuntimeError):

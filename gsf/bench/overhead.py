@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gsf.errors import GSFEnvironmentError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC_CONFIG = REPO_ROOT / "experiments" / "configs" / "synthetic.yaml"
 
@@ -40,7 +42,8 @@ def _timed(command: list[str], *, env: dict) -> float:
     completed = subprocess.run(command, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if completed.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:4])} ... exited {completed.returncode}:\n{completed.stderr[-2000:]}")
+        raise GSFEnvironmentError(
+            f"{' '.join(command[:4])} ... exited {completed.returncode}:\n{completed.stderr[-2000:]}")
     return elapsed
 
 
@@ -88,7 +91,7 @@ def _ray_startup(repeats: int) -> dict:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              env={**os.environ, "RAY_AUTH_MODE": "disabled"})
         if out.returncode != 0:
-            raise RuntimeError(f"ray start-up measurement failed:\n{out.stderr[-2000:]}")
+            raise GSFEnvironmentError(f"ray start-up measurement failed:\n{out.stderr[-2000:]}")
         times.append(float(out.stdout.strip().splitlines()[-1]))
     return {"measurement": "local Ray start-up (ray.init)", "value": round(statistics.median(times), 2), "unit": "s",
             "notes": f"median of {repeats}, fresh process each"}

@@ -92,7 +92,7 @@ class VideoFile:
         """
         wanted = sorted(set(int(i) for i in indices))
         if not wanted:
-            raise ValueError("no frame indices requested")
+            raise GSFDataError("no frame indices requested")
         if wanted[0] < 0:
             raise GSFDataError(f"negative frame index {wanted[0]} requested from {self.path}")
         got: dict[int, np.ndarray] = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gsf.errors import GSFDataError
+
 VIDEO = "video"
 FRAMES = "frames"
 
@@ -37,6 +39,6 @@ class VideoRecord:
 
     def __post_init__(self) -> None:
         if self.kind not in (VIDEO, FRAMES):
-            raise ValueError(f"VideoRecord.kind must be {VIDEO!r} or {FRAMES!r}, got {self.kind!r}")
+            raise GSFDataError(f"VideoRecord.kind must be {VIDEO!r} or {FRAMES!r}, got {self.kind!r}")
         if self.kind == FRAMES and not self.frame_template:
-            raise ValueError(f"frame record {self.video_id!r} ({self.source}) needs a frame_template")
+            raise GSFDataError(f"frame record {self.video_id!r} ({self.source}) needs a frame_template")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gsf.errors import GSFConfigError, GSFDataError
+
 SAMPLING_MODES = ("train", "val", "test")
 
 
@@ -33,13 +35,13 @@ def segment_offsets(
       apart, the clips' starts evenly spaced over the sample (clamped to the last frame when short).
     """
     if num_available < 1:
-        raise ValueError(f"a sample needs at least 1 frame, got {num_available}")
+        raise GSFDataError(f"a sample needs at least 1 frame, got {num_available}")
     if num_segments < 1:
-        raise ValueError(f"num_segments must be >= 1, got {num_segments}")
+        raise GSFConfigError(f"num_segments must be >= 1, got {num_segments}")
     if mode not in SAMPLING_MODES:
-        raise ValueError(f"sampling mode must be one of {SAMPLING_MODES}, got {mode!r}")
+        raise GSFConfigError(f"sampling mode must be one of {SAMPLING_MODES}, got {mode!r}")
     if num_clips < 1 or (mode != "test" and num_clips != 1):
-        raise ValueError(f"{mode!r} sampling takes 1 clip (test takes >= 1), got num_clips={num_clips}")
+        raise GSFConfigError(f"{mode!r} sampling takes 1 clip (test takes >= 1), got num_clips={num_clips}")
     segments = np.arange(num_segments)
     tick = num_available / num_segments
     centres = (tick / 2 + tick * segments).astype(np.int64)

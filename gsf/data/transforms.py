@@ -17,6 +17,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from gsf.errors import GSFConfigError, GSFDataError
+
 NORMALISATIONS = ("resnet", "inception")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -59,7 +61,7 @@ class Normalize:
 
     def __init__(self, kind: str = "resnet") -> None:
         if kind not in NORMALISATIONS:
-            raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {kind!r}")
+            raise GSFConfigError(f"normalisation must be one of {NORMALISATIONS}, got {kind!r}")
         self.kind = kind
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
@@ -134,7 +136,7 @@ class ClipRandAugment:
     ) -> None:
         unknown = set(ops) - set(RANDAUGMENT_OPS)
         if unknown:
-            raise ValueError(f"unknown RandAugment ops {sorted(unknown)}; known: {sorted(RANDAUGMENT_OPS)}")
+            raise GSFConfigError(f"unknown RandAugment ops {sorted(unknown)}; known: {sorted(RANDAUGMENT_OPS)}")
         self.num_ops, self.magnitude, self.magnitude_std = num_ops, magnitude, magnitude_std
         self.probability, self.ops = probability, tuple(ops)
 
@@ -191,7 +193,7 @@ class MultiScaleCrop:
 
 def _as_video(clip: torch.Tensor) -> tv_tensors.Video:
     if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[1] != 3:
-        raise ValueError(f"expected a uint8 clip (T, 3, H, W), got {clip.dtype} {tuple(clip.shape)}")
+        raise GSFDataError(f"expected a uint8 clip (T, 3, H, W), got {clip.dtype} {tuple(clip.shape)}")
     return clip if isinstance(clip, tv_tensors.Video) else tv_tensors.Video(clip)
 
 

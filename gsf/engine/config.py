@@ -393,11 +393,12 @@ def check_model(config: TrainConfig) -> None:
     num_classes = PUBLISHED_NUM_CLASSES[d.dataset]  # any head does on the meta device; EPIC's has two
     try:
         model = build_meta_model(**model_kwargs(config, num_classes=num_classes, pretrained=False))
-        model.eval()
-        model(torch.empty(1, d.num_frames, 3, d.input_size, d.input_size, device="meta"))
     except GSFConfigError as err:
         raise GSFConfigError(f"model section {config.to_dict()['model']}: {err}") from err
-    except (ValueError, RuntimeError) as err:
+    try:
+        model.eval()
+        model(torch.empty(1, d.num_frames, 3, d.input_size, d.input_size, device="meta"))
+    except (ValueError, RuntimeError) as err:  # ours (GSFConfigError) or torch's shape errors
         raise GSFConfigError(
             f"model {m.backbone}/{m.temporal} cannot run clips of data.num_frames={d.num_frames} frames at "
             f"data.input_size={d.input_size}: {err}") from err

@@ -60,7 +60,7 @@ class VideoClassifier(nn.Module):
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         if clips.dim() != 5:
-            raise ValueError(f"VideoClassifier expects clips of shape (B, T, C, H, W), got {tuple(clips.shape)}")
+            raise GSFConfigError(f"VideoClassifier expects clips of shape (B, T, C, H, W), got {tuple(clips.shape)}")
         batch, num_frames = int(clips.shape[0]), int(clips.shape[1])
         for module in self.temporal_modules:
             module.num_frames = num_frames

@@ -33,14 +33,14 @@ class TemporalModule(nn.Module):
         if x.dim() == 5:
             batch, frames = x.shape[0], x.shape[1]
             if num_frames is not None and num_frames != frames:
-                raise ValueError(
+                raise GSFConfigError(
                     f"{type(self).__name__}: num_frames={num_frames} contradicts the input shape "
                     f"{tuple(x.shape)} read as (B, T, C, H, W) with T={frames}"
                 )
             out = self.forward_frames(x.flatten(0, 1), frames)
             return out.unflatten(0, (batch, frames))
         if x.dim() != 4:
-            raise ValueError(
+            raise GSFConfigError(
                 f"{type(self).__name__}: expected (B*T, C, H, W) or (B, T, C, H, W), got shape {tuple(x.shape)}"
             )
         frames = resolve_num_frames(x.shape[0], num_frames if num_frames is not None else self.num_frames,
@@ -55,14 +55,14 @@ class TemporalModule(nn.Module):
 def resolve_num_frames(batch_frames: int, num_frames: int | None, *, owner: str = "temporal module") -> int:
     """Check that the clip length T is known and divides the (B*T) leading axis; return T."""
     if num_frames is None:
-        raise ValueError(
+        raise GSFConfigError(
             f"{owner}: the clip length is unknown for a (B*T, C, H, W) input; pass num_frames=T, call "
             "gsf.ops.set_num_frames(model, T), or give a (B, T, C, H, W) input"
         )
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-        raise ValueError(f"{owner}: num_frames must be a positive int, got {num_frames!r}")
+        raise GSFConfigError(f"{owner}: num_frames must be a positive int, got {num_frames!r}")
     if batch_frames % num_frames != 0:
-        raise ValueError(
+        raise GSFConfigError(
             f"{owner}: num_frames={num_frames} does not divide the leading axis {batch_frames} of a "
             "(B*T, C, H, W) input"
         )
