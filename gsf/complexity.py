@@ -282,6 +282,53 @@ def model_complexity(*, num_frames: int, input_size: int, **model_kwargs) -> Com
     return measure_complexity(build_meta_model(**model_kwargs), num_frames=num_frames, input_size=input_size)
 
 
+@dataclass(frozen=True)
+class ViewsComplexity:
+    """GMACs of a multi-view test (GSF.md section 3: per-view cost x clips x crops), each view counted at
+    the crop size the test actually runs (:func:`gsf.data.transforms.view_crop_size`)."""
+
+    views: str  # CLIPSxCROPS
+    crop_size: int
+    gmacs_per_view: float
+    gmacs_all_ops_per_view: float
+    num_views: int
+
+    @property
+    def gmacs(self) -> float:
+        return self.gmacs_per_view * self.num_views
+
+    @property
+    def gmacs_all_ops(self) -> float:
+        return self.gmacs_all_ops_per_view * self.num_views
+
+    def as_dict(self) -> dict:
+        return {"views": self.views, "crop_size": self.crop_size, "gmacs_per_view": self.gmacs_per_view,
+                "gmacs_views": self.gmacs, "gmacs_all_ops_views": self.gmacs_all_ops}
+
+
+def measure_views_complexity(model: nn.Module, *, num_frames: int, input_size: int, views: str,
+                             three_crop: str = "release", measure: Callable[..., Complexity] | None = None
+                             ) -> ViewsComplexity:
+    """Complexity of testing ``model`` at ``views`` (CLIPSxCROPS) with ``input_size`` crops: the release's
+    3 crops are ``input_size`` px, TSM's full-resolution ones (``three_crop="full_res"``) the whole
+    shorter side (256 px for 224). ``measure``: the per-view counter (default :func:`measure_complexity`)."""
+    from gsf.data.transforms import view_crop_size
+    from gsf.engine.config import parse_views
+
+    clips, crops = parse_views(views, key="views")
+    side = view_crop_size(input_size, crops, three_crop)
+    per_view = (measure or measure_complexity)(model, num_frames=num_frames, input_size=side)
+    return ViewsComplexity(f"{clips}x{crops}", side, per_view.gmacs, per_view.gmacs_all_ops, clips * crops)
+
+
+def views_complexity(*, num_frames: int, input_size: int, views: str, three_crop: str = "release",
+                     **model_kwargs) -> ViewsComplexity:
+    """:func:`measure_views_complexity` of the model ``build_model(**model_kwargs)`` would build (on meta);
+    for a report's multi-view GMACs column."""
+    return measure_views_complexity(build_meta_model(**model_kwargs), num_frames=num_frames, input_size=input_size,
+                                    views=views, three_crop=three_crop)
+
+
 # --- fvcore's JIT tracer (the reference the meta counter is held equal to) -----------------------------
 
 def _shape_numel(value) -> int:

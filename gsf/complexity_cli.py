@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from gsf.data.transforms import THREE_CROP_STYLES
 from gsf.engine.config import parse_views
 from gsf.errors import GSFConfigError, GSFError
 from gsf.vocabulary import PUBLISHED_NUM_CLASSES, TEMPORAL_KINDS
@@ -19,7 +20,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, default=PUBLISHED_NUM_CLASSES["ssv2"])
     parser.add_argument("--input-size", type=int, default=None,
                         help="crop size in px (default: the backbone's native size, its BackboneSpec.input_size)")
-    parser.add_argument("--views", default="1x1", help="clips x crops, for the multi-view total (e.g. 2x3)")
+    parser.add_argument("--views", default="1x1", help="clips x crops, for the multi-view total (e.g. 2x3), each "
+                                                       "view counted at the crop size the test runs")
+    parser.add_argument("--three-crops", default="release", choices=THREE_CROP_STYLES,
+                        help="geometry of 3-crop tests: release (input-size crops) or full_res (TSM: the whole "
+                             "shorter side, 256 px for 224)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--fvcore", action="store_true",
                         help="count with fvcore's JIT tracer on a CPU model (seconds; the same numbers as the "
@@ -27,7 +32,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gsf.complexity import build_meta_model, measure_complexity, measure_complexity_fvcore
+    from gsf.complexity import build_meta_model, measure_complexity, measure_complexity_fvcore, measure_views_complexity
     from gsf.models import backbone_spec, build_model
 
     try:
@@ -40,19 +45,24 @@ def run(args: argparse.Namespace) -> int:
         input_size = args.input_size or backbone_spec(args.backbone).input_size
         measure = measure_complexity_fvcore if args.fvcore else measure_complexity
         result = measure(model, num_frames=args.frames, input_size=input_size)
+        def measure_view(model, *, num_frames, input_size: int):  # counted once when crops are input-size
+            return result if input_size == base_size else measure(model, num_frames=num_frames, input_size=input_size)
+
+        base_size = input_size
+        views = measure_views_complexity(model, num_frames=args.frames, input_size=input_size, views=args.views,
+                                         three_crop=args.three_crops, measure=measure_view)
     except GSFError as error:
         print(f"gsf flops: error: {error}")
         return 2
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print(json.dumps({**result.as_dict(), **views.as_dict()}))
         return 0
-    views = clips * crops
     print(f"{args.backbone} + {args.temporal} (fraction {args.channel_fraction:g}), T={args.frames}, "
           f"{input_size} px, {args.num_classes} classes")
     print(f"  GMACs per view (conv + linear, paper convention): {result.gmacs:.2f}")
     print(f"  GMACs per view (all ops):                         {result.gmacs_all_ops:.2f}")
-    if views > 1:
-        print(f"  GMACs for {clips} clips x {crops} crops:            {result.gmacs * views:.2f}")
+    if views.num_views > 1:
+        print(f"  GMACs for {clips} clips x {crops} crops of {views.crop_size} px: {views.gmacs:.2f}")
     print(f"  params:          {result.params / 1e6:.2f} M")
     print(f"  temporal params: {result.temporal_params / 1e6:.3f} M in {result.temporal_modules} modules")
     return 0

@@ -193,3 +193,25 @@ def test_gsf_flops_counts_the_same_with_fvcore(capsys):
     fast = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert main([*argv, "--fvcore"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == fast
+
+
+def test_multi_view_cost_is_counted_at_the_crop_size_run(capsys):
+    """GSF.md section 3: multi-view cost = per-view x clips x crops, each view at the size the test runs:
+    the release's 3 crops are input-size, TSM's full-resolution ones the whole 256-scaled shorter side."""
+    from gsf.complexity import model_complexity, views_complexity
+
+    kwargs = dict(backbone="resnet_tiny", temporal="gsf", num_classes=3)
+    at_32 = model_complexity(num_frames=4, input_size=32, **kwargs).gmacs
+    at_36 = model_complexity(num_frames=4, input_size=36, **kwargs).gmacs  # 32 * 256 // 224
+    release = views_complexity(num_frames=4, input_size=32, views="2x3", **kwargs)
+    assert release.crop_size == 32 and release.gmacs == pytest.approx(6 * at_32)
+    full = views_complexity(num_frames=4, input_size=32, views="2x3", three_crop="full_res", **kwargs)
+    assert full.crop_size == 36 and full.gmacs == pytest.approx(6 * at_36) and at_36 > at_32
+    ten = views_complexity(num_frames=4, input_size=32, views="1x10", **kwargs)
+    assert ten.crop_size == 32 and ten.gmacs == pytest.approx(10 * at_32)
+    argv = ["flops", "--backbone", "resnet_tiny", "--frames", "4", "--input-size", "32", "--views", "2x3",
+            "--num-classes", "3", "--json"]
+    assert main([*argv, "--three-crops", "full_res"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["crop_size"] == 36 and printed["gmacs_views"] == pytest.approx(6 * at_36)
+    assert printed["gmacs"] == pytest.approx(at_32)  # the per-view figure stays the input-size one

@@ -35,14 +35,16 @@ class VideoDataset(Dataset):
         class_names: names by label index (for EPIC, ``(verbs, nouns)``).
         num_frames: T, frames per clip (number of TSN segments).
         mode: ``"train"`` (random frame per segment), ``"val"`` (segment centres, one clip) or ``"test"``
-            (``num_clips`` clips: 1 centres, 2 starts + centres, more: dense).
+            (``num_clips`` clips: 1 centres, 2 starts + centres, more: random TSN clips; or dense clips
+            with ``test_sampling="dense"``, :func:`gsf.data.sampling.segment_offsets`).
         num_clips: clips per sample in test mode.
         transform: ``(uint8 clip (T, 3, H, W), label) -> (float clip, label)``, e.g.
             :class:`TrainAugmentation` or :class:`TestViews`; ``None`` returns the frames as float32 0-255.
         skip_bad_samples: off by default: a missing or corrupt sample raises :class:`GSFDataError` naming it.
             On, the item becomes a skip marker that :func:`collate_clips` drops and reports; every skip is
             counted in ``skipped`` (this process only: with loader workers, count the batches' ``"skipped"``).
-        dense_stride: frame stride of dense test clips.
+        test_sampling: ``"tsn"`` or ``"dense"`` test clips (:data:`gsf.data.sampling.TEST_SAMPLINGS`).
+        dense_stride: frame stride of dense test clips (None: 64 // num_frames, TSM's).
         video_threads: decoder threads per video.
         cache_decoded: keep every frame of a sample, decoded to uint8, in this process's memory after its
             first read, and sample later epochs' clips from there (the same frames, no decoding). Meant for
@@ -60,7 +62,8 @@ class VideoDataset(Dataset):
         num_clips: int = 1,
         transform: Transform | None = None,
         skip_bad_samples: bool = False,
-        dense_stride: int = 2,
+        test_sampling: str = "tsn",
+        dense_stride: int | None = None,
         video_threads: int = 1,
         cache_decoded: bool = False,
     ) -> None:
@@ -75,7 +78,7 @@ class VideoDataset(Dataset):
         self.num_frames, self.mode, self.num_clips = num_frames, mode, num_clips
         self.transform = transform
         self.skip_bad_samples = skip_bad_samples
-        self.dense_stride, self.video_threads = dense_stride, video_threads
+        self.test_sampling, self.dense_stride, self.video_threads = test_sampling, dense_stride, video_threads
         self.skipped: list[tuple[int, str, str]] = []  # (index, video_id, reason)
         self.cache_decoded = cache_decoded
         self._decoded: dict[VideoRecord, torch.Tensor] = {}  # every frame of a record, uint8 (N, 3, H, W)
@@ -91,7 +94,7 @@ class VideoDataset(Dataset):
         rng = np.random.default_rng(random.getrandbits(64)) if self.mode == "train" else None
         return segment_offsets(
             num_available, self.num_frames, self.mode, num_clips=self.num_clips,
-            dense_stride=self.dense_stride, rng=rng,
+            test_sampling=self.test_sampling, dense_stride=self.dense_stride, rng=rng,
         )
 
     def load_frames(self, record: VideoRecord) -> torch.Tensor:
@@ -255,6 +258,7 @@ def make_transform(
     normalisation: str = "resnet",
     flip: bool = True,
     randaugment: bool = True,
+    three_crop: str = "release",
 ) -> Transform:
     """The release's transform for ``mode``: train augmentation (with the flip label swap read from
     ``class_names``), or test views (val: 1 centre crop)."""
@@ -267,7 +271,8 @@ def make_transform(
             flip_probability=0.5 if flip else 0.0,
             label_swap=mirror_label_swap(names),
         )
-    return TestViews(input_size, num_crops=num_crops if mode == "test" else 1, normalisation=normalisation)
+    return TestViews(input_size, num_crops=num_crops if mode == "test" else 1, normalisation=normalisation,
+                     three_crop=three_crop)
 
 
 def build_dataset(
@@ -285,6 +290,8 @@ def build_dataset(
     randaugment: bool = True,
     skip_bad_samples: bool = False,
     cache_decoded: bool = False,
+    three_crop: str = "release",
+    test_sampling: str = "tsn",
     **reader_kwargs,
 ) -> VideoDataset:
     """A data set by name (``DATASETS``) with the release's transform for ``mode``.
@@ -293,7 +300,7 @@ def build_dataset(
     if name not in DATASETS:
         raise GSFConfigError(f"unknown data set {name!r}; choose from {sorted(DATASETS)}")
     common = dict(num_frames=num_frames, mode=mode, num_clips=num_clips, skip_bad_samples=skip_bad_samples,
-                  cache_decoded=cache_decoded)
+                  cache_decoded=cache_decoded, test_sampling=test_sampling)
     if name == "list":
         list_file = Path(split) if Path(split).is_absolute() else Path(root) / split
         dataset = TSNList(list_file, root, **reader_kwargs, **common)
@@ -301,6 +308,6 @@ def build_dataset(
         dataset = DATASETS[name](root, split, **reader_kwargs, **common)
     dataset.transform = make_transform(
         mode, input_size, class_names=dataset.class_names, num_crops=num_crops,
-        normalisation=normalisation, flip=flip, randaugment=randaugment,
+        normalisation=normalisation, flip=flip, randaugment=randaugment, three_crop=three_crop,
     )
     return dataset

@@ -235,31 +235,82 @@ class TrainAugmentation:
         return self.normalize(video), label
 
 
-class TestViews:
-    """Test views (GSF.md section 4): shorter side resized to ``round(size * 256 / 224)``, then one
-    ``size x size`` centre crop, or three full-height square crops (left, centre, right; top, centre,
-    bottom for portrait frames) of the resized shorter side.
+TEST_CROP_COUNTS = (1, 3, 5, 10)
+THREE_CROP_STYLES = ("release", "full_res")
 
-    ``__call__(clip uint8 (T, 3, H, W), label) -> (float32 (crops, T, 3, h, w), label)``.
+
+def view_scale_size(input_size: int) -> int:
+    """Shorter side of a test frame before cropping, as the release computes it (GSF.md section 4):
+    ``input_size * 256 // 224`` (256 for 224, 261 for InceptionV3's 229)."""
+    return input_size * 256 // 224
+
+
+def view_crop_size(input_size: int, num_crops: int, three_crop: str = "release") -> int:
+    """Side of the square crops a test view runs at: ``input_size``, except TSM's full-resolution 3 crops,
+    which take the whole shorter side (:func:`view_scale_size`)."""
+    return view_scale_size(input_size) if num_crops == 3 and three_crop == "full_res" else input_size
+
+
+def view_crop_boxes(height: int, width: int, *, input_size: int, num_crops: int,
+                    three_crop: str = "release") -> list[tuple[int, int, int, bool]]:
+    """``(top, left, side, flipped)`` of each test crop of a frame already scaled to ``height x width``
+    (GSF.md section 4). Offsets move in quarter steps of the free space, ``step = (free) // 4``, as the
+    release's crops do:
+
+    - 1: the centre crop (torchvision's rounding of half the free space);
+    - 3, ``"release"`` (``GroupFullResSample(input, scale, flip=False)``): left, centre, right
+      (horizontal offsets 0, 2 and 4 steps), vertically centred (2 steps), for portrait frames too;
+    - 3, ``"full_res"`` (TSM): squares of the whole shorter side, at the start, centre and end of the
+      longer side;
+    - 5: the four corners and the centre; 10: those five and their horizontal flips.
+    """
+    if num_crops not in TEST_CROP_COUNTS:
+        raise GSFConfigError(f"test crops must be one of {TEST_CROP_COUNTS}, got {num_crops}")
+    if three_crop not in THREE_CROP_STYLES:
+        raise GSFConfigError(f"three_crop must be one of {THREE_CROP_STYLES}, got {three_crop!r}")
+    if num_crops == 3 and three_crop == "full_res":
+        side = min(height, width)
+        if width >= height:
+            return [(0, 0, side, False), (0, (width - side) // 2, side, False), (0, width - side, side, False)]
+        return [(0, 0, side, False), ((height - side) // 2, 0, side, False), (height - side, 0, side, False)]
+    side = input_size
+    if height < side or width < side:
+        raise GSFDataError(f"a {height}x{width} frame is smaller than the {side} px test crop")
+    if num_crops == 1:
+        return [(int(round((height - side) / 2.0)), int(round((width - side) / 2.0)), side, False)]
+    h_step, w_step = (height - side) // 4, (width - side) // 4
+    if num_crops == 3:
+        return [(2 * h_step, col * w_step, side, False) for col in (0, 2, 4)]
+    corners_and_centre = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]
+    boxes = [(row * h_step, col * w_step, side, False) for row, col in corners_and_centre]
+    if num_crops == 10:
+        boxes += [(top, left, side, True) for top, left, side, _ in boxes]
+    return boxes
+
+
+class TestViews:
+    """Test views (GSF.md section 4): the shorter side resized to :func:`view_scale_size`, then the crops of
+    :func:`view_crop_boxes` (1 centre crop; 3 release or full-resolution crops; 5; 10 with flips).
+
+    ``__call__(clip uint8 (T, 3, H, W), label) -> (float32 (crops, T, 3, s, s), label)`` with s of
+    :func:`view_crop_size`.
     """
 
-    def __init__(self, size: int, *, num_crops: int = 1, normalisation: str = "resnet") -> None:
-        if num_crops not in (1, 3):
-            raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
-        self.size, self.num_crops = size, num_crops
-        self.scale_size = int(round(size * 256 / 224))
+    __test__ = False  # not a pytest class
+
+    def __init__(self, size: int, *, num_crops: int = 1, normalisation: str = "resnet",
+                 three_crop: str = "release") -> None:
+        view_crop_boxes(size, size, input_size=size, num_crops=num_crops, three_crop=three_crop)  # checks
+        self.size, self.num_crops, self.three_crop = size, num_crops, three_crop
+        self.scale_size = view_scale_size(size)
         self.normalize = Normalize(normalisation)
 
     def __call__(self, clip: torch.Tensor, label):
         video = F.resize(_as_video(clip), [self.scale_size], antialias=True)
-        if self.num_crops == 1:
-            views = [F.center_crop(video, [self.size, self.size])]
-        else:
-            h, w = video.shape[-2:]
-            side = min(h, w)
-            if w >= h:
-                positions = [(0, 0), (0, (w - side) // 2), (0, w - side)]
-            else:
-                positions = [(0, 0), ((h - side) // 2, 0), (h - side, 0)]
-            views = [F.crop(video, top, left, side, side) for top, left in positions]
-        return torch.stack([self.normalize(v) for v in views]), label
+        boxes = view_crop_boxes(video.shape[-2], video.shape[-1], input_size=self.size, num_crops=self.num_crops,
+                                three_crop=self.three_crop)
+        views = []
+        for top, left, side, flipped in boxes:
+            view = F.crop(video, top, left, side, side)
+            views.append(self.normalize(F.horizontal_flip(view) if flipped else view))
+        return torch.stack(views), label

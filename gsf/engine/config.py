@@ -75,8 +75,14 @@ class DataConfig:
     input_size: int = _knob(224, "side of the square crop fed to the network, pixels")
     batch_size: int = _knob(32, "clips per optimizer micro-batch of one process (global: x runtime.world_size)")
     num_workers: int = _knob(4, "data-loader worker processes (0: load in the main process)")
-    val_views: str = _knob("1x1", "validation views CLIPSxCROPS during training (crops 1 or 3)")
+    val_views: str = _knob("1x1", "validation views CLIPSxCROPS during training (crops 1, 3, 5 or 10)")
     test_views: str = _knob("2x3", "default views of `gsf eval`, CLIPSxCROPS (the paper: 1x1 and 2x3)")
+    test_three_crops: str = _knob("release", "3-crop geometry: release (three input-size crops, left/centre/right) "
+                                             "or full_res (TSM: three squares of the whole shorter side)",
+                                  ("release", "full_res"))
+    test_sampling: str = _knob("tsn", "test clips: tsn (1 clip centres, 2 starts + centres, more: random TSN clips) "
+                                      "or dense (TSM's 64-frame windows)", ("tsn", "dense"))
+    test_softmax: bool = _knob(False, "average softmax scores over the views instead of logits (the release: logits)")
     skip_bad_samples: bool = _knob(False, "skip (and count) unreadable samples instead of stopping")
     max_videos: int | None = _knob(None, "use only the first n samples of each split (quick runs); null: all")
     randaugment: bool = _knob(True, "RandAugment in the train augmentation (the release: on)")
@@ -300,14 +306,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 # --- cross-field checks ------------------------------------------------------------------------------
 
 def parse_views(text: str, *, key: str = "views") -> tuple[int, int]:
-    """``"2x3"`` -> ``(2, 3)``: clips x crops (crops 1 or 3, GSF.md section 4)."""
+    """``"2x3"`` -> ``(2, 3)``: clips x crops (crops 1, 3, 5 or 10, GSF.md section 4)."""
+    from gsf.data.transforms import TEST_CROP_COUNTS
+
     try:
         clips, crops = (int(part) for part in str(text).lower().split("x"))
     except ValueError:
         raise GSFConfigError(f"{key}={text!r} must be CLIPSxCROPS, e.g. '1x1' or '2x3'") from None
-    if clips < 1 or crops not in (1, 3):
-        raise GSFConfigError(f"{key}={text!r}: need clips >= 1 and crops 1 or 3")
+    if clips < 1 or crops not in TEST_CROP_COUNTS:
+        raise GSFConfigError(f"{key}={text!r}: need clips >= 1 and crops one of {', '.join(map(str, TEST_CROP_COUNTS))}")
     return clips, crops
+
+
+def parse_protocols(text: str, *, key: str = "data.test_views") -> list[str]:
+    """``"1x1,2x3"`` -> ``["1x1", "2x3"]``: comma-separated test protocols CLIPSxCROPS, each checked by
+    :func:`parse_views` and written canonically; ``""`` -> ``[]``; a protocol listed twice is an error."""
+    protocols = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        clips, crops = parse_views(part, key=key)
+        if f"{clips}x{crops}" in protocols:
+            raise GSFConfigError(f"{key}={text!r} lists protocol {clips}x{crops} twice")
+        protocols.append(f"{clips}x{crops}")
+    return protocols
 
 
 def resolve_device(config: TrainConfig) -> str:

@@ -2,7 +2,8 @@
 
 The data set gives every video as ``(V, T, 3, H, W)`` with V = clips x crops views. Each view goes
 through the model (whose consensus already averages the frame logits), then the **raw logits** of the V
-views are averaged, as the release does (not softmax scores). Every view of every video must be seen
+views are averaged, as the release does by default; its softmax option (``data.test_softmax``) averages
+the views' softmax scores instead (kept as their log, so argmax and cross-entropy still apply). Every view of every video must be seen
 exactly once, otherwise evaluation stops with an error naming the video.
 
 Metrics: top-1, top-5, mean class accuracy (the mean over the classes present of each class's recall)
@@ -84,8 +85,9 @@ def classification_metrics(logits, labels: torch.Tensor) -> dict[str, float]:
 @torch.no_grad()
 def predict_views(model: nn.Module, loader, *, num_views: int, device: str | torch.device = "cpu",
                   autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
-                  indices: Sequence[int] | None = None, allow_empty: bool = False) -> dict:
-    """Run every view of every video through ``model`` and average the views' logits per video.
+                  indices: Sequence[int] | None = None, allow_empty: bool = False, softmax: bool = False) -> dict:
+    """Run every view of every video through ``model`` and average the views' logits per video
+    (``softmax``: the log of the average of the views' softmax scores, the release's ``--softmax``).
 
     Returns ``{"index": (N,), "video_id": [...], "label": (N,) or (N, 2), "logits": (N, K) or dict,
     "views_seen": int, "skipped": [...]}`` sorted by data-set index. Raises :class:`GSFDataError` if a
@@ -111,9 +113,9 @@ def predict_views(model: nn.Module, loader, *, num_views: int, device: str | tor
             with autocast() if autocast is not None else contextlib.nullcontext():
                 out = model(video.to(device, non_blocking=True).flatten(0, 1))
             if isinstance(out, Mapping):
-                out = {name: o.float().view(b, v, -1).mean(dim=1).cpu() for name, o in out.items()}
+                out = {name: _average_views(o, b, v, softmax) for name, o in out.items()}
             else:
-                out = out.float().view(b, v, -1).mean(dim=1).cpu()
+                out = _average_views(out, b, v, softmax)
             for index, video_id in zip(batch["index"].tolist(), batch["video_id"]):
                 if index in seen:
                     raise GSFDataError(f"video {video_id} (index {index}) was evaluated twice")
@@ -148,6 +150,14 @@ def predict_views(model: nn.Module, loader, *, num_views: int, device: str | tor
             "label": torch.cat(labels)[order], "logits": logits, "views_seen": views_seen, "skipped": skipped}
 
 
+def _average_views(output: torch.Tensor, batch: int, views: int, softmax: bool) -> torch.Tensor:
+    """(B*V, K) view outputs -> (B, K): the mean of the logits, or the log of the mean softmax score."""
+    output = output.float().view(batch, views, -1)
+    if softmax:
+        return output.softmax(dim=-1).mean(dim=1).log().cpu()
+    return output.mean(dim=1).cpu()
+
+
 def _empty_prediction(skipped: list) -> dict:
     return {"index": torch.zeros(0, dtype=torch.int64), "video_id": [], "label": None, "logits": None,
             "views_seen": 0, "skipped": list(skipped)}
@@ -180,7 +190,7 @@ def merge_predictions(parts: Sequence[dict], *, num_videos: int) -> dict:
 
 
 def predict_dataset(model: nn.Module, dataset, config: TrainConfig, *, num_views: int, device: torch.device,
-                    precision: str) -> dict:
+                    precision: str, softmax: bool = False) -> dict:
     """:func:`predict_views` over every video of ``dataset``, with the loader of ``config``. In a process
     group each rank predicts videos r, r + N, ... (no padding, nothing twice) and every rank returns the
     gathered prediction of the whole set. ``model`` is the bare model (not its DDP wrapper)."""
@@ -191,7 +201,8 @@ def predict_dataset(model: nn.Module, dataset, config: TrainConfig, *, num_views
     def predict():
         loader = eval_loader(dataset, config, num_views, indices=indices)
         return predict_views(model, loader, num_views=num_views, device=device, indices=indices,
-                             autocast=lambda: autocast_for(device.type, precision), allow_empty=where.active)
+                             autocast=lambda: autocast_for(device.type, precision), allow_empty=where.active,
+                             softmax=softmax)
 
     if not where.active:
         return predict()
@@ -256,7 +267,8 @@ def evaluate_checkpoint(config: TrainConfig, checkpoint: str | Path, *, views: s
         check_compatible(state, config.to_dict()["model"], model, path=checkpoint)
         model.load_state_dict(state["model"])
     model.to(device)
-    prediction = predict_dataset(model, dataset, config, num_views=clips * crops, device=device, precision=precision)
+    prediction = predict_dataset(model, dataset, config, num_views=clips * crops, device=device, precision=precision,
+                                 softmax=config.data.test_softmax)
     if out_dir is None:
         out_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     scores = Path(out_dir) / "scores" / f"test_{clips}x{crops}.csv"

@@ -88,7 +88,7 @@ def test_tsn_list_detects_the_frame_template(tsn_list_root):
 def test_build_dataset_test_views_have_clips_times_crops(ssv2_root):
     ds = build_dataset("ssv2", ssv2_root, "train", num_frames=4, mode="test", input_size=28, num_clips=2, num_crops=3)
     video = ds[0]["video"]
-    assert video.shape == (6, 4, 3, 32, 32)  # 3 full-height crops of the 32-px shorter side
+    assert video.shape == (6, 4, 3, 28, 28)  # the release's 3 input-size crops of the 32-px shorter side
     raw = SomethingSomethingV2(ssv2_root, "train", num_frames=4, mode="test", num_clips=2)[0]["video"]
     assert raw.shape == (2, 4, 3, 32, 40)
     assert frame_index_of(raw) == segment_offsets(14, 4, "test", num_clips=2).ravel().tolist()

@@ -42,10 +42,27 @@ def test_short_samples_repeat_frames_in_order():
     assert offsets.min() >= 0 and offsets.max() <= 2 and np.all(np.diff(offsets) >= 0)
 
 
-def test_dense_clips_are_strided_and_inside_the_sample():
-    offsets = segment_offsets(100, 8, "test", num_clips=4, dense_stride=2)
-    assert offsets.shape == (4, 8)
-    assert np.all(np.diff(offsets, axis=1) == 2) and offsets[0, 0] == 0 and offsets[-1, -1] == 99
+def test_ten_random_tsn_clips_one_frame_per_segment_repeatably():
+    offsets = segment_offsets(100, 8, "test", num_clips=10)  # 8 segments of 12 frames
+    assert offsets.shape == (10, 8)
+    segment = offsets // 12
+    assert np.all(segment == np.arange(8)) and len({tuple(row) for row in offsets.tolist()}) > 1
+    assert np.array_equal(offsets, segment_offsets(100, 8, "test", num_clips=10))  # the same test twice
+    drawn = np.concatenate([segment_offsets(100, 8, "test", num_clips=10, rng=np.random.default_rng(s))
+                            for s in range(40)]) % 12
+    assert set(drawn.ravel().tolist()) == set(range(12))  # every frame of a segment can be drawn
+
+
+# TSM's dense sampling, worked out by hand: 8 frames 64 // 8 = 8 apart; starts spread over
+# [0, num_frames - 64], truncated; wrapping around the end of a short sample.
+def test_dense_clips_span_64_frame_windows():
+    offsets = segment_offsets(100, 8, "test", num_clips=10, test_sampling="dense")
+    starts = [0, 4, 8, 12, 16, 20, 24, 28, 32, 36]  # linspace(0, 36, 10)
+    assert offsets.tolist() == [[s + 8 * i for i in range(8)] for s in starts]
+    assert segment_offsets(30, 4, "test", num_clips=2, test_sampling="dense").tolist() == [[0, 16, 2, 18]] * 2
+    assert segment_offsets(100, 8, "test", num_clips=1, test_sampling="dense").tolist() == [[18 + 8 * i for i in range(8)]]
+    with pytest.raises(ValueError, match="test sampling"):
+        segment_offsets(100, 8, "test", test_sampling="uniform")
 
 
 def test_frame_folders_are_read_one_based(ssv1_root):
@@ -61,3 +78,13 @@ def test_frame_folders_are_read_one_based(ssv1_root):
 def test_bad_sampling_arguments_are_rejected(bad):
     with pytest.raises(ValueError):
         segment_offsets(10, 4, **bad)
+
+
+def test_data_sets_sample_test_clips_as_configured(ssv1_root):
+    from gsf.data import build_dataset
+
+    dense = build_dataset("ssv1", ssv1_root, "train", num_frames=4, mode="test", input_size=28, num_clips=2,
+                          test_sampling="dense")
+    assert dense.offsets(30).tolist() == segment_offsets(30, 4, "test", num_clips=2, test_sampling="dense").tolist()
+    tsn = build_dataset("ssv1", ssv1_root, "train", num_frames=4, mode="test", input_size=28, num_clips=3)
+    assert tsn.offsets(30).tolist() == segment_offsets(30, 4, "test", num_clips=3).tolist()

@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+from torchvision.transforms.v2 import functional as F
 
 from gsf.data import SomethingSomethingV1
 from gsf.data.transforms import (
@@ -14,6 +15,9 @@ from gsf.data.transforms import (
     TestViews,
     TrainAugmentation,
     mirror_label_swap,
+    view_crop_boxes,
+    view_crop_size,
+    view_scale_size,
 )
 
 
@@ -73,12 +77,54 @@ def test_multiscale_crop_picks_tsn_sizes_and_fixed_positions():
         assert left in {0, (64 - w) // 4 * 2, (64 - w) // 4 * 4}
 
 
-def test_test_views_centre_crop_and_three_full_height_crops():
-    clip = _clip(h=56, w=84)
+def test_view_scale_is_integer_division():
+    assert [view_scale_size(n) for n in (224, 229, 32)] == [256, 261, 36]  # 261, not round()'s 262
+
+
+# Expected crops worked out by hand from GSF.md section 4: frames scaled to a 256 px shorter side
+# (landscape 240x320 -> 256x341, portrait 320x240 -> 341x256), 224 px crops, offsets in quarter steps of the
+# free space (free 117 -> step 29, free 32 -> step 8): 3 crops at 0, 2 and 4 steps across, 2 steps down.
+@pytest.mark.parametrize("height, width, centre, three, five", [
+    (256, 341, (16, 58), [(16, 0), (16, 58), (16, 116)],
+     [(0, 0), (0, 116), (32, 0), (32, 116), (16, 58)]),
+    (341, 256, (58, 16), [(58, 0), (58, 16), (58, 32)],
+     [(0, 0), (0, 32), (116, 0), (116, 32), (58, 16)]),
+])
+def test_crop_offsets_are_the_releases(height, width, centre, three, five):
+    def boxes(n, style="release"):
+        return view_crop_boxes(height, width, input_size=224, num_crops=n, three_crop=style)
+
+    assert boxes(1) == [(*centre, 224, False)]
+    assert boxes(3) == [(top, left, 224, False) for top, left in three]
+    assert boxes(5) == [(top, left, 224, False) for top, left in five]
+    assert boxes(10) == [(t, l, 224, False) for t, l in five] + [(t, l, 224, True) for t, l in five]
+    full = boxes(3, "full_res")  # TSM's protocol: squares of the whole shorter side along the longer one
+    expected_full = [(0, 0), (0, 42), (0, 85)] if width > height else [(0, 0), (42, 0), (85, 0)]
+    assert full == [(top, left, 256, False) for top, left in expected_full]
+    assert view_crop_size(224, 3, "full_res") == 256 and view_crop_size(224, 3) == view_crop_size(224, 10) == 224
+
+
+@pytest.mark.parametrize("h, w", [(56, 84), (84, 56)])
+def test_test_views_cut_those_crops_from_the_scaled_clip(h, w):
+    """Input 28: shorter side 32 (landscape 56x84 -> 32x48, free 20 -> step 5; free 4 -> step 1)."""
+    clip = _clip(t=2, h=h, w=w)
+    scaled = F.resize(clip, [32], antialias=True)
+    assert tuple(scaled.shape[-2:]) == ((32, 48) if w > h else (48, 32))
+    normalise = Normalize("resnet")
+    offsets = [(2, 0), (2, 10), (2, 20)] if w > h else [(10, 0), (10, 2), (10, 4)]
+    three, label = TestViews(28, num_crops=3)(clip, 7)
+    assert label == 7 and three.shape == (3, 2, 3, 28, 28)
+    for view, (top, left) in zip(three, offsets):
+        torch.testing.assert_close(view, normalise(scaled[..., top:top + 28, left:left + 28]))
     one, _ = TestViews(28, num_crops=1)(clip, 0)
-    assert one.shape == (1, 4, 3, 28, 28)
-    three, _ = TestViews(28, num_crops=3)(clip, 0)
-    assert three.shape == (3, 4, 3, 32, 32)  # shorter side 28 * 256 / 224 = 32, full height
+    torch.testing.assert_close(one[0], normalise(F.center_crop(scaled, [28, 28])))
+    ten, _ = TestViews(28, num_crops=10)(clip, 0)
+    assert ten.shape == (10, 2, 3, 28, 28)
+    torch.testing.assert_close(ten[5:], ten[:5].flip(-1))
+    full, _ = TestViews(28, num_crops=3, three_crop="full_res")(clip, 0)
+    assert full.shape == (3, 2, 3, 32, 32)
+    with pytest.raises(ValueError, match="test crops"):
+        TestViews(28, num_crops=4)
 
 
 def test_normalisations():
