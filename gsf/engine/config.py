@@ -76,7 +76,8 @@ class DataConfig:
     batch_size: int = _knob(32, "clips per optimizer micro-batch of one process (global: x runtime.world_size)")
     num_workers: int = _knob(4, "data-loader worker processes (0: load in the main process)")
     val_views: str = _knob("1x1", "validation views CLIPSxCROPS during training (crops 1, 3, 5 or 10)")
-    test_views: str = _knob("2x3", "default views of `gsf eval`, CLIPSxCROPS (the paper: 1x1 and 2x3)")
+    test_views: str = _knob("1x1,2x3", "test protocols CLIPSxCROPS, comma-separated (the paper's 1x1 and 2x3): the "
+                                       "best checkpoint is tested at each after training, and by `gsf eval`; '': none")
     test_three_crops: str = _knob("release", "3-crop geometry: release (three input-size crops, left/centre/right) "
                                              "or full_res (TSM: three squares of the whole shorter side)",
                                   ("release", "full_res"))
@@ -381,7 +382,7 @@ def check_config(config: TrainConfig, *, need_data: bool = True) -> None:
     if not 0 <= m.dropout < 1:
         raise GSFConfigError(f"model.dropout={m.dropout} must be in [0, 1)")
     parse_views(d.val_views, key="data.val_views")
-    parse_views(d.test_views, key="data.test_views")
+    parse_protocols(d.test_views, key="data.test_views")
     from gsf.models.weights import check_starting_weights
 
     check_starting_weights(backbone=m.backbone, pretrained=m.pretrained, init_from=m.init_from)

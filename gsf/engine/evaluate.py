@@ -30,7 +30,8 @@ from torch import nn
 
 from gsf.engine import distributed
 from gsf.engine.checkpoint import check_compatible, is_authors_checkpoint, load_checkpoint
-from gsf.engine.config import TrainConfig, check_config, model_kwargs, parse_views, resolve_device, resolve_precision
+from gsf.engine.config import (TrainConfig, check_config, model_kwargs, parse_protocols, parse_views, resolve_device,
+                               resolve_precision)
 from gsf.engine.loaders import autocast_for, build_split, eval_loader, num_classes_of
 from gsf.errors import GSFConfigError, GSFDataError
 
@@ -235,7 +236,9 @@ def write_scores(path: str | Path, prediction: dict) -> Path:
 def evaluate_checkpoint(config: TrainConfig, checkpoint: str | Path, *, views: str | None = None, split: str | None = None,
                         out_dir: str | Path | None = None) -> dict[str, float]:
     """Multi-view test of a checkpoint on ``split`` (default ``data.val_split``) with ``views``
-    (CLIPSxCROPS, default ``data.test_views``); writes ``<out_dir>/scores/test_<clips>x<crops>.csv``.
+    (CLIPSxCROPS, default the first protocol of ``data.test_views``; :func:`evaluate_protocols` tests at
+    each); the views' crops and clips follow ``data.test_three_crops``, ``data.test_sampling`` and
+    ``data.test_softmax`` (GSF.md section 4); writes ``<out_dir>/scores/test_<clips>x<crops>.csv``.
 
     ``checkpoint`` is one of this suite's (its model section must match ``config.model``) or an authors'
     release checkpoint (``model_state_dict`` with ``module.base_model.`` keys, loaded through
@@ -248,7 +251,11 @@ def evaluate_checkpoint(config: TrainConfig, checkpoint: str | Path, *, views: s
         # the configuration of a data-parallel run: outside a process group, evaluation is one process
         config = config.copy({"runtime.world_size": 1}, source="evaluate_checkpoint")
     check_config(config)
-    views = views or config.data.test_views
+    if not views:
+        protocols = parse_protocols(config.data.test_views)
+        if not protocols:
+            raise GSFConfigError("no test views: give views (CLIPSxCROPS) or set data.test_views")
+        views = protocols[0]
     clips, crops = parse_views(views, key="views")
     dataset = build_split(config, split or config.data.val_split, train=False, views=views)
     num_classes = num_classes_of(dataset)
@@ -279,4 +286,22 @@ def evaluate_checkpoint(config: TrainConfig, checkpoint: str | Path, *, views: s
                   views_seen=float(prediction["views_seen"]))
     log.info("%s %dx%d on %d videos: %s (scores in %s)", checkpoint, clips, crops, len(prediction["video_id"]),
              ", ".join(f"{k}={v:.4f}" for k, v in result.items() if k.startswith("test_")), scores)
+    return result
+
+
+def evaluate_protocols(config: TrainConfig, checkpoint: str | Path, *, protocols: Sequence[str] | None = None,
+                       split: str | None = None, out_dir: str | Path | None = None) -> dict[str, float]:
+    """:func:`evaluate_checkpoint` at every test protocol (default: those of ``data.test_views``, the
+    paper's 1x1 and 2x3, GSF.md section 4): ``test_<P>_top1``, ``test_<P>_top5`` and
+    ``test_<P>_mean_class_acc`` for each protocol P (names of :func:`gsf.mlflow_schema.protocol_metric`),
+    and ``scores/test_<P>.csv`` for each."""
+    from gsf.mlflow_schema import TEST_MEASURES, protocol_metric
+
+    if protocols is None:
+        protocols = parse_protocols(config.data.test_views)
+    result: dict[str, float] = {}
+    for protocol in protocols:
+        clips, crops = parse_views(protocol, key="protocol")
+        metrics = evaluate_checkpoint(config, checkpoint, views=f"{clips}x{crops}", split=split, out_dir=out_dir)
+        result.update({protocol_metric(f"{clips}x{crops}", m): metrics[f"test_{m}"] for m in TEST_MEASURES})
     return result

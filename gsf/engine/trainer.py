@@ -33,7 +33,7 @@ from gsf.engine.callbacks import Callback
 from gsf.engine.checkpoint import (FORMAT, check_compatible, code_version, load_checkpoint, model_state,
                                    rng_state, save_checkpoint, set_rng_state)
 from gsf.engine.config import TrainConfig, check_config, model_kwargs, parse_views, resolve_device, resolve_precision
-from gsf.engine.evaluate import classification_metrics, predict_dataset, write_scores
+from gsf.engine.evaluate import classification_metrics, evaluate_protocols, predict_dataset, write_scores
 from gsf.engine.loaders import autocast_for, build_split, epoch_seed, num_classes_of, seed_everything, train_loader
 from gsf.errors import GSFCheckpointError, GSFConfigError, NonFiniteLossError
 
@@ -307,6 +307,9 @@ class _Run:
         result = dict(self.last_metrics)
         result.update(final_val_top1=result.get("val_top1", math.nan), final_val_top5=result.get("val_top5", math.nan),
                       best_val_top1=self.best_top1, best_epoch=float(self.best_epoch))
+        if self.config.data.test_views:  # the best checkpoint at each test protocol: test_<P>_top1 ... (issue 12)
+            tested = self.best_path if self.best_path.exists() else self.last_path
+            result.update(evaluate_protocols(self.config, tested, out_dir=self.out_dir))
         if self.main:
             (self.out_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
         for cb in self.callbacks:

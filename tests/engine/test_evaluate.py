@@ -95,3 +95,37 @@ def test_epic_two_heads_sum_losses_and_action_needs_both_right():
     m = classification_metrics(logits, labels)
     assert m["verb_top1"] == pytest.approx(0.5) and m["noun_top1"] == pytest.approx(0.5)
     assert m["top1"] == pytest.approx(0.25)  # the action: only video 0 has both right
+
+
+def test_softmax_option_averages_the_views_scores():
+    """The release's --softmax: the softmax of each view, averaged (kept as its log)."""
+    out = predict_views(Probe(), loader(ViewDataset(videos=2, views=3)), num_views=3, softmax=True)
+    for i in range(2):
+        values = torch.tensor([10.0 * i + v for v in range(3)])
+        views = torch.stack([values, torch.zeros(3), -values], dim=1)
+        torch.testing.assert_close(out["logits"][i], views.softmax(-1).mean(0).log())
+
+
+def test_train_tests_the_best_checkpoint_at_each_protocol(tiny_config, tmp_path):
+    from gsf.engine import train
+
+    result = train(tiny_config("data.test_views=1x1,2x3", "data.test_softmax=false"), tmp_path / "run")
+    for protocol in ("1x1", "2x3"):
+        for measure in ("top1", "top5", "mean_class_acc"):
+            assert 0.0 <= result[f"test_{protocol}_{measure}"] <= 1.0
+        assert (tmp_path / "run" / "scores" / f"test_{protocol}.csv").is_file()
+    # 1x1 on the validation split is what validation measured at the best epoch, from the same weights
+    assert result["test_1x1_top1"] == pytest.approx(result["best_val_top1"])
+    quiet = train(tiny_config("data.test_views=", "optim.epochs=1", "optim.warmup_epochs=0"), tmp_path / "quiet")
+    assert not any(key.startswith("test_") for key in quiet)
+
+
+def test_test_protocols_parse():
+    from gsf.engine.config import TrainConfig, parse_protocols
+    from gsf.errors import GSFConfigError
+
+    assert TrainConfig().data.test_views == "1x1,2x3"  # the paper's two protocols
+    assert parse_protocols("1x1, 2X3,1x10") == ["1x1", "2x3", "1x10"] and parse_protocols("") == []
+    for bad in ("2x3,2x3", "1x4", "three"):
+        with pytest.raises(GSFConfigError, match="data.test_views"):
+            parse_protocols(bad)
