@@ -100,13 +100,10 @@ class SweepContext:
         return with_sampled(self.trials[config["trial"]], {k: v for k, v in config.items() if k != "trial"})
 
 
-def _copy_tree(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> None:
+def _copy_tree(src: Path, dst: Path) -> None:
     """Copy ``src`` into ``dst``, hard-linking files where possible (checkpoints can be large)."""
     for path in src.rglob("*"):
-        relative = path.relative_to(src)
-        if relative.parts and relative.parts[0] in skip:
-            continue
-        target = dst / relative
+        target = dst / path.relative_to(src)
         if path.is_dir():
             target.mkdir(parents=True, exist_ok=True)
             continue
@@ -147,7 +144,7 @@ class _TrialReporter:
         (self.out_dir / HISTORY).write_text(json.dumps(self.history), encoding="utf-8")
         # Tune sees validation metrics carried forward between validation epochs, so a scheduler always
         # finds its metric; MLflow gets exactly what the engine measured.
-        self.last_val.update({k: v for k, v in metrics.items() if k.startswith(("val_", "best_"))})
+        self.last_val.update({k: v for k, v in metrics.items() if k.startswith(schema.VALIDATION_PREFIXES)})
         # The checkpoint is the engine folder itself: tune.report copies it to the trial's storage before it
         # returns (nothing writes to it meanwhile), so no staging copy is made that could be left behind or
         # swept into storage half-deleted by the driver's sync of the trial folder. A trial a scheduler stops
@@ -205,9 +202,9 @@ def _final_metrics(result: Mapping[str, Any], history: list[dict]) -> dict[str, 
     validation metrics and every ``test_*`` protocol metric), but those already logged at the last epoch."""
     final = dict(result)
     if schema.FINAL_VAL_MEAN_CLASS_ACC not in final:
-        last_val = [m for m in history if "val_mean_class_acc" in m]
+        last_val = [m for m in history if schema.VAL_MEAN_CLASS_ACC in m]
         if last_val:
-            final[schema.FINAL_VAL_MEAN_CLASS_ACC] = last_val[-1]["val_mean_class_acc"]
+            final[schema.FINAL_VAL_MEAN_CLASS_ACC] = last_val[-1][schema.VAL_MEAN_CLASS_ACC]
     last = history[-1] if history else {}
     # best_val_top1/best_epoch were logged with the last epoch already: no second entry at that step
     return {k: v for k, v in final.items() if schema.is_final_metric(k) and last.get(k) != v}
@@ -315,8 +312,6 @@ def _tune_callback(context: SweepContext):
 def _log_missing_epochs(mlflow_client, run_id: str, checkpoint) -> None:
     """Log the epochs of a Tune checkpoint's history that the trial's MLflow run lacks (the epoch a scheduler
     stopped it on)."""
-    from experiments import tracking
-
     if checkpoint is None:
         return
     try:  # that one small file, not the whole checkpoint (storage may be remote)
@@ -324,10 +319,7 @@ def _log_missing_epochs(mlflow_client, run_id: str, checkpoint) -> None:
             history = json.loads(stream.read())
     except (FileNotFoundError, OSError):
         return
-    logged = tracking.logged_steps(mlflow_client, run_id)
-    for metrics in history:
-        if int(metrics[schema.EPOCH]) not in logged:
-            tracking.log_metrics(mlflow_client, run_id, metrics, step=int(metrics[schema.EPOCH]))
+    _log_missing(mlflow_client, run_id, history)
 
 
 def start_ray(address: str | None, *, num_cpus: int | None = None) -> str | None:

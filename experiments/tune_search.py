@@ -23,6 +23,8 @@ from typing import Any
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
+from gsf.mlflow_schema import EPOCH
+
 # The key of every Tune report that holds the trial's optim.epochs (reported to Tune only, never to MLflow).
 TOTAL_EPOCHS = "total_epochs"
 SEARCH_SEED = 0
@@ -38,7 +40,7 @@ class LastEpochASHA(ASHAScheduler):
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         decision = super().on_trial_result(tune_controller, trial, result)
         total = result.get(TOTAL_EPOCHS)
-        if decision == TrialScheduler.STOP and total is not None and result.get("epoch", 0) >= total:
+        if decision == TrialScheduler.STOP and total is not None and result.get(EPOCH, 0) >= total:
             self._num_stopped -= 1
             return TrialScheduler.CONTINUE
         return decision

@@ -57,8 +57,12 @@ NUM_TRIALS_PARAM = "num_trials"
 # --- metrics ------------------------------------------------------------------------------------------
 
 EPOCH = "epoch"  # logged with every epoch's metrics; MLflow step = 1-based epoch
+VAL_TOP1 = "val_top1"
+VAL_MEAN_CLASS_ACC = "val_mean_class_acc"
+# Engine metrics measured only at validation epochs (``runtime.eval_every``): ``val_*`` and ``best_*``.
+VALIDATION_PREFIXES = ("val_", "best_")
 # Per-epoch metrics kept for training curves.
-HISTORY_METRICS = ("train_loss", "val_top1", "val_top5")
+HISTORY_METRICS = ("train_loss", VAL_TOP1, "val_top5")
 # Logged once when a trial ends (at the step of its last epoch).
 BEST_VAL_TOP1 = "best_val_top1"
 BEST_EPOCH = "best_epoch"

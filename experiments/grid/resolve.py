@@ -10,6 +10,7 @@ from typing import Any
 
 from experiments.grid.types import Grid, ResolvedTrial, Trial, grid_error
 from gsf.errors import GSFConfigError
+from gsf.mlflow_schema import VALIDATION_PREFIXES
 
 # Keys that change how a run executes or reports, never what it computes: left out of the config hash.
 NON_AFFECTING_KEYS = ("runtime.progress", "runtime.num_threads")
@@ -110,7 +111,7 @@ def check_tune(grid: Grid, resolved: list[ResolvedTrial], *, base: dict | None =
             if max_t is not None and max_t > optim["epochs"]:
                 raise grid_error(grid.path, "tune.scheduler.max_t",
                              f"{max_t} exceeds optim.epochs={optim['epochs']} of {trial}: its rungs are never reached")
-        if reads_metric and tune.metric.startswith(("val_", "best_")) and runtime["eval_every"] != 1:
+        if reads_metric and tune.metric.startswith(VALIDATION_PREFIXES) and runtime["eval_every"] != 1:
             raise grid_error(grid.path, "tune.metric",
                          f"{tune.metric} is measured every runtime.eval_every={runtime['eval_every']} epochs in "
                          f"{trial}, but ASHA and Optuna read it at every epoch: set runtime.eval_every: 1 (or use a "
