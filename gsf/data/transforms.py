@@ -7,12 +7,13 @@ frames of a clip get the same operation (a clip of identical frames stays identi
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
@@ -74,80 +75,39 @@ class Normalize:
         return bgr - torch.tensor(INCEPTION_BGR_MEAN).view(3, 1, 1)
 
 
-def _signed(value: float) -> float:
-    return value if random.random() < 0.5 else -value
-
-
-def _solarize_add(clip: torch.Tensor, add: int) -> torch.Tensor:
-    shifted = (clip.as_subclass(torch.Tensor).int() + add).clamp(0, 255).to(torch.uint8)
-    out = torch.where(clip.as_subclass(torch.Tensor) < 128, shifted, clip.as_subclass(torch.Tensor))
-    return tv_tensors.wrap(out, like=clip)
-
-
-def _shear(clip, level: float, axis: int):
-    degrees = _signed(math.degrees(math.atan(0.3 * level)))
-    shear = [degrees, 0.0] if axis == 0 else [0.0, degrees]
-    return F.affine(clip, angle=0.0, translate=[0, 0], scale=1.0, shear=shear, fill=128)
-
-
-def _translate(clip, level: float, axis: int):
-    size = clip.shape[-1] if axis == 0 else clip.shape[-2]
-    shift = int(round(_signed(0.45 * level * size)))
-    translate = [shift, 0] if axis == 0 else [0, shift]
-    return F.affine(clip, angle=0.0, translate=translate, scale=1.0, shear=[0.0, 0.0], fill=128)
-
-
-# name -> op(clip, level in [0, 1])
-RANDAUGMENT_OPS = {
-    "auto_contrast": lambda c, m: F.autocontrast(c),
-    "equalize": lambda c, m: F.equalize(c),
-    "invert": lambda c, m: F.invert(c),
-    "rotate": lambda c, m: F.rotate(c, _signed(30.0 * m), fill=128),
-    "posterize": lambda c, m: F.posterize(c, max(1, 8 - int(round(4 * m)))),
-    "solarize": lambda c, m: F.solarize(c, 256 - 256 * m),
-    "solarize_add": lambda c, m: _solarize_add(c, int(110 * m)),
-    "color": lambda c, m: F.adjust_saturation(c, 1.0 + _signed(0.9 * m)),
-    "contrast": lambda c, m: F.adjust_contrast(c, 1.0 + _signed(0.9 * m)),
-    "brightness": lambda c, m: F.adjust_brightness(c, 1.0 + _signed(0.9 * m)),
-    "sharpness": lambda c, m: F.adjust_sharpness(c, 1.0 + _signed(0.9 * m)),
-    "shear_x": lambda c, m: _shear(c, m, 0),
-    "shear_y": lambda c, m: _shear(c, m, 1),
-    "translate_x": lambda c, m: _translate(c, m, 0),
-    "translate_y": lambda c, m: _translate(c, m, 1),
-}
+RANDAUGMENT_POLICY = "rand-m9-mstd0.5"  # timm's policy string of the release (GSF.md section 4)
+# The release's hparams: translate_const 117 and the ImageNet mean as fill; no "interpolation", so each op
+# draws bilinear or bicubic.
+RANDAUGMENT_HPARAMS = {"translate_const": 117, "img_mean": (124, 116, 104)}
 
 
 class ClipRandAugment:
-    """RandAugment with a Gaussian magnitude (GSF.md section 4: magnitude 9, std 0.5, 2 ops).
+    """The release's RandAugment (GSF.md section 4): timm's ``rand-m9-mstd0.5`` (2 ops, magnitude 9 with
+    std 0.5, the plain ops, not the "Increasing" ones), fill (124, 116, 104), ``translate_const`` 117,
+    bilinear or bicubic drawn per op, with one draw per clip: every frame of a clip gets the same ops,
+    magnitudes, signs and interpolations.
 
-    Each of ``num_ops`` ops is drawn uniformly (with replacement) and applied with ``probability``; its
-    magnitude is drawn from N(magnitude, magnitude_std) clipped to [0, 10]. The op and its parameters are
-    drawn once per clip and applied to every frame.
+    timm draws from Python's ``random`` and numpy's global generator; the state of both is taken before the
+    clip and put back before each frame, so every frame replays the first frame's draws (and the clip
+    leaves the generators where one image would).
     """
 
-    def __init__(
-        self,
-        *,
-        num_ops: int = 2,
-        magnitude: float = 9.0,
-        magnitude_std: float = 0.5,
-        probability: float = 0.5,
-        ops: Sequence[str] = tuple(RANDAUGMENT_OPS),
-    ) -> None:
-        unknown = set(ops) - set(RANDAUGMENT_OPS)
-        if unknown:
-            raise GSFConfigError(f"unknown RandAugment ops {sorted(unknown)}; known: {sorted(RANDAUGMENT_OPS)}")
-        self.num_ops, self.magnitude, self.magnitude_std = num_ops, magnitude, magnitude_std
-        self.probability, self.ops = probability, tuple(ops)
+    def __init__(self, policy: str = RANDAUGMENT_POLICY, *, hparams: dict | None = None) -> None:
+        from timm.data.auto_augment import rand_augment_transform
+
+        self.policy = policy
+        self.hparams = dict(RANDAUGMENT_HPARAMS if hparams is None else hparams)
+        self.transform = rand_augment_transform(policy, dict(self.hparams))
 
     def __call__(self, clip: tv_tensors.Video) -> tv_tensors.Video:
-        for _ in range(self.num_ops):
-            name = random.choice(self.ops)
-            if random.random() >= self.probability:
-                continue
-            m = random.gauss(self.magnitude, self.magnitude_std) if self.magnitude_std > 0 else self.magnitude
-            clip = RANDAUGMENT_OPS[name](clip, min(max(m, 0.0), 10.0) / 10.0)
-        return clip
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        frames = []
+        for frame in clip.as_subclass(torch.Tensor):
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            image = Image.fromarray(frame.permute(1, 2, 0).contiguous().numpy())
+            frames.append(torch.from_numpy(np.asarray(self.transform(image))).permute(2, 0, 1))
+        return tv_tensors.wrap(torch.stack(frames).contiguous(), like=clip)
 
 
 class MultiScaleCrop:
