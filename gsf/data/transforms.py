@@ -113,7 +113,9 @@ class ClipRandAugment:
 class MultiScaleCrop:
     """TSN multi-scale crop (GSF.md section 4): crop width and height each picked from
     ``scales * min(H, W)`` (sizes within 3 px of ``size`` snap to it), at most ``max_distortion`` scale
-    steps apart, placed at a fixed corner or the centre, then resized to ``size x size``."""
+    steps apart, placed at one of the release's 13 fixed offsets (``more_fix_crop``: the four corners, the
+    centre, the four edge midpoints and the four quarter points, in quarter steps of the free space), then
+    resized to ``size x size``. ``more_fixed_crops=False`` keeps TSN's original 5 (corners and centre)."""
 
     def __init__(
         self,
@@ -121,7 +123,7 @@ class MultiScaleCrop:
         *,
         scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
         max_distortion: int = 1,
-        more_fixed_crops: bool = False,
+        more_fixed_crops: bool = True,
     ) -> None:
         self.size, self.scales, self.max_distortion = size, tuple(scales), max_distortion
         self.more_fixed_crops = more_fixed_crops

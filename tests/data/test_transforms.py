@@ -123,15 +123,25 @@ def test_single_images_follow_timms_distribution():
         assert after_ours == (random.random(), np.random.random())  # the generators advanced as timm's do
 
 
-def test_multiscale_crop_picks_tsn_sizes_and_fixed_positions():
+def test_multiscale_crop_picks_tsn_sizes_and_the_releases_13_offsets():
     random.seed(0)
     crop = MultiScaleCrop(32)
-    for _ in range(100):
+    positions = set()
+    for _ in range(600):
         top, left, h, w = crop.params(48, 64)
         sizes = {48, 42, 36, 32}  # 48 * .66 = 31 snaps to the input size 32
         assert h in sizes and w in sizes
-        assert top in {0, (48 - h) // 4 * 2, (48 - h) // 4 * 4}
-        assert left in {0, (64 - w) // 4 * 2, (64 - w) // 4 * 4}
+        h_step, w_step = (48 - h) // 4, (64 - w) // 4
+        if h_step and w_step:
+            assert top % h_step == 0 and left % w_step == 0
+            positions.add((top // h_step, left // w_step))
+    # corners, centre, edge midpoints, quarter points (GSF.md section 4, more_fix_crop), in quarter steps
+    thirteen = {(0, 0), (0, 4), (4, 0), (4, 4), (2, 2), (2, 0), (2, 4), (4, 2), (0, 2), (1, 1), (1, 3), (3, 1), (3, 3)}
+    assert positions == thirteen
+    five = MultiScaleCrop(32, more_fixed_crops=False)
+    for _ in range(100):
+        top, left, h, w = five.params(48, 64)
+        assert top in {0, (48 - h) // 4 * 2, (48 - h) // 4 * 4} and left in {0, (64 - w) // 4 * 2, (64 - w) // 4 * 4}
 
 
 def test_view_scale_is_integer_division():
