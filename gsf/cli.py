@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "data": ("gsf.data.cli", "synthesise, validate and inspect data sets"),
     "train": ("gsf.engine.train_cli", "train one model from a configuration"),
     "eval": ("gsf.engine.eval_cli", "multi-view evaluation of a checkpoint"),
+    "predict": ("gsf.inference.predict_cli", "classify video files with a checkpoint, exported file or MLflow model"),
+    "export": ("gsf.inference.export_cli", "export a checkpoint to ONNX, TorchScript or an ExportedProgram"),
     "bench": ("gsf.bench.cli", "speed and memory benchmarks"),
     "sweep": ("experiments.cli", "run an ablation grid with Ray Tune, tracked in MLflow"),
     "ui": ("experiments.ui", "start the MLflow UI on 127.0.0.1"),
