@@ -1,7 +1,9 @@
 """Gate-Shift-Fuse (GSF.md section 1) and its gated relative GSM, as fast pure nn.Modules.
 
 Same semantics and state-dict keys as `gsf.ops.reference.GateShiftFuseReference`; the tests hold the two
-equal in outputs and gradients for every knob. What differs is only how the work is laid out for speed.
+equal in outputs and gradients for every knob. What differs is only how the work is laid out for speed,
+with one layout per device (`path_for_device`): hand-written autograd Functions over cache-sized pieces on
+CPU, standard operators for `torch.compile` elsewhere.
 """
 
 from __future__ import annotations
@@ -13,6 +15,24 @@ from torch import nn
 from gsf.ops._gsf_functions import GateTaps, ShiftFuse
 from gsf.ops._knobs import FUSIONS, GATES, LEARNED_GATES, check_choice, gsf_channels
 from gsf.ops.base import TemporalModule
+
+GSF_PATHS = ("auto", "fused", "composed")
+
+
+def path_for_device(device_type: str) -> str:
+    """The computation path `path="auto"` takes for a learned gate on a device of this type.
+
+    "fused" on CPU: the hand-written `GateTaps` / `ShiftFuse` of `gsf.ops._gsf_functions`, which cut large
+    maps into cache-sized pieces and save only X for backward. On the 2-core CPU of results/benchmarks
+    (model-infer-train-cpu-*.md, profile-gsf-ops-*.md and their README) it brought ResNet-50 GSF from the
+    release's 3.3x / 3.2x TSN (inference / training step) to about 1.4x.
+    "composed" everywhere else: standard operators only, no Python loop over pieces, so that
+    `torch.compile` fuses the element-wise work into a few kernels. On a GPU every piece of the fused path
+    is a handful of small kernel launches: its one GPU measurement (H100, bf16, channels_last, compiled,
+    batch 32, 8 frames; results/benchmarks/README.md, "GPU") was 2.9x TSN inference and 3.0x training.
+    The prepared `gsf bench model --device cuda` command measures both paths side by side.
+    """
+    return "fused" if device_type == "cpu" else "composed"
 
 
 class GateShiftFuse(TemporalModule):
@@ -45,6 +65,12 @@ class GateShiftFuse(TemporalModule):
         zero_init_gate: initialise the gate conv weight and bias to zero (GSM does; GSF does not), so the
             gate starts at tanh(0) = 0. Ignored for the fixed gates.
         layer_name: where the module sits in the backbone, only used in error messages.
+        path: how a learned gate is computed; the same function either way (held equal to the reference in
+            outputs and gradients by tests/ops). "auto": `path_for_device(x.device.type)`, read at each call
+            ("fused" on CPU, "composed" elsewhere); "fused": the hand-written autograd Functions;
+            "composed": standard operators. Tracing (`torch.jit.trace`, fvcore) and the meta device always
+            take the composed path, which is the only one their tools can see into; the fixed gates have
+            only it. Settable afterwards on a whole model with `set_gsf_path`.
 
     Parameters: 29 * C' + 40 for the paper's configuration (groups=2, spatiotemporal gate, channel
     weighting): BN3d 2C', gate conv 27C' + 2, fusion convs 2 x 19.
@@ -52,10 +78,12 @@ class GateShiftFuse(TemporalModule):
 
     def __init__(self, channels: int, *, groups: int = 2, gate: str = "spatiotemporal",
                  fusion: str = "channel_weighting", channel_fraction: float = 1.0,
-                 zero_init_gate: bool = False, layer_name: str = "") -> None:
+                 zero_init_gate: bool = False, layer_name: str = "", path: str = "auto") -> None:
         super().__init__()
         check_choice("gate", gate, GATES, layer_name)
         check_choice("fusion", fusion, FUSIONS, layer_name)
+        check_choice("path", path, GSF_PATHS, layer_name)
+        self.path = path
         self.channels = channels
         self.gated_channels = gsf_channels(channels, channel_fraction, groups, layer_name)
         self.groups = groups
@@ -79,7 +107,7 @@ class GateShiftFuse(TemporalModule):
 
     def extra_repr(self) -> str:
         return (f"{self.channels}, gated_channels={self.gated_channels}, groups={self.groups}, "
-                f"gate={self.gate!r}, fusion={self.fusion!r}")
+                f"gate={self.gate!r}, fusion={self.fusion!r}, path={self.path!r}")
 
     # -- step 3 -------------------------------------------------------------------------------------
     def _gate_maps(self, x: torch.Tensor, frames: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,20 +173,29 @@ class GateShiftFuse(TemporalModule):
         wgt = torch.sigmoid(F.conv2d(z, weight, bias, padding=1, groups=groups))  # (B, G, C'/G, T)
         return wgt.permute(0, 3, 1, 2).reshape(batch, frames, groups * per_group)
 
-    def forward_frames(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def resolved_path(self, device_type: str) -> str:
+        """The path a call on a tensor of this device type takes: "fused" or "composed"."""
         # The fused autograd Functions are opaque to tracers (fvcore would count none of their
         # multiply-adds) and have no meta-device kernels, so tracing and shape checks take the composed path,
         # which computes the same function from standard operators.
-        if self.gate in LEARNED_GATES and not (torch.jit.is_tracing() or x.device.type == "meta"):
+        if self.gate not in LEARNED_GATES or torch.jit.is_tracing() or device_type == "meta":
+            return "composed"
+        return path_for_device(device_type) if self.path == "auto" else self.path
+
+    def forward_frames(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        if self.resolved_path(x.device.type) == "fused":
             return self._forward_learned_gate(x, num_frames)
         return self._forward_composed(x, num_frames)
 
     def _composed_gate_maps(self, X: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
         """Step 3 from standard operators: tanh(Conv3d(ReLU(BN3d(X)))) as (B, T, G, H*W)."""
         n, cp, h, w = X.shape
-        X5 = X.reshape(batch, frames, cp, h, w).transpose(1, 2)  # (B, C', T, H, W)
+        # BN3d over (B*T, C', 1, H, W) has the statistics of BN3d over (B, C', T, H, W) and keeps X's own
+        # layout: batch norm's backward on a transposed input returns a layout other than the one its meta
+        # kernel announces, which breaks AOT autograd's graph of the backward (a `view` of the gradient).
+        Z = torch.relu(self.bn(X.unsqueeze(2))).reshape(batch, frames, cp, h, w).transpose(1, 2)
         conv = self.conv3D
-        pre = F.conv3d(torch.relu(self.bn(X5)), conv.weight, conv.bias, padding=conv.padding, groups=self.groups)
+        pre = F.conv3d(Z, conv.weight, conv.bias, padding=conv.padding, groups=self.groups)
         return torch.tanh(pre).transpose(1, 2).reshape(batch, frames, self.groups, h * w)
 
     def _forward_learned_gate(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -181,7 +218,8 @@ class GateShiftFuse(TemporalModule):
         return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
     def _forward_composed(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """Steps 1-7 from standard operators: the path of the fixed gates, and of every gate when traced."""
+        """Steps 1-7 from standard operators, with no Python loop over pieces: the path of the fixed gates, of
+        every gate when traced, and of `path="composed"` (the default off CPU, for `torch.compile`)."""
         n, c, h, w = x.shape
         hw = h * w
         frames = num_frames
@@ -254,6 +292,17 @@ class GateShift(GateShiftFuse):
     """
 
     def __init__(self, channels: int, *, groups: int = 2, gate: str = "spatiotemporal",
-                 channel_fraction: float = 1.0, zero_init_gate: bool = True, layer_name: str = "") -> None:
+                 channel_fraction: float = 1.0, zero_init_gate: bool = True, layer_name: str = "",
+                 path: str = "auto") -> None:
         super().__init__(channels, groups=groups, gate=gate, fusion="sum", channel_fraction=channel_fraction,
-                         zero_init_gate=zero_init_gate, layer_name=layer_name)
+                         zero_init_gate=zero_init_gate, layer_name=layer_name, path=path)
+
+
+def set_gsf_path(model: nn.Module, path: str) -> int:
+    """Set `path` ("auto", "fused" or "composed") on every `GateShiftFuse` / `GateShift` inside `model`
+    (itself included); return how many. The knob is per module: there is no global switch."""
+    check_choice("path", path, GSF_PATHS)
+    modules = [module for module in model.modules() if isinstance(module, GateShiftFuse)]
+    for module in modules:
+        module.path = path
+    return len(modules)

