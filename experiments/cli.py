@@ -45,7 +45,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking URI (default: sqlite:///<working folder>/mlflow.db)")
     parser.add_argument("--storage", default="results/sweeps",
-                        help="folder of sweep state and Tune checkpoints (shared by every node on a cluster)")
+                        help="folder (or file:// URI) of sweep state and Tune/Ray Train checkpoints (shared by "
+                             "every node on a cluster)")
     parser.add_argument("--name", default=None, help="sweep folder name (default: GRID-YYYYmmdd-HHMMSS)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the sweep --name (default: the grid's latest) after its driver died")

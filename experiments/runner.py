@@ -22,6 +22,7 @@ Fault tolerance:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -94,6 +95,8 @@ class SweepContext:
     code_version: str
     sweep_dir: Path
     trial_callbacks: TrialCallbacks | None = None
+    # data-parallel trials: the Ray Train worker group of each (gsf.engine.worker_group.WorkerGroup), else None
+    worker_group: Any = None
 
     def trial_spec(self, config: Mapping[str, Any]) -> TrialSpec:
         """The trial Tune scheduled (``config``: its grid point and any sampled values) as a full spec."""
@@ -121,7 +124,8 @@ def _copy_tree(src: Path, dst: Path) -> None:
 class _TrialReporter:
     """Engine callback: report each epoch to Tune (with a checkpoint) and to the trial's MLflow run."""
 
-    def __init__(self, *, out_dir: Path, mlflow_client, run_id: str, history: list[dict], logged: set[int]):
+    def __init__(self, *, out_dir: Path, mlflow_client, run_id: str, history: list[dict], logged: set[int],
+                 on_ray_train: bool = False):
         self.out_dir = out_dir
         self.client = mlflow_client
         self.run_id = run_id
@@ -129,6 +133,9 @@ class _TrialReporter:
         self.logged = logged
         self.last_val: dict[str, float] = {}
         self.total_epochs: int | None = None
+        # rank 0 of a data-parallel trial's Ray Train worker group: report through Ray Train (which hands the
+        # metrics to the trial's Tune session and persists the checkpoint in the sweep's storage)
+        self.on_ray_train = on_ray_train
 
     # Engine Callback interface (duck-typed so this module imports without the engine).
     def on_train_start(self, config, out_dir, start_epoch) -> None:
@@ -150,14 +157,23 @@ class _TrialReporter:
         # swept into storage half-deleted by the driver's sync of the trial folder. A trial a scheduler stops
         # here never returns (Tune exits its thread inside tune.report): the driver's callback logs this epoch
         # to MLflow from the checkpoint's history.
-        tune.report({**self.last_val, **metrics, TOTAL_EPOCHS: self.total_epochs},
-                    checkpoint=tune.Checkpoint.from_directory(str(self.out_dir)))
+        report = {**self.last_val, **metrics, TOTAL_EPOCHS: self.total_epochs}
+        if self.on_ray_train:
+            import ray.train
+
+            ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(str(self.out_dir)))
+        else:
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(str(self.out_dir)))
         if epoch not in self.logged:
             tracking.log_metrics(self.client, self.run_id, metrics, step=epoch)
             self.logged.add(epoch)
 
     def on_train_end(self, result: dict[str, float]) -> None:
-        pass
+        from experiments import tracking
+
+        last_epoch = int(self.history[-1][schema.EPOCH]) if self.history else 0
+        tracking.log_metrics(self.client, self.run_id, _final_metrics(result, self.history), step=last_epoch)
+        _log_trial_outputs(self.client, self.run_id, self.out_dir)
 
 
 def _restore_engine_folder(out_dir: Path, checkpoint) -> tuple[list[dict], bool]:
@@ -227,6 +243,8 @@ def train_trial(config: dict, context: SweepContext) -> None:
     from gsf.engine import TrainConfig, train
 
     spec = context.trial_spec(config)
+    if context.worker_group is not None:
+        return _train_trial_on_workers(context, spec)
     out_dir = Path(tune.get_context().get_trial_dir()) / "engine"
     history, resume = _restore_engine_folder(out_dir, tune.get_checkpoint())
     train_config = TrainConfig.from_dict(spec.config)
@@ -234,19 +252,22 @@ def train_trial(config: dict, context: SweepContext) -> None:
     mlflow_client = tracking.client(context.tracking_uri)
     run_id, _ = tracking.open_trial_run(mlflow_client, context.experiment_id, tags=_trial_tags(context, spec, params),
                                         params=params, complexity=spec.complexity)
-    try:
+    with _closing_trial_run(mlflow_client, run_id):
         logged = _log_missing(mlflow_client, run_id, history)
         reporter = _TrialReporter(out_dir=out_dir, mlflow_client=mlflow_client, run_id=run_id, history=history,
                                   logged=logged)
         extra = list(context.trial_callbacks(spec)) if context.trial_callbacks else []
-        result = train(train_config, out_dir=out_dir, resume=resume, callbacks=[reporter, *extra])
-        last_epoch = int(history[-1][schema.EPOCH]) if history else 0
-        tracking.log_metrics(mlflow_client, run_id, _final_metrics(result, history), step=last_epoch)
-        _log_trial_outputs(mlflow_client, run_id, out_dir)
-        mlflow_client.set_terminated(run_id, status="FINISHED")
+        train(train_config, out_dir=out_dir, resume=resume, callbacks=[reporter, *extra])
+
+
+@contextlib.contextmanager
+def _closing_trial_run(mlflow_client, run_id: str):
+    """The trial's MLflow run ends FINISHED when the block returns and FAILED when it raises, but for the
+    SystemExit with which Tune ends a trial it stopped (an ASHA rung) inside tune.report: the driver's callback
+    has already closed that run as FINISHED, tagged gsf.stopped_early."""
+    try:
+        yield
     except SystemExit:
-        # Tune ends a trial it stopped (an ASHA rung) with sys.exit inside tune.report; the driver's callback has
-        # already closed its run as FINISHED, tagged gsf.stopped_early.
         raise
     except BaseException:
         try:
@@ -254,6 +275,70 @@ def train_trial(config: dict, context: SweepContext) -> None:
         except Exception:  # the tracking server is down too: the driver marks it
             log.exception("could not mark MLflow run %s FAILED", run_id)
         raise
+    mlflow_client.set_terminated(run_id, status="FINISHED")
+
+
+TRAIN_RUNS = "train"  # under the sweep's folder: the Ray Train runs (checkpoints) of data-parallel trials
+
+
+class _WorkerCallbacks:
+    """The engine callbacks of each rank of a data-parallel trial, made in the rank's process: rank 0 reports
+    every epoch through Ray Train (its run folder as the checkpoint) and logs it to the trial's MLflow run (the
+    epochs it lacks back-filled first, so a restarted worker group logs each epoch once); the other ranks
+    only make the report every rank must make."""
+
+    def __init__(self, context: SweepContext, spec: TrialSpec, run_id: str):
+        self.context, self.spec, self.run_id = context, spec, run_id
+
+    def __call__(self, rank: int, folder: Path) -> list:
+        from experiments import tracking
+        from gsf.engine.worker_group import ReportToRayTrain
+
+        # SweepOptions.trial_callbacks, in every rank (the engine calls those not marked every_rank in rank 0 only)
+        extra = list(self.context.trial_callbacks(self.spec)) if self.context.trial_callbacks else []
+        if rank:
+            return [ReportToRayTrain(rank=rank, run_dir=folder, with_checkpoint=False), *extra]
+        history = json.loads((folder / HISTORY).read_text(encoding="utf-8")) if (folder / HISTORY).is_file() else []
+        mlflow_client = tracking.client(self.context.tracking_uri)
+        logged = _log_missing(mlflow_client, self.run_id, history)
+        reporter = _TrialReporter(out_dir=folder, mlflow_client=mlflow_client, run_id=self.run_id, history=history,
+                                  logged=logged, on_ray_train=True)
+        return [reporter, *extra]
+
+
+def _train_trial_on_workers(context: SweepContext, spec: TrialSpec) -> None:
+    """A data-parallel trial: its Ray Train worker group (:func:`gsf.engine.worker_group.fit_worker_group`) run
+    from this Tune trial, the metrics reaching Tune through ``TuneReportCallback``. The Train run is named by
+    the trial's id under the sweep's storage, so a restarted trial (or a resumed sweep) continues from its
+    last checkpoint; a worker (or node) failure restarts the group there, ``tune.max_failures`` times."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from experiments import tracking
+    from gsf.engine import TrainConfig
+    from gsf.engine.worker_group import fit_worker_group
+
+    params = TrainConfig.from_dict(spec.config).flat()
+    mlflow_client = tracking.client(context.tracking_uri)
+    run_id, _ = tracking.open_trial_run(mlflow_client, context.experiment_id, tags=_trial_tags(context, spec, params),
+                                        params=params, complexity=spec.complexity)
+    trial = tune.get_context()
+    with _closing_trial_run(mlflow_client, run_id):
+        fit_worker_group(spec.config, Path(trial.get_trial_dir()) / "engine", context.worker_group,
+                         storage_path=str(context.sweep_dir / TRAIN_RUNS), name=trial.get_trial_id(),
+                         clear_run_dir=True, rank_callbacks=_WorkerCallbacks(context, spec, run_id),
+                         run_callbacks=[TuneReportCallback()])
+
+
+def _worker_group(grid: Grid):
+    """The Ray Train worker group of each trial of a data-parallel grid (None for single-process trials)."""
+    r = grid.resources
+    if r.data_parallel != "ddp":
+        return None
+    from gsf.engine.worker_group import WorkerGroup
+
+    return WorkerGroup(r.workers_per_trial, cpus_per_worker=r.cpus_per_worker, gpus_per_worker=r.gpus_per_worker,
+                       placement=r.placement, max_failures=grid.tune.max_failures)
 
 
 # --- the driver's Tune callback and Ray ------------------------------------------------------------------
@@ -338,8 +423,10 @@ def start_ray(address: str | None, *, num_cpus: int | None = None) -> str | None
     # Workers import this package: put the checkout on their path (a cluster installs it on every node).
     repo = str(Path(__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
+    from gsf.engine.worker_group import LOOPBACK_WORKER_ENV  # data-parallel trials meet on 127.0.0.1 too
+
     ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
-             log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": path}})
+             log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": path, **LOOPBACK_WORKER_ENV}})
     return temp_dir
 
 
@@ -361,7 +448,7 @@ def locate_sweep(grid: Grid, options: SweepOptions) -> SweepFolder:
     back), else a new ``GRID-YYYYmmdd-HHMMSS``; the tracking store checked reachable."""
     from experiments import tracking
 
-    storage = Path(options.storage).resolve()
+    storage = storage_folder(options.storage)
     path = _sweep_dir(storage, grid.name, options.name, options.resume)
     state_path = path / SWEEP_STATE
     if options.resume:
@@ -376,6 +463,26 @@ def locate_sweep(grid: Grid, options: SweepOptions) -> SweepFolder:
                              options.tracking_uri or tracking.default_tracking_uri())
     tracking.preflight(folder.tracking_uri)
     return folder
+
+
+def storage_folder(storage: str | Path) -> Path:
+    """``--storage`` as the folder the sweep keeps its state, Tune's and Ray Train's checkpoints in: a path (a
+    shared file system on a cluster) or a ``file://`` URI. Object stores (``s3://``, ``gs://``) are refused
+    with the way round: the sweep's own state and Tune's state repair read local files."""
+    from urllib.parse import unquote, urlparse
+
+    text = str(storage)
+    scheme = urlparse(text).scheme if "://" in text else ""
+    if scheme == "file":
+        parsed = urlparse(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise GSFConfigError(f"--storage {text}: a file:// URI names a local path (file:///ABS/PATH)")
+        return Path(unquote(parsed.path)).resolve()
+    if scheme:
+        raise GSFConfigError(f"--storage {text}: {scheme}:// storage is not supported yet (the sweep's state "
+                             "and Tune's state repair read local files); mount it on every node and pass the "
+                             "folder, or use a shared file system")
+    return Path(text).resolve()
 
 
 def _sweep_dir(storage: Path, grid_name: str, name: str | None, resume: bool) -> Path:
@@ -418,7 +525,7 @@ def open_sweep(grid: Grid, folder: SweepFolder, trials: dict[str, TrialSpec], *,
         (folder.path / SWEEP_STATE).write_text(json.dumps(state, indent=2), encoding="utf-8")
     return SweepContext(trials=trials, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent,
                         sweep_id=sweep_id, grid=grid.name, table=grid.table, code_version=code,
-                        sweep_dir=folder.path, trial_callbacks=trial_callbacks)
+                        sweep_dir=folder.path, trial_callbacks=trial_callbacks, worker_group=_worker_group(grid))
 
 
 def announce(grid: Grid, context: SweepContext) -> None:
@@ -426,7 +533,9 @@ def announce(grid: Grid, context: SweepContext) -> None:
     scheduler."""
     world_size = max(spec.config["runtime"]["world_size"] for spec in context.trials.values())
     if world_size > 1:
-        log.info("each trial trains with %d data-parallel (DDP) processes", world_size)
+        group = context.worker_group
+        log.info("each trial trains with %d data-parallel (DDP) processes: Ray Train workers of %g CPU and %g GPU "
+                 "each, placed %s", world_size, group.cpus_per_worker, group.gpus_per_worker, group.placement)
     log.info("%s: %d trials, sweep %s, tracking %s, folder %s", grid.name, planned_trials(grid, len(context.trials)),
              context.sweep_id, context.tracking_uri, context.sweep_dir)
     for line in describe_tune(grid, len(context.trials)):

@@ -34,30 +34,28 @@ class TrialSpec:
 
 
 def processes_per_trial(grid: Grid, *, gpus_per_trial: float | None = None) -> int:
-    """Processes that train each trial: ``resources.data_parallel: ddp`` runs ``workers_per_trial``, or one per
-    GPU of ``--gpus-per-trial`` when given for a GPU grid; else 1."""
+    """Processes that train each trial: ``resources.data_parallel: ddp`` runs ``workers_per_trial`` Ray Train
+    workers; else 1. ``--gpus-per-trial`` applies to single-process trials only."""
     resources = grid.resources
     if resources.data_parallel != "ddp":
         return 1
-    if resources.gpus_per_trial > 0 and gpus_per_trial is not None:
-        if gpus_per_trial < 2 or gpus_per_trial != int(gpus_per_trial):
-            raise GSFConfigError(f"--gpus-per-trial {gpus_per_trial}: grid {grid.path} trains each trial with DDP, "
-                                 "one process per GPU: give a whole number >= 2")
-        return int(gpus_per_trial)
+    if gpus_per_trial is not None:
+        raise GSFConfigError(f"--gpus-per-trial {gpus_per_trial}: grid {grid.path} trains each trial with DDP on "
+                             "Ray Train workers; set resources.gpus_per_worker (0 or 1) and workers_per_trial instead")
     return resources.workers_per_trial
 
 
 def with_world_size(grid: Grid, spec: TrialSpec, world_size: int) -> TrialSpec:
     """``spec`` trained by ``world_size`` processes, written into its ``runtime.world_size`` (so its config, hash
-    and MLflow params say how it was trained and the engine launches that many processes: rank 0 in the trial's
-    own process, reporting to Tune and MLflow, the others spawned beside it)."""
+    and MLflow params say how it was trained; the trial runs that many Ray Train workers, rank 0 reporting to
+    Tune and MLflow)."""
     asked = spec.config["runtime"].get("world_size", 1)
     if asked == world_size:
         return spec
     if asked != 1:
         raise GSFConfigError(f"grid {grid.path}, trial {spec.slug}: runtime.world_size={asked} but the grid's "
                              f"resources give {world_size} process(es) per trial; set resources.data_parallel: "
-                             "ddp with workers_per_trial (CPU) or gpus_per_trial instead")
+                             "ddp with workers_per_trial instead")
     config = {**spec.config, "runtime": {**spec.config["runtime"], "world_size": world_size}}
     return dataclasses.replace(spec, config=config, config_hash=config_hash(config))
 

@@ -9,8 +9,9 @@ See ``docs/CONTRIBUTING-internal.md`` (Grids and MLflow layout) for the format; 
     include:                       # extra trials after the product, each with every seed
       - {model.temporal: gsf, model.groups: 4}
     resources: {cpus_per_trial: 1, gpus_per_trial: 0, data_parallel: none, max_concurrent: 2}
-    # data parallel (DDP) inside each trial, one process per GPU:  {gpus_per_trial: 4, data_parallel: ddp}
-    # or N gloo processes on CPU:        {cpus_per_trial: 2, data_parallel: ddp, workers_per_trial: 2}
+    # data parallel (DDP): each trial a Ray Train worker group, its ranks placed on any nodes with room:
+    #   {data_parallel: ddp, workers_per_trial: 8, gpus_per_worker: 1, cpus_per_worker: 4, placement: spread}
+    #   (gpus_per_worker 0: gloo ranks on CPU; placement pack (default): as few nodes as possible)
     tune:
       metric: val_top1             # what ASHA and Optuna optimise: an engine metric (TUNE_METRICS), read at
       mode: max                    #   every epoch (so runtime.eval_every: 1 for a val_* metric)

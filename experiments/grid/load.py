@@ -11,12 +11,14 @@ from typing import Any
 
 import yaml
 
-from experiments.grid.types import SEED_KEY, Grid, Resources, TuneSettings, grid_error
+from experiments.grid.types import DRIVER_CPUS, SEED_KEY, Grid, Resources, TuneSettings, grid_error
 from gsf.errors import GSFConfigError
 
 GRID_KEYS = ("study", "table", "description", "base_config", "set", "axes", "include", "seeds", "exclude",
              "baseline", "resources", "tune")
-RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "data_parallel", "workers_per_trial", "max_concurrent")
+RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "data_parallel", "workers_per_trial", "cpus_per_worker",
+                 "gpus_per_worker", "placement", "max_concurrent")
+PLACEMENTS = ("pack", "spread")  # Ray Train's PACK/SPREAD placement of a trial's workers
 DATA_PARALLEL = ("none", "ddp")
 TUNE_KEYS = ("metric", "mode", "max_failures", "scheduler", "search")
 SCHEDULER_KEYS = ("type", "grace_period", "reduction_factor", "max_t")
@@ -75,35 +77,48 @@ def _positive_number(path: Path, where: str, value: object, *, integer: bool, al
 
 
 def _load_resources(path: Path, raw: object) -> Resources:
+    """``resources``: one process per trial (``cpus_per_trial``, ``gpus_per_trial``), or with ``data_parallel:
+    ddp`` a Ray Train worker group of ``workers_per_trial`` ranks, each reserving ``cpus_per_worker`` CPUs and
+    ``gpus_per_worker`` (0 or 1) GPUs, placed ``pack`` (fewest nodes) or ``spread`` (one node each if possible)."""
     raw = _mapping(path, "resources", raw)
     _unknown(path, "resources", raw, RESOURCE_KEYS)
-    cpus = _positive_number(path, "resources.cpus_per_trial", raw.get("cpus_per_trial", 1), integer=False)
-    gpus = _positive_number(path, "resources.gpus_per_trial", raw.get("gpus_per_trial", 0), integer=False,
-                            allow_zero=True)
     parallel = raw.get("data_parallel", "none")
     if parallel not in DATA_PARALLEL:
         raise grid_error(path, "resources.data_parallel", f"{parallel!r} is not one of {list(DATA_PARALLEL)}")
-    workers = raw.get("workers_per_trial")
-    if workers is not None:
-        _positive_number(path, "resources.workers_per_trial", workers, integer=True)
-    if parallel == "none" and workers not in (None, 1):
-        raise grid_error(path, "resources.workers_per_trial", f"{workers} processes per trial need data_parallel: ddp")
-    if parallel == "ddp" and gpus > 0:
-        if gpus < 2 or gpus != int(gpus):
-            raise grid_error(path, "resources.data_parallel", f"ddp on GPUs needs a whole number of GPUs >= 2 per trial "
-                                                          f"(one process each), got gpus_per_trial={gpus!r}; for "
-                                                          "ddp on CPU set gpus_per_trial: 0 and workers_per_trial")
-        if workers not in (None, int(gpus)):
-            raise grid_error(path, "resources.workers_per_trial",
-                         f"ddp on GPUs runs one process per GPU: workers_per_trial={workers} but gpus_per_trial={gpus!r}")
-        workers = int(gpus)
-    elif parallel == "ddp" and (workers is None or workers < 2):
-        raise grid_error(path, "resources.data_parallel", "ddp on CPU (gpus_per_trial 0) needs workers_per_trial >= 2 "
-                                                      f"(gloo processes per trial), got {workers!r}")
     concurrent = raw.get("max_concurrent")
     if concurrent is not None:
         _positive_number(path, "resources.max_concurrent", concurrent, integer=True)
-    return Resources(float(cpus), float(gpus), parallel, concurrent, workers or 1)
+    worker_keys = [key for key in ("workers_per_trial", "cpus_per_worker", "gpus_per_worker", "placement") if key in raw]
+    if parallel == "none":
+        if worker_keys and raw.get("workers_per_trial", 1) != 1:
+            raise grid_error(path, "resources.workers_per_trial",
+                             f"{raw['workers_per_trial']} processes per trial need data_parallel: ddp")
+        if worker_keys and worker_keys != ["workers_per_trial"]:
+            raise grid_error(path, f"resources.{[k for k in worker_keys if k != 'workers_per_trial'][0]}",
+                             "is a setting of a data-parallel trial's workers: set data_parallel: ddp")
+        cpus = _positive_number(path, "resources.cpus_per_trial", raw.get("cpus_per_trial", 1), integer=False)
+        gpus = _positive_number(path, "resources.gpus_per_trial", raw.get("gpus_per_trial", 0), integer=False,
+                                allow_zero=True)
+        return Resources(float(cpus), float(gpus), parallel, concurrent, 1)
+    workers = raw.get("workers_per_trial")
+    if workers is None or isinstance(workers, bool) or not isinstance(workers, int) or workers < 2:
+        raise grid_error(path, "resources.data_parallel", "ddp needs workers_per_trial >= 2 (an integer: the Ray "
+                                                          f"Train workers, one rank each), got {workers!r}")
+    for key in ("cpus_per_trial", "gpus_per_trial"):
+        if key in raw:
+            per_worker = key.replace("_trial", "_worker")
+            raise grid_error(path, f"resources.{key}", f"with data_parallel: ddp each of the workers_per_trial "
+                                                       f"workers reserves its own: set {per_worker} instead")
+    cpus = _positive_number(path, "resources.cpus_per_worker", raw.get("cpus_per_worker", 1), integer=False)
+    gpus = raw.get("gpus_per_worker", 0)
+    if gpus not in (0, 1) or isinstance(gpus, bool):
+        raise grid_error(path, "resources.gpus_per_worker", f"must be 0 (gloo on CPU) or 1 (one GPU per rank, "
+                                                            f"nccl), got {gpus!r}")
+    placement = raw.get("placement", "pack")
+    if placement not in PLACEMENTS:
+        raise grid_error(path, "resources.placement", f"{placement!r} is not one of {list(PLACEMENTS)}")
+    return Resources(DRIVER_CPUS, 0.0, parallel, concurrent, workers, cpus_per_worker=float(cpus),
+                     gpus_per_worker=float(gpus), placement=placement)
 
 
 def _number_pair(path: Path, where: str, kind: str, args: object) -> list:

@@ -22,18 +22,27 @@ def same_value(a: object, b: object) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
+# What a data-parallel trial's own process reserves: it only waits on its Ray Train worker group (the workers
+# reserve the CPUs/GPUs that train), so it takes a sliver of a CPU, never a whole one a worker needs.
+DRIVER_CPUS = 0.01
+
+
 @dataclass(frozen=True)
 class Resources:
-    """What one trial asks Ray for (``cpus_per_trial``/``gpus_per_trial``: the whole trial, all its
-    processes) and how many processes train it: ``data_parallel='ddp'`` runs ``workers_per_trial``
-    DDP processes, one per GPU when the trial has GPUs (then ``workers_per_trial = gpus_per_trial``),
-    else gloo processes on CPU (:func:`gsf.engine.distributed.launch_local`)."""
+    """What one trial asks Ray for. Without data parallelism, one process: ``cpus_per_trial``/``gpus_per_trial``.
+    With ``data_parallel='ddp'``, a Ray Train worker group (:mod:`gsf.engine.worker_group`) of
+    ``workers_per_trial`` ranks, each reserving ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs (1: nccl,
+    0: gloo on CPU), placed ``pack`` or ``spread`` over the nodes; the trial's own process then reserves
+    :data:`DRIVER_CPUS` (``cpus_per_trial``) and no GPU."""
 
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     data_parallel: str = "none"
     max_concurrent: int | None = None
     workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    placement: str = "pack"
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,13 @@ Metrics per epoch (``Callback.on_epoch_end``; epochs 1-based; accuracies are fra
 adds ``val_verb_top1``, ``val_verb_top5``, ``val_noun_top1``, ``val_noun_top5``; its ``val_top1`` is the
 action's). The final result adds ``final_val_top1``, ``final_val_top5``.
 
-Data parallel (DDP): ``runtime.world_size=N`` (``gsf train --nproc N``) trains on N local processes through
-``launch_local(config, out_dir, resume=..., callbacks=..., world_size=N)``; see :mod:`gsf.engine.distributed`.
+Data parallel (DDP): ``train`` runs in every rank of a process group that Ray Train
+(:mod:`gsf.engine.worker_group`: ``fit_worker_group``, ``fit_local`` for ``gsf train --nproc N``) or torchrun
+(:mod:`gsf.engine.torchrun_train`) started; see :mod:`gsf.engine.distributed`.
 
 Import order (no module imports one above it): ``config`` and ``distributed`` -> ``checkpoint`` ->
-``loaders`` (data sets, loaders, seeding, autocast, class count) -> ``evaluate`` -> ``trainer`` (``train``,
-``launch_local``) -> ``train_cli``/``eval_cli``. Errors are in :mod:`gsf.errors`.
+``loaders`` (data sets, loaders, seeding, autocast, class count) -> ``evaluate`` -> ``trainer`` (``train``)
+-> ``worker_group`` -> ``train_cli``/``eval_cli``/``torchrun_train``. Errors are in :mod:`gsf.errors`.
 """
 
 _LAZY = {
@@ -35,7 +36,8 @@ _LAZY = {
     "scaled_lr": "gsf.engine.trainer",
     "NonFiniteLossError": "gsf.errors",
     "evaluate_checkpoint": "gsf.engine.evaluate",
-    "launch_local": "gsf.engine.trainer",
+    "fit_local": "gsf.engine.worker_group",
+    "fit_worker_group": "gsf.engine.worker_group",
     "RankFailedError": "gsf.errors",
     "load_checkpoint": "gsf.engine.checkpoint",
     "save_checkpoint": "gsf.engine.checkpoint",

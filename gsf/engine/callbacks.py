@@ -11,7 +11,11 @@ if TYPE_CHECKING:
 
 
 class Callback:
-    """Hooks called by :func:`gsf.engine.train`; every method is optional (the base class does nothing)."""
+    """Hooks called by :func:`gsf.engine.train`; every method is optional (the base class does nothing).
+    In a data-parallel run only rank 0 calls them, unless ``every_rank`` is true (a report every rank must
+    make, like Ray Train's)."""
+
+    every_rank: bool = False
 
     def on_train_start(self, config: TrainConfig, out_dir: Path, start_epoch: int) -> None:
         """Before the first epoch trained in this call (``start_epoch`` is 1-based; > 1 on resume)."""

@@ -120,8 +120,10 @@ class RuntimeConfig:
     eval_every: int = _knob(5, "validate every n epochs (and always after the last)")
     num_threads: int | None = _knob(None, "torch CPU threads; null: torch's default")
     progress: bool = _knob(True, "tqdm progress bar per epoch")
-    world_size: int = _knob(1, "data-parallel processes (DDP), one device each; > 1 launches them on this "
-                               "machine (gsf train --nproc N): nccl on N GPUs, else gloo on CPU")
+    world_size: int = _knob(1, "data-parallel processes (DDP), one device each, started by Ray Train (gsf train "
+                               "--nproc N, a sweep's workers_per_trial) or torchrun: nccl on GPUs, else gloo on CPU")
+    sync_bn: bool = _knob(False, "SyncBatchNorm across the data-parallel processes (statistics of the global "
+                                 "batch; CUDA only); false: each process its own batch, as the release")
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "runtime": RuntimeConfig}
@@ -339,9 +341,16 @@ def resolve_device(config: TrainConfig) -> str:
     import torch
 
     if config.runtime.device == "auto":
-        enough = torch.cuda.is_available() and torch.cuda.device_count() >= config.runtime.world_size
+        enough = torch.cuda.is_available() and torch.cuda.device_count() >= _gpus_needed_here(config)
         return "cuda" if enough else "cpu"
     return config.runtime.device
+
+
+def _gpus_needed_here(config: TrainConfig) -> int:
+    """GPUs this process must see: its own one in a process group (each rank one device), else one per process."""
+    import torch.distributed as dist
+
+    return 1 if dist.is_available() and dist.is_initialized() else config.runtime.world_size
 
 
 def resolve_precision(config: TrainConfig) -> str:
@@ -391,11 +400,14 @@ def check_config(config: TrainConfig, *, need_data: bool = True) -> None:
     # One device per process: data.batch_size is what one device sees (gsf.engine.distributed).
     if r.device == "cuda" and not torch.cuda.is_available():
         raise GSFConfigError("runtime.device='cuda' but CUDA is not available; use 'auto' or 'cpu'")
-    if r.device == "cuda" and torch.cuda.device_count() < r.world_size:
+    if r.device == "cuda" and torch.cuda.device_count() < _gpus_needed_here(config):
         raise GSFConfigError(f"runtime.world_size={r.world_size} with runtime.device='cuda' needs one GPU per "
                              f"process, but {torch.cuda.device_count()} are visible; use fewer processes or "
                              "runtime.device='auto'/'cpu' (gloo on CPU)")
     device = resolve_device(config)
+    if r.sync_bn and r.world_size > 1 and device != "cuda":
+        raise GSFConfigError(f"runtime.sync_bn=true needs CUDA (torch's SyncBatchNorm runs on GPUs only; the run's "
+                             f"device is {device}); set runtime.sync_bn=false for gloo on CPU")
     if r.precision == "fp16" and device != "cuda":
         raise GSFConfigError(f"runtime.precision='fp16' needs CUDA (device is {device}); use fp32 or bf16")
     if need_data:

@@ -1,7 +1,7 @@
-"""Data parallelism inside one run (torch DDP): this process's place in the group, the few collectives
-the engine needs, and :func:`run_ranks`, which runs a function in N local processes (the trainer's
-:func:`gsf.engine.trainer.launch_local` trains one configuration that way). It imports nothing of the
-engine but the errors, so every engine module can import it.
+"""Data parallelism inside one run (torch DDP): this process's place in the group and the few collectives
+the engine needs. It imports nothing of the engine but the errors, so every engine module can import it.
+The ranks are started by Ray Train (:mod:`gsf.engine.worker_group`: a sweep's data-parallel trials, ``gsf
+train --nproc N``) or by torchrun (:mod:`gsf.engine.torchrun_train`), never by this package.
 
 How :func:`gsf.engine.train` splits a run over the N processes (ranks) of a process group, one device each:
 
@@ -15,26 +15,22 @@ How :func:`gsf.engine.train` splits a run over the N processes (ranks) of a proc
   per-video logits are gathered, and every rank computes the metrics over the whole set: the numbers of a
   single process, every video counted once.
 - **writing**: only rank 0 writes ``config.yaml``, checkpoints, scores, ``metrics.jsonl`` and
-  ``result.json`` and calls the callbacks; the other ranks stay in lock-step through the collectives.
-  A checkpoint carries every rank's RNG state, so resuming (every rank loads it) is exact.
-- **devices**: on CUDA each rank uses its current device (``launch_local`` binds rank r to ``cuda:r``);
-  the backend is nccl there and gloo on CPU. BatchNorm normalises with each rank's own batch (no
-  SyncBatchNorm); the running statistics are rank 0's (sent to every rank after each epoch).
-
-:func:`run_ranks` (and so ``launch_local``) runs rank 0 in the calling process, so callbacks (the sweep's
-Tune and MLflow reporting) work unchanged, and spawns ranks 1..N-1. An error in any rank ends every rank
-and is raised in the caller: rank 0's own error as it is, another rank's as a
-:class:`gsf.errors.RankFailedError` naming the rank.
+  ``result.json`` and calls the callbacks (but those marked ``every_rank``, e.g. Ray Train's report, a
+  barrier every rank must reach); the other ranks stay in lock-step through the collectives. A checkpoint
+  carries every rank's RNG state, so resuming (every rank loads it) is exact.
+- **devices**: on CUDA each rank uses its current device (set by whoever started it: Ray Train's device, or
+  torchrun's ``LOCAL_RANK``); the backend is nccl there and gloo on CPU. BatchNorm normalises with each
+  rank's own batch, as the release does; ``runtime.sync_bn`` makes it :class:`torch.nn.SyncBatchNorm`
+  (statistics over the global batch; torch runs it on GPUs only). The running statistics are rank 0's
+  (sent to every rank after each epoch).
 """
+
 
 from __future__ import annotations
 
 import logging
-import pickle
-import sys
-import time
-import traceback
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -43,12 +39,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from gsf.errors import RankFailedError
+from gsf.errors import GSFConfigError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 1800.0
-_READY = "gsf/ready/{}"
+# What torchrun (and any torch elastic launcher) sets in every rank it starts.
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 # --- this process in its group -----------------------------------------------------------------------
@@ -92,6 +89,18 @@ def shard(num_items: int, where: Group) -> range:
     return range(where.rank, num_items, where.world_size)
 
 
+def backend_for(device_type: str) -> str:
+    """The process group's backend: nccl for CUDA ranks, gloo on CPU."""
+    return "nccl" if device_type == "cuda" else "gloo"
+
+
+def with_sync_bn(model: nn.Module) -> nn.Module:
+    """``model`` with every BatchNorm a :class:`torch.nn.SyncBatchNorm` (same parameters and buffers, so the
+    optimizer and checkpoints are unchanged; statistics over the global batch). Modules that normalise by
+    themselves (the GSF fast path's fused gate BN, :mod:`gsf.ops`) keep per-rank statistics."""
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` in ``DistributedDataParallel`` (every parameter is used in each forward of this suite's
     models, so unused-parameter search stays off)."""
@@ -131,208 +140,24 @@ def barrier(device: torch.device) -> None:
         dist.barrier()
 
 
-# --- running N ranks on this machine -----------------------------------------------------------------
-
-@dataclass
-class _Report:
-    """What a spawned rank sends back: its return value, or its error."""
-
-    rank: int
-    ok: bool
-    value: Any = None
-    error_type: str = ""
-    message: str = ""
-    traceback: str = ""
-    when: float = 0.0
-    collective: bool = False  # the error was a failed collective (a symptom of another rank's failure)
+def started_by_torchrun() -> bool:
+    """Whether this process is a rank started by torchrun (its environment names the group)."""
+    return all(key in os.environ for key in TORCHRUN_ENV)
 
 
-def run_ranks(worker: Callable[..., Any], world_size: int, *, args: tuple = (), main: Callable[[], Any] | None = None,
-              backend: str = "gloo", device_type: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Any]:
-    """Run ``worker(rank, world_size, *args)`` in a process group of ``world_size`` ranks on this machine
-    and return every rank's return value, in rank order.
-
-    Rank 0 is this process (it runs ``main()`` instead when given); ranks 1..N-1 are spawned (``worker``
-    and ``args`` must pickle, ``worker`` be importable). The group meets on a free port of 127.0.0.1. On
-    CUDA, rank r uses ``cuda:r``. If any rank fails, the others are ended and the error is raised here.
-    """
-    import torch.multiprocessing as mp
-
-    timeout = timedelta(seconds=timeout_s)
-    store = dist.TCPStore("127.0.0.1", 0, world_size, is_master=True, timeout=timeout, wait_for_workers=False)
-    context = mp.get_context("spawn")
-    ranks: dict[int, _Spawned] = {}
-    try:
-        for rank in range(1, world_size):
-            reader, writer = context.Pipe(duplex=False)
-            process = context.Process(target=_rank_entry, name=f"gsf-rank{rank}",
-                                      args=(rank, world_size, store.port, backend, device_type, timeout_s, worker,
-                                            args, writer))
-            process.start()
-            writer.close()  # the rank holds the only writer: its exit ends the pipe
-            ranks[rank] = _Spawned(process, reader)
-        _wait_until_ready(store, ranks, timeout_s)
-        if device_type == "cuda":
-            torch.cuda.set_device(0)
-        dist.init_process_group(backend, store=store, rank=0, world_size=world_size, timeout=timeout)
-        try:
-            first = main() if main is not None else worker(0, world_size, *args)
-        finally:
-            dist.destroy_process_group()
-    except RankFailedError:  # a rank failed to start: the others still wait for it
-        _end(ranks, grace_s=0.0)
-        raise
-    except BaseException as err:
-        failed_at = time.time()
-        # Rank 0 has left the group, so the other ranks' collectives fail and they report.
-        received = _collect(ranks, deadline=time.monotonic() + 15.0)
-        _end(ranks, grace_s=1.0)
-        culprit = _culprit(received, own_error=err, failed_at=failed_at)
-        if culprit is None:
-            raise
-        raise _as_error(culprit, world_size) from err
-    received = _collect(ranks, deadline=time.monotonic() + timeout_s)
-    _end(ranks, grace_s=5.0)
-    culprit = _culprit(received, own_error=None, failed_at=time.time())
-    if culprit is not None:
-        raise _as_error(culprit, world_size)
-    return [first, *(received[rank].value for rank in sorted(ranks))]
+def require_torchrun() -> None:
+    """Fail, naming what is missing, unless torchrun started this process."""
+    if not started_by_torchrun():
+        missing = [key for key in TORCHRUN_ENV if key not in os.environ]
+        raise GSFConfigError(f"not started by torchrun ({', '.join(missing)} unset): run "
+                             "torchrun --nproc-per-node N -m gsf.engine.torchrun_train CONFIG --out DIR")
 
 
-@dataclass
-class _Spawned:
-    process: Any
-    reader: Any  # the read end of the pipe the rank reports through
-
-
-def _rank_entry(rank: int, world_size: int, port: int, backend: str, device_type: str, timeout_s: float,
-                worker: Callable[..., Any], args: tuple, writer) -> None:
-    """Body of a spawned rank: join the group, run ``worker``, report its result or error."""
-    code = 0
-    try:
-        if device_type == "cuda":
-            torch.cuda.set_device(rank)
-        timeout = timedelta(seconds=timeout_s)
-        store = dist.TCPStore("127.0.0.1", port, world_size, is_master=False, timeout=timeout)
-        store.set(_READY.format(rank), "1")
-        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
-        report = _Report(rank, ok=True, value=worker(rank, world_size, *args))
-    except BaseException as err:  # every failure goes to rank 0, which raises it
-        code = 1
-        report = _Report(rank, ok=False, error_type=type(err).__name__, message=str(err),
-                         traceback=traceback.format_exc(), when=time.time(), collective=_is_collective_failure(err))
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    # Pickled here, by value (the pipe's own pickler would share tensors through this process's memory,
-    # gone once it exits).
-    try:
-        data = pickle.dumps(report)
-    except Exception as err:
-        code = 1
-        data = pickle.dumps(_Report(rank, ok=False, error_type=type(err).__name__, when=time.time(),
-                                    message=f"its result could not be sent back: {err}"))
-    writer.send_bytes(data)
-    writer.close()
-    sys.exit(code)
-
-
-def _is_collective_failure(err: BaseException) -> bool:
-    """A failed collective: what a rank sees when another rank died or left (not a root cause)."""
-    if isinstance(err, dist.DistError):
-        return True
-    text = str(err)
-    return isinstance(err, RuntimeError) and any(
-        s in text for s in ("Connection closed by peer", "Connection reset by peer", "gloo", "NCCL"))
-
-
-def _wait_until_ready(store, ranks: dict[int, _Spawned], timeout_s: float) -> None:
-    """Wait until every spawned rank has reached the group's store, or fail fast if one died first."""
-    deadline = time.monotonic() + timeout_s
-    waiting = set(ranks)
-    while waiting:
-        waiting = {rank for rank in waiting if not store.check([_READY.format(rank)])}
-        dead = sorted(rank for rank in waiting if ranks[rank].process.exitcode is not None)
-        if dead:
-            received = _collect({dead[0]: ranks[dead[0]]}, deadline=time.monotonic() + 5.0)
-            raise _as_error(received[dead[0]], len(ranks) + 1)
-        if waiting and time.monotonic() > deadline:
-            raise RankFailedError(f"rank {min(waiting)} did not start within {timeout_s:.0f} s", rank=min(waiting))
-        if waiting:
-            time.sleep(0.05)
-
-
-def _collect(ranks: dict[int, _Spawned], *, deadline: float) -> dict[int, _Report]:
-    """The reports of the spawned ranks, until each has reported or exited (or ``deadline``). A rank that
-    exited without a report (killed) gets one describing its exit."""
-    from multiprocessing.connection import wait
-
-    received: dict[int, _Report] = {}
-    while len(received) < len(ranks) and time.monotonic() < deadline:
-        readers = {ranks[rank].reader: rank for rank in ranks if rank not in received}
-        for reader in wait(list(readers), timeout=min(1.0, max(0.0, deadline - time.monotonic()))):
-            rank = readers[reader]
-            try:
-                received[rank] = pickle.loads(reader.recv_bytes())
-            except (EOFError, OSError):  # the pipe ended without a report: the rank died
-                process = ranks[rank].process
-                process.join(timeout=5.0)
-                received[rank] = _Report(rank, ok=False, when=time.time(), message=_exit_description(process.exitcode))
-    return received
-
-
-def _exit_description(code: int | None) -> str:
-    if code is None:
-        return "closed its pipe without reporting"
-    if code < 0:
-        import signal
-
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"was killed by {name} without reporting an error (out of memory?)"
-    return f"exited with code {code} without reporting an error"
-
-
-def _culprit(received: dict[int, _Report], *, own_error: BaseException | None, failed_at: float) -> _Report | None:
-    """The spawned rank whose failure caused the run's failure, or None when rank 0's own error did (or
-    nothing failed). A rank's own error comes before a rank killed without a word, which comes before a
-    failed collective (the echo of another rank's failure); the earliest of a kind wins."""
-    failures = [r for r in received.values() if not r.ok]
-    if own_error is not None and not _is_collective_failure(own_error):
-        if not any(not r.collective and r.error_type and r.when < failed_at for r in failures):
-            return None
-    if not failures:
-        return None
-
-    def order(report: _Report):
-        kind = 0 if (report.error_type and not report.collective) else 1 if not report.error_type else 2
-        return kind, report.when
-
-    return min(failures, key=order)
-
-
-def _as_error(report: _Report, world_size: int) -> RankFailedError:
-    if report.error_type:
-        log.error("rank %d of %d failed:\n%s", report.rank, world_size, report.traceback.rstrip())
-        message = f"rank {report.rank} of {world_size} failed: {report.error_type}: {report.message}"
-    else:
-        message = f"rank {report.rank} of {world_size} {report.message}"
-    return RankFailedError(message, rank=report.rank, error_type=report.error_type or None,
-                           remote_traceback=report.traceback)
-
-
-def _end(ranks: dict[int, _Spawned], *, grace_s: float) -> None:
-    """Give the spawned ranks ``grace_s`` to exit, then end the stragglers; close the pipes."""
-    deadline = time.monotonic() + grace_s
-    for spawned in ranks.values():
-        spawned.process.join(timeout=max(0.0, deadline - time.monotonic()))
-    for spawned in ranks.values():
-        if spawned.process.is_alive():
-            spawned.process.terminate()
-            spawned.process.join(timeout=5.0)
-        if spawned.process.is_alive():
-            spawned.process.kill()
-            spawned.process.join()
-        spawned.reader.close()
+def init_from_torchrun(device_type: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Group:
+    """Join the process group torchrun describes in the environment (``env://``); on CUDA the rank uses
+    ``cuda:LOCAL_RANK``. Returns this process's place in the group."""
+    require_torchrun()
+    if device_type == "cuda":
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group(backend_for(device_type), timeout=timedelta(seconds=timeout_s))
+    return group()

@@ -16,7 +16,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     parser.add_argument("--nproc", type=int, metavar="N",
                         help="data-parallel (DDP) processes on this machine, one device each (= --set "
-                             "runtime.world_size=N): nccl on N GPUs, else gloo on CPU; data.batch_size is per process")
+                             "runtime.world_size=N), started by Ray Train: nccl on N GPUs, else gloo on CPU; "
+                             "data.batch_size is per process (torchrun: python -m gsf.engine.torchrun_train)")
     parser.add_argument("--show-config", action="store_true",
                         help="print every key with its default and meaning (or the resolved CONFIG) and exit")
 
@@ -27,7 +28,23 @@ def setup_logging() -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _fit_on_ray_train(config, out: Path, args) -> dict:
+    """``--nproc N``: N Ray Train workers of a local Ray (:func:`gsf.engine.worker_group.fit_local`)."""
+    import os
+
+    from gsf.engine.config import resolve_device
+    from gsf.engine.worker_group import fit_local
+    from gsf.errors import GSFConfigError
+
+    if getattr(args, "tracking_uri", None) or os.environ.get("MLFLOW_TRACKING_URI"):
+        raise GSFConfigError("--nproc > 1 does not log to MLflow yet: drop --tracking-uri (and MLFLOW_TRACKING_URI), "
+                             "or run the configuration as a sweep trial (resources.workers_per_trial)")
+    return fit_local(config.to_dict(), out, num_workers=config.runtime.world_size, resume=args.resume,
+                     use_gpus=resolve_device(config) == "cuda")
+
+
 def run(args) -> int:
+    from gsf.engine import distributed
     from gsf.engine.config import describe, load_config
     from gsf.errors import GSFError
 
@@ -51,7 +68,10 @@ def run(args) -> int:
                 return 2
             overrides.append(f"runtime.world_size={args.nproc}")
         config = load_config(args.config, overrides)
-        result = train(config, Path(args.out), resume=args.resume)
+        if config.runtime.world_size > 1 and not distributed.in_process_group():  # Ray Train starts the ranks
+            result = _fit_on_ray_train(config, Path(args.out), args)
+        else:
+            result = train(config, Path(args.out), resume=args.resume)
     except GSFError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -127,13 +127,17 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
     already holds a checkpoint is an error (nothing is overwritten by accident).
 
     Data parallel: called in every rank of an initialised process group, each rank trains its shard and
-    only rank 0 writes and calls ``callbacks`` (:mod:`gsf.engine.distributed`); without a group,
-    ``runtime.world_size`` > 1 launches that many local processes (:func:`launch_local`).
+    only rank 0 writes and calls ``callbacks`` (those with ``every_rank`` set are called in every rank;
+    :mod:`gsf.engine.distributed`). Whoever starts the ranks (Ray Train, :mod:`gsf.engine.worker_group`;
+    torchrun, :mod:`gsf.engine.torchrun_train`) sets the group up; without one, ``runtime.world_size`` must be 1.
     """
     check_config(config)
     where = distributed.group()
     if not where.active and config.runtime.world_size > 1:
-        return launch_local(config, out_dir, resume=resume, callbacks=callbacks)
+        raise GSFConfigError(
+            f"runtime.world_size={config.runtime.world_size} but this process is not in a process group: start the "
+            f"ranks with gsf train --nproc {config.runtime.world_size} (Ray Train), torchrun --nproc-per-node "
+            f"{config.runtime.world_size} -m gsf.engine.torchrun_train, or a sweep's resources.workers_per_trial")
     if where.active and config.runtime.world_size != where.world_size:
         if config.runtime.world_size != 1:
             raise GSFConfigError(f"runtime.world_size={config.runtime.world_size} but the process group has "
@@ -145,55 +149,12 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
 
 
 
-def launch_local(config: TrainConfig, out_dir: str | Path, resume: bool = False, callbacks: Sequence[Callback] = (),
-                 *, world_size: int | None = None, backend: str | None = None,
-                 timeout_s: float = distributed.DEFAULT_TIMEOUT_S) -> dict[str, float]:
-    """Train ``config`` with ``world_size`` processes on this machine (default ``runtime.world_size``) and
-    return rank 0's result (what :func:`train` returns).
-
-    Rank 0 runs here and calls ``callbacks``; ranks 1..N-1 are spawned (:func:`gsf.engine.distributed.run_ranks`).
-    The backend is nccl when the run is on CUDA (one visible GPU per process, rank r on ``cuda:r``), else
-    gloo on CPU; ``backend`` forces one. ``timeout_s`` bounds every collective (a rank waiting longer for
-    the others fails).
-    """
-    if world_size is None:
-        world_size = config.runtime.world_size
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise GSFConfigError(f"world_size={world_size!r} must be an integer >= 1 (processes of the run)")
-    if distributed.in_process_group():
-        raise GSFConfigError("launch_local: this process already belongs to a process group; call "
-                             "gsf.engine.train in every rank instead")
-    config = config.copy({"runtime.world_size": world_size}, source="launch_local")
-    check_config(config)
-    if world_size == 1:
-        return train(config, out_dir, resume=resume, callbacks=callbacks)
-    device_type = resolve_device(config)
-    if backend is None:
-        backend = "nccl" if device_type == "cuda" else "gloo"
-    if backend not in ("gloo", "nccl") or (backend == "nccl" and device_type != "cuda"):
-        raise GSFConfigError(f"backend={backend!r}: use gloo, or nccl on CUDA (the run's device is {device_type})")
-    if device_type == "cpu" and torch.cuda.is_available():
-        log.warning("runtime.world_size=%d but %d GPU(s) visible: training on CPU with gloo",
-                    world_size, torch.cuda.device_count())
-    args = (config.to_dict(), str(out_dir), resume)
-    results = distributed.run_ranks(_train_rank, world_size, args=args, backend=backend, device_type=device_type,
-                                    timeout_s=timeout_s,
-                                    main=lambda: _train_rank(0, world_size, *args, callbacks=callbacks))
-    return results[0]
-
-
-def _train_rank(rank: int, world_size: int, config_dict: dict, out_dir: str, resume: bool,
-                callbacks: Sequence[Callback] = ()) -> dict[str, float]:
-    """Body of every rank of :func:`launch_local` (spawned ranks import it by name)."""
-    return train(TrainConfig.from_dict(config_dict, source=f"rank {rank}"), Path(out_dir), resume=resume,
-                 callbacks=callbacks)
-
 
 class _Run:
     def __init__(self, config: TrainConfig, out_dir: Path, callbacks: list[Callback], where: distributed.Group):
         self.config, self.out_dir, self.where = config, out_dir, where
         self.main = where.is_main
-        self.callbacks = callbacks if self.main else []
+        self.callbacks = callbacks if self.main else [cb for cb in callbacks if getattr(cb, "every_rank", False)]
         self.device_type = resolve_device(config)
         self.device = distributed.local_device(self.device_type)
         self.precision = resolve_precision(config)
@@ -275,6 +236,8 @@ class _Run:
         if resume:
             self._restore()
         # DDP wraps the restored model (and checks that every rank holds the same weights).
+        if self.where.active and self.config.runtime.sync_bn:
+            self.model = distributed.with_sync_bn(self.model)
         self.net = distributed.wrap_model(self.model, self.device) if self.where.active else self.model
         if self.main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -291,15 +254,14 @@ class _Run:
             self._check_finite_weights()
             rng_ranks = distributed.all_gather_objects(rng_state()) if self.where.active else None
             self.last_metrics = metrics
-            if not self.main:
-                continue
-            save_checkpoint(self._payload(metrics, rng_ranks), self.last_path)
-            if metrics.get("best_epoch") == self.epoch:
-                save_checkpoint(self._payload(metrics, rng_ranks), self.best_path)
-            with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(metrics) + "\n")
-            log.info("epoch %d/%d: %s", self.epoch, epochs,
-                     ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "epoch"))
+            if self.main:
+                save_checkpoint(self._payload(metrics, rng_ranks), self.last_path)
+                if metrics.get("best_epoch") == self.epoch:
+                    save_checkpoint(self._payload(metrics, rng_ranks), self.best_path)
+                with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                log.info("epoch %d/%d: %s", self.epoch, epochs,
+                         ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "epoch"))
             for cb in self.callbacks:
                 cb.on_epoch_end(self.epoch, dict(metrics), self.last_path)
         if self.where.active:  # no rank leaves before rank 0 has written and reported the last epoch

@@ -1,34 +1,35 @@
-"""Data-parallel training (DDP, gloo on CPU, 2 local processes) on a tiny synthetic set with an odd number
-of videos: identical replicas, only rank 0 writes, the all-reduced gradient is the full batch's, sharded
-evaluation gives one process's numbers, exact resume, and a failing rank is named in the error.
-
-The functions run in the ranks are module-level (spawned ranks import this module)."""
+"""Data-parallel training (DDP, gloo on CPU, 2 processes started by torchrun or Ray Train) on a tiny synthetic
+set with an odd number of videos: identical replicas, only rank 0 writes, the all-reduced gradient is the full
+batch's, sharded evaluation gives one process's numbers, exact resume after a killed run, and the entry
+points (``torchrun -m gsf.engine.torchrun_train``, ``gsf train --nproc``). The code run in the ranks is
+tests/engine/ddp_rank_script.py."""
 
 from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from gsf.engine import Callback
 from gsf.engine.checkpoint import load_checkpoint
 from gsf.engine.config import TrainConfig, load_config
-from gsf.engine.distributed import run_ranks
-from gsf.engine.trainer import launch_local
-from gsf.errors import RankFailedError
 from gsf.engine.evaluate import evaluate_checkpoint, merge_predictions, predict_views
 from gsf.engine.trainer import lr_factor, scaled_lr
 from gsf.errors import GSFCheckpointError, GSFConfigError, GSFDataError
 
 from .conftest import TINY
-from .test_train import Recorder
+from .ddp_rank_script import fixed_model_and_batch, seeded_model
 
-TIMEOUT_S = 120.0  # every collective; a hang fails the test instead of blocking it
+SCRIPT = Path(__file__).with_name("ddp_rank_script.py")
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 600  # a whole torchrun launch; a hang fails the test instead of blocking it
 
 
 @pytest.fixture(scope="module")
@@ -49,158 +50,67 @@ def ddp_config(root, *overrides: str) -> TrainConfig:
                               "runtime.num_threads=1", "model.temporal=tsm", *overrides])
 
 
-# --- functions run in every rank ---------------------------------------------------------------------
-
-class CopyAfter(Callback):
-    """Copies the run folder after epoch ``epoch``: the state of a run killed right after that epoch."""
-
-    def __init__(self, epoch: int, to: Path):
-        self.epoch, self.to = epoch, to
-
-    def on_epoch_end(self, epoch, metrics, checkpoint_path):
-        if epoch == self.epoch:
-            shutil.copytree(checkpoint_path.parent.parent, self.to)
+def config_file(tmp_path: Path, config: TrainConfig, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    return path
 
 
-def train_and_keep_weights(rank: int, world_size: int, config_dict: dict, base: str):
-    """Train with a folder of its own per rank (so any file a rank > 0 wrote would show), rank 0 keeping a
-    copy of its folder after epoch 1; return the result and the rank's final weights."""
-    from gsf.engine import trainer
+def free_port() -> int:
+    import socket
 
-    runs = []
-    original = trainer._Run.run
-
-    def keep(self, resume):
-        runs.append(self)
-        return original(self, resume)
-
-    trainer._Run.run = keep
-    try:
-        result = trainer.train(TrainConfig.from_dict(config_dict), Path(base) / f"rank{rank}",
-                               callbacks=[CopyAfter(1, Path(base) / "after_epoch1")])
-    finally:
-        trainer._Run.run = original
-    return result, {k: v.detach().clone() for k, v in runs[0].model.state_dict().items()}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
-def step_and_predict(rank: int, world_size: int, batch: int, config_dict: dict, views: str):
-    """Two checks in one group (starting ranks is the slow part): one SGD step of the DDP-wrapped model on
-    this rank's half of a fixed batch (the gradients after DDP's all-reduce and the parameters after the
-    step), and the sharded prediction of the validation set."""
-    from gsf.engine.distributed import wrap_model
-    from gsf.engine.trainer import loss_fn
+def torchrun(*args, check: bool = True) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2`` on 127.0.0.1 (a free port), this checkout first on the path."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+           "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+               "--master-port", str(free_port()), *map(str, args)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=REPO)
+    if check and done.returncode != 0:
+        raise AssertionError(f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
+    return done
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model, video, labels = fixed_model_and_batch(2 * batch)
-        net = wrap_model(model, torch.device("cpu"))
-        part = slice(rank * batch, (rank + 1) * batch)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=5e-4)
-        loss_fn(net(video[part]), labels[part]).backward()
-        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-        optimizer.step()
-        params = {n: p.detach().clone() for n, p in model.named_parameters()}
-        return {"grads": grads, "params": params, "prediction": predict_sharded(config_dict, views)}
-    finally:
-        torch.set_num_threads(threads)
-
-
-def fixed_model_and_batch(size: int):
-    """A TSM model with BatchNorm in eval mode and no dropout (nothing depends on the batch), and a batch."""
-    from gsf.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model(backbone="resnet_tiny", temporal="tsm", num_classes=3, dropout=0.0).eval()
-    generator = torch.Generator().manual_seed(1)
-    video = torch.randn(size, 4, 3, 32, 32, generator=generator)
-    labels = torch.randint(0, 3, (size,), generator=generator)
-    return model, video, labels
-
-
-def predict_sharded(config_dict: dict, views: str):
-    from gsf.engine.evaluate import predict_dataset
-    from gsf.engine.loaders import build_split
-
-    config = TrainConfig.from_dict(config_dict)
-    dataset = build_split(config, "val", train=False, views=views)
-    model = seeded_model()
-    clips, crops = (int(x) for x in views.split("x"))
-    return predict_dataset(model, dataset, config, num_views=clips * crops, device=torch.device("cpu"),
-                           precision="fp32")
-
-
-def seeded_model():
-    from gsf.models import build_model
-
-    torch.manual_seed(3)
-    return build_model(backbone="resnet_tiny", temporal="tsm", num_classes=2)
-
-
-def fail_in_rank_one(rank: int, world_size: int, how: str):
-    import os
-
-    import torch.distributed as dist
-
-    dist.barrier()
-    if rank == 1:
-        if how == "raise":
-            raise ValueError("boom in rank 1")
-        os._exit(3)
-    for _ in range(100):  # rank 0 keeps meeting the others, as training does
-        dist.all_reduce(torch.ones(1))
-    return "unreachable"
-
-
-def fail_in_rank_zero(rank: int, world_size: int):
-    import torch.distributed as dist
-
-    dist.barrier()
-    if rank == 0:
-        raise KeyError("rank 0's own error")
-    dist.barrier()  # left waiting for rank 0
-    return rank
-
-
-# --- tests -------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_two_ranks_train_identical_replicas_only_rank_zero_writes_and_resume_is_exact(odd_root, tmp_path):
-    config = ddp_config(odd_root, "runtime.world_size=2")
-    straight = tmp_path / "straight"
-    (result0, weights0), (result1, weights1) = run_ranks(
-        train_and_keep_weights, 2, args=(config.to_dict(), str(straight)), timeout_s=TIMEOUT_S)
+def test_two_ranks_train_identical_replicas_only_rank_zero_writes_and_a_killed_run_resumes_exactly(odd_root, tmp_path):
+    config = ddp_config(odd_root)  # world_size 1 in the file: the process group's size is recorded
+    path = config_file(tmp_path, config)
+    straight, weights = tmp_path / "straight", tmp_path / "weights"
+    weights.mkdir()
+    torchrun(SCRIPT, "train", path, straight, weights)
+    weights0, weights1 = (torch.load(weights / f"rank{r}.pt", weights_only=True) for r in (0, 1))
 
-    # replicas (parameters and BatchNorm buffers) end equal, and every rank returns the same result
+    # replicas (parameters and BatchNorm buffers) end equal
     assert weights0.keys() == weights1.keys()
     for key in weights0:
         torch.testing.assert_close(weights0[key], weights1[key], rtol=0, atol=0, msg=key)
-    for key in ("train_loss", "train_top1", "val_top1", "val_loss", "final_val_top1", "best_val_top1"):
-        assert result0[key] == result1[key], key
-
-    # only rank 0 wrote
-    assert not (straight / "rank1").exists()
-    run = straight / "rank0"
-    assert {p.name for p in straight.iterdir()} == {"rank0", "after_epoch1"}
-    assert {p.name for p in run.iterdir()} == {"config.yaml", "checkpoints", "scores", "metrics.jsonl", "result.json"}
-    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    # only rank 0 wrote (every rank was given the same folder)
+    assert {p.name for p in straight.iterdir()} == {"config.yaml", "checkpoints", "scores", "metrics.jsonl",
+                                                     "result.json"}
+    lines = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1.0, 2.0]
+    assert yaml.safe_load((straight / "config.yaml").read_text())["runtime"]["world_size"] == 2
     # the global batch (2 per rank x 2 ranks) scales the lr: 0.01 * 4 / 4
-    assert scaled_lr(config) == pytest.approx(0.01) == 2 * scaled_lr(config, world_size=1)
+    ran = ddp_config(odd_root, "runtime.world_size=2")
+    assert scaled_lr(ran) == pytest.approx(0.01) == 2 * scaled_lr(ran, world_size=1)
     for m in lines:
         assert m["lr"] == pytest.approx(0.01 * lr_factor(int(m["epoch"]) - 1, epochs=2, warmup_epochs=1,
                                                          warmup_start_factor=0.1))
-    checkpoint = load_checkpoint(run / "checkpoints" / "last.pt")
+    checkpoint = load_checkpoint(straight / "checkpoints" / "last.pt")
     assert checkpoint["world_size"] == 2 and len(checkpoint["rng_ranks"]) == 2
     assert checkpoint["step"] == 2 * 2  # 5 videos padded to 3 per rank, batch 2: 2 steps an epoch
     for key in weights0:
         torch.testing.assert_close(checkpoint["model"][key], weights0[key], rtol=0, atol=0, msg=key)
 
     # validation over the sharded 3 videos = one process evaluating the checkpoint over all of them
-    scores = list(csv.DictReader((run / "scores" / "val_epoch2.csv").open()))
+    scores = list(csv.DictReader((straight / "scores" / "val_epoch2.csv").open()))
     assert len(scores) == 3 and len({row["video_id"] for row in scores}) == 3
-    # (the run's own configuration, world_size 2: outside a process group, evaluation is one process)
-    single = evaluate_checkpoint(config, run / "checkpoints" / "last.pt", views="1x1", out_dir=tmp_path / "single")
+    single = evaluate_checkpoint(ran, straight / "checkpoints" / "last.pt", views="1x1", out_dir=tmp_path / "single")
     assert single["videos"] == 3
     for key in ("top1", "top5", "mean_class_acc"):
         assert single[f"test_{key}"] == lines[-1][f"val_{key}"], key
@@ -211,37 +121,40 @@ def test_two_ranks_train_identical_replicas_only_rank_zero_writes_and_resume_is_
         for k in ("score_0", "score_1"):
             assert float(a[k]) == pytest.approx(float(b[k]), abs=1e-5)
 
-    # launch_local: callbacks run in this process; the run as it was after epoch 1, resumed, ends where
-    # the uninterrupted run ended (every rank reloads the checkpoint, with its own RNG state)
-    resumed = straight / "after_epoch1"
-    assert load_checkpoint(resumed / "checkpoints" / "last.pt")["epoch"] == 1
-    second = Recorder()
-    result = launch_local(ddp_config(odd_root, "runtime.world_size=2"), resumed, resume=True, callbacks=[second],
-                          timeout_s=TIMEOUT_S)
-    assert [event[:2] for event in second.events[:2]] == [("start", 2), ("epoch", 2)]
-    assert [event[0] for event in second.events] == ["start", "epoch", "end"]
-    assert second.events[-1][1]["final_val_top1"] == result["final_val_top1"]
-    final = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    # a run whose rank 0 is SIGKILLed right after epoch 1, resumed through the documented entry point
+    # (torchrun -m gsf.engine.torchrun_train --resume), ends where the uninterrupted run ended
+    killed = tmp_path / "killed"
+    assert torchrun(SCRIPT, "train", path, killed, weights, 1, check=False).returncode != 0
+    assert load_checkpoint(killed / "checkpoints" / "last.pt")["epoch"] == 1
+    done = torchrun("-m", "gsf.engine.torchrun_train", path, "--out", killed, "--resume")
+    assert "final val top-1" in done.stdout
+    final = load_checkpoint(killed / "checkpoints" / "last.pt")
+    assert final["epoch"] == 2 and final["step"] == checkpoint["step"]
     for key in weights0:
         torch.testing.assert_close(final["model"][key], weights0[key], rtol=0, atol=1e-6, msg=key)
-    assert result["val_top1"] == result0["val_top1"] and result["train_loss"] == pytest.approx(result0["train_loss"])
+    resumed_lines = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in resumed_lines] == [1.0, 2.0]  # each epoch written once
+    assert resumed_lines[-1]["val_top1"] == lines[-1]["val_top1"]
+    assert resumed_lines[-1]["train_loss"] == pytest.approx(lines[-1]["train_loss"])
 
     # a checkpoint of 2 processes is not resumed by 1
     from gsf.engine import train
 
-    shutil.copytree(resumed, tmp_path / "one")
     with pytest.raises(GSFCheckpointError, match="trained by 2 process"):
-        train(ddp_config(odd_root), tmp_path / "one", resume=True)
+        train(ddp_config(odd_root), killed, resume=True)
 
 
 BATCH, VIEWS = 3, "2x1"
 
 
 @pytest.fixture(scope="module")
-def two_ranks(odd_root):
-    return run_ranks(step_and_predict, 2, args=(BATCH, ddp_config(odd_root).to_dict(), VIEWS), timeout_s=TIMEOUT_S)
+def two_ranks(odd_root, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("two_ranks")
+    torchrun(SCRIPT, "step_and_predict", config_file(folder, ddp_config(odd_root)), BATCH, VIEWS, folder)
+    return [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
 
 
+@pytest.mark.slow
 def test_all_reduced_gradient_of_two_ranks_equals_the_full_batch_gradient(two_ranks):
     from gsf.engine.trainer import loss_fn
 
@@ -256,6 +169,7 @@ def test_all_reduced_gradient_of_two_ranks_equals_the_full_batch_gradient(two_ra
             torch.testing.assert_close(rank["params"][name], p.detach(), rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_sharded_evaluation_of_an_odd_number_of_videos_equals_one_process(odd_root, two_ranks):
     from gsf.engine.loaders import build_split, eval_loader
 
@@ -285,37 +199,40 @@ def test_merging_shards_refuses_a_video_predicted_twice_or_missing():
         merge_predictions([part([0]), part([1])], num_videos=3)
 
 
-@pytest.mark.parametrize(("how", "message"), [
-    ("raise", r"rank 1 of 2 failed: ValueError: boom in rank 1"),
-    ("exit", r"rank 1 of 2 exited with code 3"),
-])
-def test_a_failing_rank_is_named_in_the_error(how, message):
-    with pytest.raises(RankFailedError, match=message) as info:
-        run_ranks(fail_in_rank_one, 2, args=(how,), timeout_s=TIMEOUT_S)
-    assert info.value.rank == 1
-    if how == "raise":
-        assert "boom in rank 1" in info.value.remote_traceback
-    assert not multiprocessing.active_children()
+def test_no_rank_is_started_by_the_engine_and_its_entry_points_check_their_input(odd_root, capsys, monkeypatch):
+    from gsf.engine import train
+    from gsf.engine.torchrun_train import main as torchrun_main
 
-
-def test_rank_zeros_own_error_is_raised_as_it_is_and_the_other_ranks_end():
-    with pytest.raises(KeyError, match="rank 0's own error"):
-        run_ranks(fail_in_rank_zero, 2, timeout_s=TIMEOUT_S)
-    assert not multiprocessing.active_children()
-
-
-def test_world_size_is_checked_before_any_process_starts(odd_root, capsys):
     with pytest.raises(GSFConfigError, match=r"runtime.world_size=0 must be >= 1"):
         ddp_config(odd_root, "runtime.world_size=0")
-    if torch.cuda.is_available() and torch.cuda.device_count() < 2:
-        with pytest.raises(GSFConfigError, match=r"runtime.world_size=2 with runtime.device='cuda' needs one GPU"):
-            ddp_config(odd_root, "runtime.world_size=2", "runtime.device=cuda")
-    with pytest.raises(GSFConfigError, match=r"world_size=0 must be an integer >= 1"):
-        launch_local(ddp_config(odd_root), "unused", world_size=0)
+    with pytest.raises(GSFConfigError, match=r"not in a process group: start the ranks with gsf train --nproc 2"):
+        train(ddp_config(odd_root, "runtime.world_size=2"), "unused")
     from gsf.cli import main
 
     assert main(["train", "--set", f"data.root={odd_root}", "--out", "unused", "--nproc", "0", "x.yaml"]) == 2
     assert "--nproc 0" in capsys.readouterr().err
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    assert torchrun_main(["x.yaml", "--out", "unused"]) == 2
+    assert "not started by torchrun (RANK" in capsys.readouterr().err
+
+
+def test_sync_bn_converts_every_batch_norm_and_needs_cuda(odd_root):
+    from torch import nn
+
+    from gsf.engine.distributed import with_sync_bn
+
+    model = seeded_model()
+    params = {n: p for n, p in model.named_parameters()}
+    batch_norms = [n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    converted = with_sync_bn(model)
+    assert batch_norms and all(isinstance(converted.get_submodule(n), nn.SyncBatchNorm) for n in batch_norms)
+    assert not any(type(m) is nn.BatchNorm2d for m in converted.modules())
+    # the same parameter objects: the optimizer and the checkpoints are unchanged
+    assert all(p is params[n] for n, p in converted.named_parameters())
+    assert ddp_config(odd_root).runtime.sync_bn is False  # off by default, as the release
+    with pytest.raises(GSFConfigError, match=r"runtime.sync_bn=true needs CUDA"):
+        ddp_config(odd_root, "runtime.world_size=2", "runtime.sync_bn=true")
 
 
 @pytest.mark.slow

@@ -24,27 +24,52 @@ def grid_with(tmp_path: Path, resources: str):
     return read_grid(path)
 
 
-@pytest.mark.parametrize(("resources", "workers", "gpus"), [
-    ("", 1, 0.0),
-    ("resources: {data_parallel: ddp, workers_per_trial: 2}\n", 2, 0.0),
-    ("resources: {gpus_per_trial: 4, data_parallel: ddp}\n", 4, 4.0),
-    ("resources: {gpus_per_trial: 2, data_parallel: ddp, workers_per_trial: 2}\n", 2, 2.0),
-    ("resources: {gpus_per_trial: 0.5, workers_per_trial: 1}\n", 1, 0.5),
+@pytest.mark.parametrize(("resources", "expected"), [
+    ("", dict(workers_per_trial=1, cpus_per_trial=1.0, gpus_per_trial=0.0)),
+    ("resources: {gpus_per_trial: 0.5, workers_per_trial: 1}\n", dict(workers_per_trial=1, gpus_per_trial=0.5)),
+    ("resources: {data_parallel: ddp, workers_per_trial: 2}\n",
+     dict(workers_per_trial=2, cpus_per_worker=1.0, gpus_per_worker=0.0, placement="pack", gpus_per_trial=0.0)),
+    ("resources: {data_parallel: ddp, workers_per_trial: 8, gpus_per_worker: 1, cpus_per_worker: 4, "
+     "placement: spread}\n", dict(workers_per_trial=8, cpus_per_worker=4.0, gpus_per_worker=1.0, placement="spread")),
 ])
-def test_processes_per_trial_follow_the_gpus_or_the_cpu_workers(tmp_path, resources, workers, gpus):
-    r = grid_with(tmp_path, resources).resources
-    assert (r.workers_per_trial, r.gpus_per_trial) == (workers, gpus)
+def test_a_data_parallel_trial_is_a_worker_group_each_worker_reserving_its_own(tmp_path, resources, expected):
+    from experiments.grid.types import DRIVER_CPUS
+    from experiments.runner import _worker_group
+
+    grid = grid_with(tmp_path, resources)
+    for key, value in expected.items():
+        assert getattr(grid.resources, key) == value, key
+    group = _worker_group(grid)
+    if grid.resources.data_parallel == "none":
+        assert group is None
+        return
+    # the trial's own process only waits on its workers: a sliver of a CPU, never one a worker needs
+    assert grid.resources.cpus_per_trial == DRIVER_CPUS < 0.1
+    assert (group.num_workers, group.cpus_per_worker, group.gpus_per_worker, group.placement, group.max_failures) == (
+        expected["workers_per_trial"], expected["cpus_per_worker"], expected["gpus_per_worker"], expected["placement"],
+        grid.tune.max_failures)
+    scaling = group.scaling_config()
+    assert scaling.num_workers == expected["workers_per_trial"]
+    assert scaling.placement_strategy == expected["placement"].upper()
+    assert scaling.use_gpu == (expected["gpus_per_worker"] > 0)
+    assert scaling.resources_per_worker == {"CPU": expected["cpus_per_worker"],
+                                            **({"GPU": 1.0} if expected["gpus_per_worker"] else {})}
 
 
 @pytest.mark.parametrize(("resources", "names"), [
-    ("{gpus_per_trial: 1, data_parallel: ddp}", ["resources.data_parallel", "GPUs >= 2", "gpus_per_trial=1"]),
-    ("{gpus_per_trial: 2.5, data_parallel: ddp}", ["resources.data_parallel", "whole number"]),
     ("{data_parallel: ddp}", ["resources.data_parallel", "workers_per_trial >= 2", "None"]),
     ("{data_parallel: ddp, workers_per_trial: 1}", ["resources.data_parallel", "workers_per_trial >= 2"]),
+    ("{data_parallel: ddp, workers_per_trial: 1.5}", ["resources.data_parallel", "integer", "1.5"]),
     ("{workers_per_trial: 2}", ["resources.workers_per_trial", "data_parallel: ddp"]),
-    ("{gpus_per_trial: 4, data_parallel: ddp, workers_per_trial: 2}",
-     ["resources.workers_per_trial", "one process per GPU"]),
-    ("{data_parallel: ddp, workers_per_trial: 1.5}", ["resources.workers_per_trial", "integer"]),
+    ("{placement: spread}", ["resources.placement", "data_parallel: ddp"]),
+    ("{gpus_per_trial: 4, data_parallel: ddp, workers_per_trial: 4}",
+     ["resources.gpus_per_trial", "gpus_per_worker instead"]),
+    ("{cpus_per_trial: 2, data_parallel: ddp, workers_per_trial: 2}",
+     ["resources.cpus_per_trial", "cpus_per_worker instead"]),
+    ("{data_parallel: ddp, workers_per_trial: 2, gpus_per_worker: 2}", ["resources.gpus_per_worker", "0 (gloo"]),
+    ("{data_parallel: ddp, workers_per_trial: 2, gpus_per_worker: 0.5}", ["resources.gpus_per_worker", "0.5"]),
+    ("{data_parallel: ddp, workers_per_trial: 2, cpus_per_worker: 0}", ["resources.cpus_per_worker", "> 0"]),
+    ("{data_parallel: ddp, workers_per_trial: 2, placement: strict}", ["resources.placement", "'strict'", "pack"]),
     ("{data_parallel: ddp, worker_per_trial: 2}", ["resources", "workers_per_trial"]),
 ])
 def test_bad_data_parallel_resources_name_the_grid_and_the_field(tmp_path, resources, names):
@@ -71,7 +96,7 @@ def planned(grid, specs: dict[str, TrialSpec], *, gpus_per_trial=None) -> tuple[
 
 
 def test_the_sweep_writes_the_processes_per_trial_into_each_trial_and_its_hash(tmp_path):
-    grid = grid_with(tmp_path, "resources: {cpus_per_trial: 2, data_parallel: ddp, workers_per_trial: 2}\n")
+    grid = grid_with(tmp_path, "resources: {cpus_per_worker: 2, data_parallel: ddp, workers_per_trial: 2}\n")
     before = specs_of(1, 2)["t0"].config_hash
     world_size, specs = planned(grid, specs_of(1, 2))
     assert world_size == 2
@@ -85,13 +110,13 @@ def test_the_sweep_writes_the_processes_per_trial_into_each_trial_and_its_hash(t
     assert plain["t0"].config["runtime"]["world_size"] == 1
 
 
-def test_gpus_per_trial_on_the_command_line_sets_the_processes_of_a_gpu_grid(tmp_path):
-    grid = grid_with(tmp_path, "resources: {gpus_per_trial: 2, data_parallel: ddp}\n")
-    world_size, specs = planned(grid, specs_of(1), gpus_per_trial=4)
-    assert world_size == 4
-    assert specs["t0"].config["runtime"]["world_size"] == 4
-    with pytest.raises(GSFConfigError, match=r"--gpus-per-trial 1.5: .* whole number >= 2"):
-        planned(grid, specs_of(1), gpus_per_trial=1.5)
+def test_gpus_per_trial_on_the_command_line_is_for_single_process_trials(tmp_path):
+    grid = grid_with(tmp_path, "resources: {gpus_per_worker: 1, data_parallel: ddp, workers_per_trial: 2}\n")
+    world_size, specs = planned(grid, specs_of(1))
+    assert world_size == 2 and specs["t0"].config["runtime"]["world_size"] == 2
+    with pytest.raises(GSFConfigError, match=r"--gpus-per-trial 4: .* set resources.gpus_per_worker"):
+        planned(grid, specs_of(1), gpus_per_trial=4)
+    assert planned(grid_with(tmp_path, ""), specs_of(1), gpus_per_trial=1)[0] == 1
 
 
 def test_a_trial_asking_for_other_processes_than_the_resources_give_is_refused(tmp_path):

@@ -1,6 +1,6 @@
-"""A sweep whose trial trains with DDP (2 gloo processes on CPU) on a real local Ray, checked in MLflow: the
-trial is reported by rank 0 from the trial's own process, and a trial that fails once is retried from its
-checkpoint (every rank resumes it)."""
+"""A sweep whose trial trains with DDP (a Ray Train worker group of 2 gloo ranks on CPU) on a real local Ray,
+checked in MLflow: rank 0 reports to Tune and MLflow, and a rank that fails once makes Ray Train restart the
+worker group from its last checkpoint (every rank resumes it), each epoch logged once."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def ddp_grid(tmp_path: Path) -> Path:
     grid["axes"] = {"model.temporal": ["tsm"]}
     grid["baseline"] = {}
     grid["set"].update({"data.batch_size": 4})  # per process: the global batch is 8, optim.base_batch_size
-    grid["resources"] = {"cpus_per_trial": 2, "data_parallel": "ddp", "workers_per_trial": 2}
+    grid["resources"] = {"data_parallel": "ddp", "workers_per_trial": 2, "cpus_per_worker": 0.5}  # 2 cores here
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(grid))
     return path
@@ -31,12 +31,14 @@ def ddp_grid(tmp_path: Path) -> Path:
 def test_a_ddp_trial_on_two_cpu_workers_is_tracked_and_retried_from_its_checkpoint(tmp_path, synth_root, processes):
     log = tmp_path / "sweep.log"
     faults = tmp_path / "sweeps" / "s" / "faults"
-    process = processes.sweep_failing_once(1, faults, sweep_args(tmp_path, synth_root, ddp_grid(tmp_path)), log=log,
-                                           env=sweep_env(), cwd=tmp_path)
+    args = sweep_args(tmp_path, synth_root, ddp_grid(tmp_path))
+    args[args.index("--storage") + 1] = (tmp_path / "sweeps").as_uri()  # --storage as a file:// URI
+    process = processes.sweep_failing_once(1, faults, args, log=log, env=sweep_env(), cwd=tmp_path)
     finish(process, log)
     text = log.read_text()
-    assert "each trial trains with 2 data-parallel (DDP) processes" in text
-    assert "InjectedFailure" in text  # raised in rank 0's callback, in the trial's process
+    assert "each trial trains with 2 data-parallel (DDP) processes: Ray Train workers of 0.5 CPU" in text
+    assert "InjectedFailure" in text  # raised in rank 0's callback, in its Ray Train worker
+    assert "(ip=127.0.0.1, pid=" in text and "world_rank=1" in text  # the ranks' group met on loopback
 
     client, parents, children = runs_of(tmp_path)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -54,6 +56,9 @@ def test_a_ddp_trial_on_two_cpu_workers_is_tracked_and_retried_from_its_checkpoi
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "scores"} <= artifacts
     assert tune_epochs(tmp_path) == {"temporal=tsm,seed=0": [1, 2]}  # epoch 2 continued from the checkpoint
+    # the worker group's checkpoints went through Ray Train to the sweep's storage
+    (train_run,) = (tmp_path / "sweeps" / "s" / "train").iterdir()
+    assert len([p for p in train_run.glob("checkpoint_*") if p.is_dir()]) == 2  # epochs 1 and 2 (num_to_keep 2)
 
     (engine,) = (tmp_path / "sweeps" / "s").glob("*/engine")
     lines = [json.loads(x) for x in (engine / "metrics.jsonl").read_text().splitlines()]
