@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision import tv_tensors
-from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from gsf.errors import GSFConfigError, GSFDataError
