@@ -37,6 +37,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from gsf.errors import GSFUnsupportedError
+from gsf.models.registry import build_meta_model  # noqa: F401 (re-exported: count a model without memory)
 
 PAPER_OPERATORS = ("conv", "linear", "addmm", "matmul", "bmm", "einsum")
 
@@ -261,20 +262,6 @@ def _eval_mode(model: nn.Module):
         yield model
     finally:
         model.train(was_training)
-
-
-def build_meta_model(**model_kwargs) -> nn.Module:
-    """:func:`gsf.models.build_model` with its parameters on the meta device (no memory, no initialisation
-    arithmetic)."""
-    from gsf.models import build_model
-
-    try:
-        with torch.device("meta"):
-            return build_model(**model_kwargs)
-    except NotImplementedError:
-        # torchvision's RegNet reads its stage widths back from tensors while it is built, which meta
-        # tensors cannot do: build it on the CPU (small and quick) and move it.
-        return build_model(**model_kwargs).to("meta")
 
 
 def model_complexity(*, num_frames: int, input_size: int, **model_kwargs) -> Complexity:

@@ -422,7 +422,7 @@ def check_model(config: TrainConfig) -> None:
     it, so knob and clip-length errors surface as GSFConfigError before any data is read."""
     import torch
 
-    from gsf.complexity import build_meta_model
+    from gsf.models.registry import build_meta_model
 
     m, d = config.model, config.data
     num_classes = PUBLISHED_NUM_CLASSES[d.dataset]  # any head does on the meta device; EPIC's has two

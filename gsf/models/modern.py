@@ -60,25 +60,19 @@ class ConvNeXtBackbone(nn.Module):
         return torch.flatten(self.norm(self.avgpool(self.features(frames))), 1)
 
 
-def build_regnet(*, name: str, pretrained="none") -> RegNetBackbone:
-    """RegNetY-400MF or -800MF; ``pretrained`` as :func:`gsf.models.weights.load_pretrained_backbone`."""
-    from gsf.models.weights import load_pretrained_backbone
-
+def build_regnet(*, name: str) -> RegNetBackbone:
+    """RegNetY-400MF or -800MF with torchvision's initialisation; starting weights are loaded by
+    :func:`gsf.build_model` (:func:`gsf.models.weights.load_pretrained_backbone`)."""
     if name not in REGNETS:
         raise GSFConfigError(f"unknown RegNet {name!r}; choose one of {', '.join(REGNETS)}")
     factory, _ = REGNETS[name]
-    backbone = RegNetBackbone(factory(weights=None))
-    load_pretrained_backbone(backbone, backbone=name, pretrained=pretrained)
-    return backbone
+    return RegNetBackbone(factory(weights=None))
 
 
-def build_convnext_tiny(*, pretrained="none", stochastic_depth_prob: float = 0.1) -> ConvNeXtBackbone:
-    """ConvNeXt-Tiny; ``pretrained`` as :func:`gsf.models.weights.load_pretrained_backbone`."""
-    from gsf.models.weights import load_pretrained_backbone
-
-    backbone = ConvNeXtBackbone(tv_convnext.convnext_tiny(weights=None, stochastic_depth_prob=stochastic_depth_prob))
-    load_pretrained_backbone(backbone, backbone="convnext_tiny", pretrained=pretrained)
-    return backbone
+def build_convnext_tiny(*, stochastic_depth_prob: float = 0.1) -> ConvNeXtBackbone:
+    """ConvNeXt-Tiny with torchvision's initialisation; starting weights are loaded by
+    :func:`gsf.build_model` (:func:`gsf.models.weights.load_pretrained_backbone`)."""
+    return ConvNeXtBackbone(tv_convnext.convnext_tiny(weights=None, stochastic_depth_prob=stochastic_depth_prob))
 
 
 class TemporalRegNetBlock(nn.Module):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import torch
 from torch import nn
 
 from gsf.errors import GSFConfigError
@@ -27,7 +28,7 @@ class BackboneSpec:
     """The facts of one backbone, the one place they are written (GSF.md section 2): how to build it and
     insert temporal modules, its family, its native input size and, for ResNets, its block type."""
 
-    build: Callable[..., nn.Module]
+    build: Callable[[], nn.Module]  # the bare backbone, default initialisation
     insert: Callable[..., list[str]]
     family: str  # "resnet", "inception" or "modern": which insertion knobs apply
     default_placement: str
@@ -41,28 +42,25 @@ class BackboneSpec:
         return "inception" if self.family == "inception" else "resnet"
 
 
-def _resnet(depth: int) -> Callable[..., nn.Module]:
-    def build(*, pretrained: bool = False) -> nn.Module:
+# Builders of the bare backbones (default initialisation); build_model loads the starting weights.
+
+def _resnet(depth: int) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
         from gsf.models.resnet import build_resnet
 
-        return build_resnet(depth=depth, pretrained=pretrained)
+        return build_resnet(depth=depth)
 
     return build
 
 
-def _tiny_resnet(*, pretrained: bool = False) -> nn.Module:
+def _tiny_resnet() -> nn.Module:
     from gsf.models.resnet import build_tiny_resnet
 
-    if pretrained:
-        raise GSFConfigError("resnet_tiny has no pretrained weights; set pretrained=False")
     return build_tiny_resnet()
 
 
-def _inception(which: str) -> Callable[..., nn.Module]:
-    def build(*, pretrained: bool = False) -> nn.Module:
-        if pretrained:
-            raise GSFConfigError(f"{which} has no ImageNet weights in torchvision; load an authors' checkpoint "
-                                 "with gsf.from_authors_checkpoint instead, or set pretrained=False")
+def _inception(which: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
         if which == "bninception":
             from gsf.models.bn_inception import build_bn_inception
 
@@ -74,19 +72,19 @@ def _inception(which: str) -> Callable[..., nn.Module]:
     return build
 
 
-def _regnet(name: str) -> Callable[..., nn.Module]:
-    def build(*, pretrained: bool = False) -> nn.Module:
+def _regnet(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
         from gsf.models.modern import build_regnet
 
-        return build_regnet(name=name, pretrained=pretrained)
+        return build_regnet(name=name)
 
     return build
 
 
-def _convnext_tiny(*, pretrained: bool = False) -> nn.Module:
+def _convnext_tiny() -> nn.Module:
     from gsf.models.modern import build_convnext_tiny
 
-    return build_convnext_tiny(pretrained=pretrained)
+    return build_convnext_tiny()
 
 
 def _insert_resnet(backbone, **kwargs):
@@ -182,6 +180,18 @@ def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapp
     model = VideoClassifier(net, num_classes=num_classes, dropout=dropout)
     model.temporal_module_names = names
     return model
+
+
+def build_meta_model(**model_kwargs) -> VideoClassifier:
+    """:func:`build_model` with its parameters on the meta device (no memory, no initialisation
+    arithmetic): for checking knobs and counting GMACs without building the network."""
+    try:
+        with torch.device("meta"):
+            return build_model(**model_kwargs)
+    except NotImplementedError:
+        # torchvision's RegNet reads its stage widths back from tensors while it is built, which meta
+        # tensors cannot do: build it on the CPU (small and quick) and move it.
+        return build_model(**model_kwargs).to("meta")
 
 
 def _make_module(channels: int, layer_name: str, *, temporal: str, **knobs) -> nn.Module | None:

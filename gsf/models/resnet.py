@@ -67,21 +67,17 @@ TORCHVISION_RESNETS = {
 }
 
 
-def build_resnet(*, depth: int, pretrained="none") -> ResNetBackbone:
-    """ResNet-18/34/50/101 exactly as torchvision defines them (v1.5 bottleneck), without ``fc``.
-
-    ``pretrained``: ``"none"``, ``"imagenet"`` (torchvision's file, GSF.md section 2) or the path of a
-    weight file in torchvision's format (:func:`gsf.models.weights.load_pretrained_backbone`).
+def build_resnet(*, depth: int) -> ResNetBackbone:
+    """ResNet-18/34/50/101 exactly as torchvision defines them (v1.5 bottleneck), without ``fc``, with
+    PyTorch's default initialisation. Starting weights (``pretrained``) are loaded by
+    :func:`gsf.build_model` through :func:`gsf.models.weights.load_pretrained_backbone`.
     """
-    from gsf.models.weights import load_pretrained_backbone
-
     name = f"resnet{depth}"
     if name not in TORCHVISION_RESNETS:
-        raise GSFConfigError(f"ResNet depth {depth!r} is not supported; choose one of 18, 34, 50, 101")
+        choices = ", ".join(n.removeprefix("resnet") for n in TORCHVISION_RESNETS)
+        raise GSFConfigError(f"ResNet depth {depth!r} is not supported; choose one of {choices}")
     factory, _ = TORCHVISION_RESNETS[name]
-    backbone = _from_torchvision(factory(weights=None))
-    load_pretrained_backbone(backbone, backbone=name, pretrained=pretrained)
-    return backbone
+    return _from_torchvision(factory(weights=None))
 
 
 def build_tiny_resnet(*, widths: Sequence[int] = (16, 32, 64, 128), blocks: Sequence[int] = (1, 1, 1, 1),

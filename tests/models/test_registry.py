@@ -73,7 +73,7 @@ def test_insertion_knobs_that_do_not_apply_are_rejected():
 def test_backbone_spec_states_what_the_built_backbone_is(name):
     from torchvision.models.resnet import BasicBlock, Bottleneck
 
-    from gsf.complexity import build_meta_model
+    from gsf.models.registry import build_meta_model
     from gsf.models import backbone_spec
 
     spec = backbone_spec(name)
