@@ -68,6 +68,7 @@ class SweepOptions:
     overrides: Mapping[str, Any] | None = None
     verbose: int = 1
     trial_callbacks: TrialCallbacks | None = None
+    register_best: str | None = None  # registered model name: the best trial's model becomes a new version
 
 
 @dataclass(frozen=True)
@@ -228,11 +229,11 @@ def _final_metrics(result: Mapping[str, Any], history: list[dict]) -> dict[str, 
 
 def _log_trial_outputs(mlflow_client, run_id: str, out_dir: Path) -> None:
     """What a finished trial leaves in its MLflow run beside its metrics: the resolved config and the
-    per-video scores. (The place for everything logged once a trial has finished training.)"""
-    if (out_dir / "config.yaml").is_file():
-        mlflow_client.log_artifact(run_id, str(out_dir / "config.yaml"))
-    if (out_dir / "scores").is_dir():
-        mlflow_client.log_artifacts(run_id, str(out_dir / "scores"), artifact_path="scores")
+    per-video scores, and the best checkpoint as an MLflow model; the same as a ``gsf train`` run leaves
+    (:func:`experiments.run_logging.log_run_outputs`)."""
+    from experiments.run_logging import log_run_outputs
+
+    log_run_outputs(mlflow_client, run_id, out_dir)
 
 
 def train_trial(config: dict, context: SweepContext) -> None:
@@ -557,6 +558,8 @@ def run_trials(grid: Grid, context: SweepContext, options: SweepOptions) -> int:
         log.info("%d/%d trials finished; MLflow experiment %r (%s), parent run %s", total - len(errors), total,
                  grid.study, context.experiment_id, context.parent_run_id)
         status, code = ("FINISHED", 0) if not errors else ("FAILED", 1)
+        if options.register_best and not _register_best(context, options.register_best):
+            code = 1
     finally:
         reported = not _close_parent(context, status)
         if reported:
@@ -581,6 +584,20 @@ def _fit(grid: Grid, context: SweepContext, options: SweepOptions) -> tuple[list
         tuner = tune.Tuner.restore(str(context.sweep_dir), trainable=trainable, resume_errored=True)
     results = tuner.fit()
     return [r for r in results if r.error is not None], len(results)
+
+
+def _register_best(context: SweepContext, name: str) -> bool:
+    """``--register-best NAME``: the sweep's best finished trial's model as a new version of ``NAME``
+    (:func:`experiments.run_logging.register_best_model`); False when none could be registered."""
+    from experiments.run_logging import register_best_model
+
+    try:
+        version = register_best_model(context.tracking_uri, experiment_id=context.experiment_id,
+                                      parent_run_id=context.parent_run_id, name=name)
+    except Exception as err:  # the registry refused: the trials' results stand, say why
+        log.error("error: --register-best %s failed: %s: %s", name, type(err).__name__, _first_line(err))
+        return False
+    return version is not None
 
 
 def _close_parent(context: SweepContext, status: str) -> bool:
