@@ -52,8 +52,23 @@ def slugify(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "study"
 
 
+def shown_uri(uri: str, cwd: Path | None = None) -> str:
+    """A tracking URI as a committed report shows it: a SQLite or file store inside the working folder
+    relative to it (``sqlite:///mlflow.db``), anything else as given, so no machine path is written."""
+    cwd = Path.cwd() if cwd is None else cwd
+    for scheme in ("sqlite:///", "file://"):
+        if uri.startswith(scheme):
+            path = Path(uri[len(scheme):])
+            if path.is_absolute():
+                try:
+                    return scheme + path.relative_to(cwd.resolve()).as_posix()
+                except ValueError:
+                    return uri
+    return uri
+
+
 def command_line(args: argparse.Namespace) -> str:
-    parts = ["gsf", "report", "--tracking-uri", args.tracking_uri, "--out", str(args.out)]
+    parts = ["gsf", "report", "--tracking-uri", shown_uri(args.tracking_uri), "--out", str(args.out)]
     for study in args.study or []:
         parts += ["--study", study]
     if args.complexity_dir != DEFAULT_COMPLEXITY:
@@ -83,12 +98,14 @@ def _final_epochs(runs: pd.DataFrame, history: pd.DataFrame) -> dict[str, int]:
     return out
 
 
-def runs_frame(runs: pd.DataFrame, axis_columns: list[str], final_epochs: dict[str, int]) -> pd.DataFrame:
+def runs_frame(runs: pd.DataFrame, axis_columns: list[str], final_epochs: dict[str, int],
+               variant_of: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per trial run, any status, fixed-format strings (``runs.csv``)."""
     rows = []
     for _, run in runs.iterrows():
         early = run.get("stopped_early", False)
-        row = {"run_name": run["run_name"], "seed": "" if pd.isna(run["seed"]) else str(int(run["seed"])),
+        row = {"variant": (variant_of or {}).get(run["run_id"], ""), "run_name": run["run_name"],
+               "seed": "" if pd.isna(run["seed"]) else str(int(run["seed"])),
                "status": "FINISHED (stopped early)" if pd.notna(early) and bool(early) else run["status"]}
         row.update({key: run["axes"].get(key, "") for key in axis_columns})
         row.update({
@@ -171,12 +188,13 @@ def report_study(uri: str, study: str, runs: pd.DataFrame, out: Path, paper: pd.
     folder = out / slugify(study)
     history = metric_history(uri, list(runs["run_id"]))
     final_epochs = _final_epochs(runs, history)
-    table = tables.study_table(runs, paper, final_epochs)
+    table = tables.study_table(runs, paper, final_epochs, history)
     table_ids = sorted({t for t in runs["table"] if t})
     title = f"{study}" + (f" (paper table: {', '.join(table_ids)})" if table_ids else "")
     written = tables.write_table(table, folder, "table", title=title)
-    runs_frame(runs, table.attrs["axis_columns"], final_epochs).to_csv(folder / "runs.csv", index=False,
-                                                                       lineterminator="\n")
+    label_of = {run_id: label for label, ids in zip(table["label"], table["run_ids"]) for run_id in ids}
+    runs_frame(runs, table.attrs["axis_columns"], final_epochs, label_of).to_csv(folder / "runs.csv", index=False,
+                                                                                 lineterminator="\n")
     written.append(folder / "runs.csv")
     pairs = _pair_rows(uri, study, runs, table)
     if not pairs.empty:
@@ -194,14 +212,14 @@ def report_study(uri: str, study: str, runs: pd.DataFrame, out: Path, paper: pd.
     if figures:
         from analysis import figures as fig
 
-        labels = {run_id: label for label, ids in zip(table["label"], table["run_ids"]) for run_id in ids}
         made = [
             fig.accuracy_vs_gmacs(table, folder / "figures" / "accuracy_vs_gmacs", title=title),
             fig.ablation_bars(table, folder / "figures" / "ablation_top1", title=title),
             fig.accuracy_vs_frames(table, folder / "figures" / "accuracy_vs_frames", title=title),
-            fig.training_curves(history, labels, folder / "figures" / "training_curves", title=title),
+            fig.training_curves(history, label_of, folder / "figures" / "training_curves", title=title),
             fig.pair_accuracy_bars(pairs, folder / "figures" / "within_pair_accuracy",
-                                   title=f"{study}: within-pair accuracy") if not pairs.empty else None,
+                                   title=f"{study}: within-pair accuracy", order=list(table["label"]))
+            if not pairs.empty else None,
         ]
         figure_paths = [p for paths in made if paths for p in paths]
     return {"study": study, "folder": folder, "tables": written, "figures": figure_paths, "table": table,
@@ -217,7 +235,7 @@ def write_index(out: Path, args: argparse.Namespace, studies: list[dict], comple
 
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     lines = ["# GSF Bench report", "",
-             f"- tracking URI: `{args.tracking_uri}`",
+             f"- tracking URI: `{shown_uri(args.tracking_uri)}`",
              f"- command: `{command_line(args)}`",
              f"- date: {now}", ""]
     if not studies:
@@ -228,6 +246,7 @@ def write_index(out: Path, args: argparse.Namespace, studies: list[dict], comple
         lines += [f"- [{p.relative_to(out).as_posix()}]({p.relative_to(out).as_posix()})" for p in entry["tables"]]
         lines += [f"- [{p.relative_to(out).as_posix()}]({p.relative_to(out).as_posix()})" for p in entry["figures"]]
         lines += ["", tables.to_markdown(tables.display_frame(entry["table"])).rstrip("\n"), ""]
+        lines += [f"- {note}" for note in tables.table_notes(entry["table"])] + [""]
     lines += ["## Complexity at paper resolution (`gsf sweep GRID --complexity-only`)", ""]
     if complexity:
         for path in complexity:

@@ -1,8 +1,13 @@
 """Study tables: one row per variant (the flat config minus the seed), statistics over seeds.
 
-Accuracies are logged as fractions and shown in percent (columns say ``_pct``). A row is compared with
-its baseline row by Welch's t-test over seeds (unequal variances); with fewer than two seeds on either
-side there is no test and the table says ``n/a``.
+Accuracies are logged as fractions and shown in percent (columns say ``_pct``). Each row is named by its
+short variant name (:func:`experiments.variant_names.variant_name`). Where the runs logged test-protocol
+metrics (``test_1x1_top1``, ``test_2x3_top1``: the best checkpoint at CLIPSxCROPS views), the table has one
+column per protocol with a 95 % t-interval over seeds, beside the paper's number for that protocol. A row is
+compared with its baseline row by Welch's t-test over seeds (unequal variances) on the primary metric
+(the first protocol's top-1, else the last validation top-1); with fewer than two seeds on either side there
+is no test and the table says ``n/a``. The last two validation evaluations (mean over seeds) show whether
+training had stopped improving.
 """
 
 from __future__ import annotations
@@ -18,14 +23,18 @@ import pandas as pd
 
 from analysis.paper import match_accuracy
 from analysis.runs import normalise_value
+from gsf import mlflow_schema as schema
 
 SIGNIFICANCE = 0.05
+CONFIDENCE = 0.95
 NA = "n/a"
 
 FIXED_COLUMNS = (
-    "backbone", "dataset", "frames", "views", "gmacs_per_view", "params_m", "status", "n", "seeds",
+    "variant", "backbone", "dataset", "frames", "views", "gmacs_per_view", "params_m", "status", "n", "seeds",
     "top1_mean_pct", "top1_std_pct", "top5_mean_pct", "top5_std_pct", "best_top1_mean_pct", "best_epoch",
-    "final_epoch", "baseline", "compared_with", "delta_top1_pct", "welch_p", "significant",
+    "final_epoch", "primary_metric", "primary_mean_pct", "top1_ci_low_pct", "top1_ci_high_pct",
+    "val_prev_epoch", "val_prev_top1_pct", "val_last_epoch", "val_last_top1_pct",
+    "baseline", "compared_with", "delta_top1_pct", "welch_p", "significant",
     "paper_top1_pct", "paper_diff_pct", "paper_source", "config_hash", "warnings",
 )
 
@@ -39,11 +48,55 @@ def natural_key(value) -> tuple:
         return (1, 0.0, text)
 
 
-def variant_label(axes: Mapping[str, str]) -> str:
-    """Short label of a variant from its axis values: ``temporal=gsf, channel_fraction=0.5``."""
-    if not axes:
-        return "(single config)"
-    return ", ".join(f"{key.rsplit('.', 1)[-1]}={axes[key]}" for key in sorted(axes))
+def t_interval(values: list[float], level: float = CONFIDENCE) -> tuple[float, float]:
+    """Two-sided ``level`` t-interval of the mean of ``values`` (seeds); NaNs with fewer than two values."""
+    array = np.asarray(values, dtype=float)
+    if array.size < 2:
+        return math.nan, math.nan
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.5 + level / 2, array.size - 1) * array.std(ddof=1) / math.sqrt(array.size))
+    return float(array.mean()) - half, float(array.mean()) + half
+
+
+def protocols_of(runs: pd.DataFrame) -> list[str]:
+    """Test protocols (``"1x1"``, ``"2x3"``) with a top-1 metric logged by any run, fewest views first."""
+    found = set()
+    for column in runs.columns:
+        parsed = schema.parse_protocol_metric(str(column))
+        if parsed and parsed[1] == "top1" and runs[column].notna().any():
+            found.add(parsed[0])
+    return sorted(found, key=lambda p: tuple(int(x) for x in p.split("x")))
+
+
+def decimals_to_tell_apart(values, *, minimum: int = 2, maximum: int = 6) -> int:
+    """The fewest decimals (at least ``minimum``) at which the distinct ``values`` stay distinct, so
+    0.0233 and 0.0253 GMACs do not both print as 0.02."""
+    distinct = sorted({float(v) for v in values if v is not None and not pd.isna(v)})
+    for digits in range(minimum, maximum + 1):
+        if len({round(v, digits) for v in distinct}) == len(distinct):
+            return digits
+    return maximum
+
+
+def variant_names(rows: list[Mapping]) -> list[str]:
+    """The short name of each row (:func:`experiments.variant_names.variant_name`, or the runs' own
+    ``gsf.variant`` tag); rows that share a name get the axis values that tell them apart appended,
+    ``GSF (frames=16)``."""
+    from experiments.variant_names import variant_name
+
+    names = [row.get("variant_tag") or variant_name({**row["config"], **row["axes"]}) for row in rows]
+    out = list(names)
+    for name in set(names):
+        same = [i for i, n in enumerate(names) if n == name]
+        if len(same) < 2:
+            continue
+        keys = sorted({k for i in same for k in rows[i]["axes"]})
+        differing = [k for k in keys if len({str(rows[i]["axes"].get(k, "")) for i in same}) > 1]
+        for i in same:
+            extra = ", ".join(f"{k.rsplit('.', 1)[-1]}={rows[i]['axes'].get(k, '')}" for k in differing)
+            out[i] = f"{name} ({extra})" if extra else name
+    return out
 
 
 def _status_text(statuses: Counter, missing: list[int]) -> str:
@@ -82,8 +135,31 @@ def welch_p(a: list[float], b: list[float]) -> float:
     return float(result.pvalue)
 
 
-def _group_rows(study_runs: pd.DataFrame, final_epochs: Mapping[str, int]) -> list[dict]:
+def _last_two_evaluations(history: pd.DataFrame | None, run_ids: list[str]) -> tuple[str, float, str, float]:
+    """Epochs and mean over runs (percent) of the last two ``val_top1`` evaluations of ``run_ids``."""
+    if history is None or history.empty:
+        return "", math.nan, "", math.nan
+    part = history[(history["key"] == "val_top1") & history["run_id"].isin(run_ids)]
+    previous, last = [], []
+    for _, curve in part.groupby("run_id"):
+        curve = curve.sort_values("epoch")
+        if len(curve) >= 2:
+            previous.append((int(curve["epoch"].iloc[-2]), float(curve["value"].iloc[-2]) * 100.0))
+        if len(curve):
+            last.append((int(curve["epoch"].iloc[-1]), float(curve["value"].iloc[-1]) * 100.0))
+
+    def summary(points):
+        if not points:
+            return "", math.nan
+        return _collapse([e for e, _ in points]), float(np.mean([v for _, v in points]))
+
+    return (*summary(previous), *summary(last))
+
+
+def _group_rows(study_runs: pd.DataFrame, final_epochs: Mapping[str, int],
+                history: pd.DataFrame | None = None) -> list[dict]:
     expected = sorted({int(s) for s in study_runs["seed"].dropna()})
+    protocols = protocols_of(study_runs)
     rows = []
     for config_key, runs in study_runs.groupby("config_key", sort=True):
         runs = runs.sort_values(["seed", "start_time", "run_id"], na_position="last")
@@ -116,7 +192,26 @@ def _group_rows(study_runs: pd.DataFrame, final_epochs: Mapping[str, int]) -> li
         best = [v * 100.0 for v in chosen["best_top1"] if not pd.isna(v)]
         gmacs = runs["gmacs"].dropna()
         params = runs["params"].dropna()
+        tested = {}
+        for protocol in protocols:
+            values = [v * 100.0 for v in chosen[schema.protocol_metric(protocol, "top1")] if not pd.isna(v)]
+            tested[protocol] = {"values": values, "mean": _mean_std(values)[0], "ci": t_interval(values)}
+        if protocols:
+            primary_name, primary = f"top-1 {protocols[0]} (best checkpoint)", tested[protocols[0]]["values"]
+        else:
+            primary_name, primary = "val top-1 (last epoch)", top1
+        prev_epoch, prev_top1, last_epoch, last_top1 = _last_two_evaluations(history, list(chosen["run_id"]))
+        variant_tags = {v for v in runs.get("variant", pd.Series(dtype=object)) if isinstance(v, str) and v}
         rows.append({
+            "variant_tag": variant_tags.pop() if len(variant_tags) == 1 else "",
+            "protocols": tested,
+            "primary_metric": primary_name,
+            "primary_values": primary,
+            "primary_mean_pct": _mean_std(primary)[0],
+            "top1_ci_low_pct": t_interval(primary)[0],
+            "top1_ci_high_pct": t_interval(primary)[1],
+            "val_prev_epoch": prev_epoch, "val_prev_top1_pct": prev_top1,
+            "val_last_epoch": last_epoch, "val_last_top1_pct": last_top1,
             "config_key": config_key,
             "axes": dict(first["axes"]),
             "config": dict(first["config"]),
@@ -149,6 +244,14 @@ def _group_rows(study_runs: pd.DataFrame, final_epochs: Mapping[str, int]) -> li
     return rows
 
 
+def _paper_order(row: dict) -> tuple:
+    """Rows as the paper's tables list them: TSN, TSM, GSM, GSF, then GSF's variants, then the rest."""
+    kinds = ("none", "tsm", "gsm", "gsf")
+    kind = str(row["temporal"])
+    rank = kinds.index(kind) if kind in kinds else len(kinds)
+    return (rank, " " in row["variant"], natural_key(row["variant"]), row["config_key"])
+
+
 def _matches(row: dict, spec: Mapping[str, str]) -> bool:
     for key, value in spec.items():
         have = row["axes"].get(key, row["config"].get(key))
@@ -177,16 +280,22 @@ def _assign_baselines(rows: list[dict]) -> None:
 
 
 def study_table(study_runs: pd.DataFrame, paper: pd.DataFrame | None = None,
-                final_epochs: Mapping[str, int] | None = None) -> pd.DataFrame:
-    """The table of one study from its trial runs (:func:`analysis.runs.load_runs`).
+                final_epochs: Mapping[str, int] | None = None, history: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The table of one study from its trial runs (:func:`analysis.runs.load_runs`) and, for the last two
+    evaluations, their per-epoch ``history`` (:func:`analysis.runs.metric_history`).
 
     Returns typed values (NaN where unknown) with the axis columns first (one per ``gsf.axis.*`` key,
-    sorted by key) and then :data:`FIXED_COLUMNS`; ``attrs["axis_columns"]`` lists the axis columns and
-    the hidden columns ``n_top5``, ``top1_values``, ``run_ids`` and ``label`` keep what formatting and
-    figures need.
+    sorted by key), then :data:`FIXED_COLUMNS`, then per test protocol P ``top1_P_mean_pct``,
+    ``top1_P_ci_low_pct``, ``top1_P_ci_high_pct``, ``paper_top1_P_pct``. ``attrs`` holds ``axis_columns``
+    and ``protocols``; the hidden columns ``n_top5``, ``top1_values`` (the primary metric per seed),
+    ``run_ids`` and ``label`` (the variant name) keep what formatting and figures need.
     """
-    rows = _group_rows(study_runs, final_epochs or {})
+    rows = _group_rows(study_runs, final_epochs or {}, history)
+    for row, name in zip(rows, variant_names(rows)):
+        row["variant"] = name
+    rows.sort(key=_paper_order)
     _assign_baselines(rows)
+    protocols = protocols_of(study_runs)
     axis_keys = sorted({k for row in rows for k in row["axes"]})
     records = []
     for row in rows:
@@ -195,31 +304,45 @@ def study_table(study_runs: pd.DataFrame, paper: pd.DataFrame | None = None,
         record = {key: row["axes"].get(key, "") for key in axis_keys}
         record.update({k: row[k] for k in FIXED_COLUMNS if k in row})
         record["baseline"] = "yes" if is_base else ""
-        record["compared_with"] = "" if is_base else variant_label(base["axes"])
+        record["compared_with"] = "" if is_base else base["variant"]
         if is_base:
             record["delta_top1_pct"] = math.nan
             record["welch_p"] = math.nan
             record["significant"] = ""
         else:
-            record["delta_top1_pct"] = row["top1_mean_pct"] - base["top1_mean_pct"]
-            p = welch_p(row["top1_values"], base["top1_values"])
+            record["delta_top1_pct"] = row["primary_mean_pct"] - base["primary_mean_pct"]
+            p = welch_p(row["primary_values"], base["primary_values"])
             record["welch_p"] = p
             record["significant"] = NA if math.isnan(p) else ("yes" if p < SIGNIFICANCE else "no")
-        hit = None
-        if paper is not None:
-            hit = match_accuracy(paper, dataset=row["dataset"], backbone=row["backbone"], frames=row["frames"],
-                                 temporal=row["temporal"], views=row["views"])
+
+        def published(views: str) -> pd.Series | None:
+            if paper is None:
+                return None
+            return match_accuracy(paper, dataset=row["dataset"], backbone=row["backbone"], frames=row["frames"],
+                                  temporal=row["temporal"], views=views)
+
+        for protocol in protocols:
+            tested = row["protocols"][protocol]
+            record[f"top1_{protocol}_mean_pct"] = tested["mean"]
+            record[f"top1_{protocol}_ci_low_pct"], record[f"top1_{protocol}_ci_high_pct"] = tested["ci"]
+            hit = published(protocol)
+            record[f"paper_top1_{protocol}_pct"] = float(hit["value_pct"]) if hit is not None else math.nan
+        hit = published(protocols[0] if protocols else row["views"])
         record["paper_top1_pct"] = float(hit["value_pct"]) if hit is not None else math.nan
-        record["paper_diff_pct"] = row["top1_mean_pct"] - record["paper_top1_pct"]
+        record["paper_diff_pct"] = row["primary_mean_pct"] - record["paper_top1_pct"]
         record["paper_source"] = hit["source"] if hit is not None else ""
         record["n_top5"] = row["n_top5"]
-        record["top1_values"] = row["top1_values"]
+        record["top1_values"] = row["primary_values"]
         record["run_ids"] = row["run_ids"]
-        record["label"] = variant_label(row["axes"])
+        record["label"] = row["variant"]
         records.append(record)
-    columns = list(axis_keys) + list(FIXED_COLUMNS) + ["n_top5", "top1_values", "run_ids", "label"]
+    protocol_columns = [f"{kind}_{p}_{part}" for p in protocols
+                        for kind, part in (("top1", "mean_pct"), ("top1", "ci_low_pct"), ("top1", "ci_high_pct"),
+                                           ("paper_top1", "pct"))]
+    columns = list(axis_keys) + list(FIXED_COLUMNS) + protocol_columns + ["n_top5", "top1_values", "run_ids", "label"]
     table = pd.DataFrame(records, columns=columns)
     table.attrs["axis_columns"] = list(axis_keys)
+    table.attrs["protocols"] = protocols
     return table
 
 
@@ -242,8 +365,9 @@ def _fmt_p(value, row) -> str:
 
 
 def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """All visible columns as fixed-format strings (the CSV)."""
+    """All visible columns as fixed-format strings (the CSV): every axis column, whether it varies or not."""
     out = pd.DataFrame(index=table.index)
+    out["variant"] = table["variant"].astype(str)
     for key in table.attrs.get("axis_columns", []):
         out[key] = table[key].astype(str)
     out["backbone"] = table["backbone"].astype(str)
@@ -262,6 +386,17 @@ def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
     out["best_top1_mean_pct"] = [_fmt(v, 2) for v in table["best_top1_mean_pct"]]
     out["best_epoch"] = table["best_epoch"]
     out["final_epoch"] = table["final_epoch"]
+    out["primary_metric"] = table["primary_metric"]
+    for column in ("primary_mean_pct", "top1_ci_low_pct", "top1_ci_high_pct"):
+        out[column] = [_fmt(v, 2) for v in table[column]]
+    for protocol in table.attrs.get("protocols", []):
+        for part in ("mean_pct", "ci_low_pct", "ci_high_pct"):
+            out[f"top1_{protocol}_{part}"] = [_fmt(v, 2) for v in table[f"top1_{protocol}_{part}"]]
+        out[f"paper_top1_{protocol}_pct"] = [_fmt(v, 2) for v in table[f"paper_top1_{protocol}_pct"]]
+    out["val_prev_epoch"] = table["val_prev_epoch"]
+    out["val_prev_top1_pct"] = [_fmt(v, 2) for v in table["val_prev_top1_pct"]]
+    out["val_last_epoch"] = table["val_last_epoch"]
+    out["val_last_top1_pct"] = [_fmt(v, 2) for v in table["val_last_top1_pct"]]
     out["baseline"] = table["baseline"]
     out["compared_with"] = table["compared_with"]
     out["delta_top1_pct"] = [_fmt(v, 2) for v in table["delta_top1_pct"]]
@@ -275,28 +410,59 @@ def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _with_interval(mean, low, high) -> str:
+    """``61.63 [58.40, 64.86]``: the mean and its 95 % t-interval over seeds (``n/a`` with one seed)."""
+    if mean is None or pd.isna(mean):
+        return ""
+    interval = NA if pd.isna(low) else f"{low:.2f}, {high:.2f}"
+    return f"{mean:.2f} [{interval}]"
+
+
+def varying_axis_columns(table: pd.DataFrame) -> list[str]:
+    """The axis columns whose value is not the same in every row."""
+    return [key for key in table.attrs.get("axis_columns", []) if table[key].astype(str).nunique() > 1]
+
+
 def display_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """The human-readable columns of Markdown and LaTeX: ``mean ± std (n=k)``, significance marked."""
+    """The human-readable columns of Markdown and LaTeX: the variant, the knob columns that vary, one
+    top-1 column per test protocol (mean and 95 % t-interval over seeds) beside the paper's number for that
+    protocol, the last two validation evaluations, Δ and Welch's p against the baseline."""
     csv = csv_frame(table)
     out = pd.DataFrame(index=csv.index)
-    for key in table.attrs.get("axis_columns", []):
+    out["variant"] = csv["variant"]
+    for key in varying_axis_columns(table):
         out[key] = csv[key]
     out["backbone"] = csv["backbone"]
     out["frames"] = csv["frames"]
-    out["views"] = csv["views"]
-    out["GMACs/view"] = [_fmt(v, 2) for v in table["gmacs_per_view"]]
-    out["params (M)"] = [_fmt(v, 2) for v in table["params_m"]]
+    gmacs_digits = decimals_to_tell_apart(table["gmacs_per_view"], minimum=2)
+    out["GMACs/view"] = [_fmt(v, gmacs_digits) for v in table["gmacs_per_view"]]
+    out["params (M)"] = [_fmt(v, decimals_to_tell_apart(table["params_m"], minimum=2)) for v in table["params_m"]]
     out["status"] = csv["status"]
-
-    def acc(mean, std, n):
-        if mean == "":
-            return ""
-        return f"{mean} ± {std} (n={n})"
-
-    out["top-1 (%)"] = [acc(m, s, n) for m, s, n in zip(csv["top1_mean_pct"], csv["top1_std_pct"], csv["n"])]
-    out["top-5 (%)"] = [acc(m, s, n) for m, s, n in zip(csv["top5_mean_pct"], csv["top5_std_pct"], csv["n"])]
+    out["n"] = csv["n"]
+    protocols = table.attrs.get("protocols", [])
+    paper_columns = []
+    for protocol in protocols:
+        clips, crops = protocol.split("x")
+        out[f"top-1 {protocol} (%) [95 % CI]"] = [
+            _with_interval(*values) for values in zip(table[f"top1_{protocol}_mean_pct"],
+                                                      table[f"top1_{protocol}_ci_low_pct"],
+                                                      table[f"top1_{protocol}_ci_high_pct"])]
+        paper = f"paper top-1 {protocol} (%)"
+        out[paper] = csv[f"paper_top1_{protocol}_pct"]
+        paper_columns.append(paper)
+    if not protocols:
+        views = "/".join(sorted(set(csv["views"]))) or "?"
+        out[f"val top-1 {views} (%) [95 % CI]"] = [
+            _with_interval(*values) for values in zip(table["primary_mean_pct"], table["top1_ci_low_pct"],
+                                                      table["top1_ci_high_pct"])]
+        out["paper top-1 (%)"] = csv["paper_top1_pct"]
+        paper_columns.append("paper top-1 (%)")
+    out["val top-1 at the last two evaluations (%)"] = [
+        "" if pd.isna(last) else (f"{prev:.2f} → {last:.2f} (epochs {pe} → {le})" if not pd.isna(prev)
+                                  else f"{last:.2f} (epoch {le})")
+        for prev, last, pe, le in zip(table["val_prev_top1_pct"], table["val_last_top1_pct"],
+                                      table["val_prev_epoch"], table["val_last_epoch"])]
     out["best epoch"] = csv["best_epoch"]
-    out["final epoch"] = csv["final_epoch"]
     deltas = []
     for delta, sig, base in zip(csv["delta_top1_pct"], csv["significant"], csv["baseline"]):
         if base == "yes":
@@ -305,14 +471,34 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
             deltas.append("")
         else:
             deltas.append(("+" if not delta.startswith("-") else "") + delta + (" *" if sig == "yes" else ""))
-    out["Δ top-1 vs baseline"] = deltas
+    out["Δ top-1 vs baseline (points)"] = deltas
     out["p (Welch)"] = csv["welch_p"]
-    out["paper top-1 (%)"] = csv["paper_top1_pct"]
-    out["Δ paper"] = csv["paper_diff_pct"]
-    out["paper source"] = csv["paper_source"]
+    if any(csv["paper_source"]):
+        out["Δ paper (points)"] = csv["paper_diff_pct"]
+        out["paper source"] = csv["paper_source"]
+    else:  # no published number for this data set: the columns would be empty
+        out = out.drop(columns=paper_columns)
     if any(csv["warnings"]):
         out["warnings"] = csv["warnings"]
     return out.reset_index(drop=True)
+
+
+def table_notes(table: pd.DataFrame) -> list[str]:
+    """What the display columns measure, for the lines under a table."""
+    protocols = table.attrs.get("protocols", [])
+    notes = []
+    if protocols:
+        notes.append("top-1 CLIPSxCROPS: the best checkpoint evaluated with that test protocol (clips x crops "
+                     "per video); [95 % CI]: two-sided t-interval of the mean over seeds.")
+    else:
+        notes.append("val top-1: the last validation evaluation; [95 % CI]: two-sided t-interval of the mean "
+                     "over seeds.")
+    primary = next((m for m in table["primary_metric"] if m), "")
+    notes.append(f"Δ and Welch's p (unequal variances, two-sided) on {primary} against the baseline row; "
+                 f"* marks p < {SIGNIFICANCE}.")
+    if not any(table["paper_source"].astype(str)):
+        notes.append("No published number matches this data set, backbone and frame count.")
+    return notes
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
@@ -358,6 +544,7 @@ def write_table(table: pd.DataFrame, directory: Path, stem: str, *, title: str =
     csv_frame(table).to_csv(csv_path, index=False, lineterminator="\n")
     display = display_frame(table)
     header = f"# {title}\n\n" if title else ""
-    md_path.write_text(header + to_markdown(display), encoding="utf-8")
+    notes = "".join(f"\n- {note}" for note in table_notes(table))
+    md_path.write_text(header + to_markdown(display) + notes + "\n", encoding="utf-8")
     tex_path.write_text(to_latex(display, caption=title), encoding="utf-8")
     return [csv_path, md_path, tex_path]

@@ -58,7 +58,9 @@ def test_rows_match_logged_runs(tracking_store, report):
             assert row["top1_std_pct"] == "n/a"
         assert row["views"] == "1x1" and row["frames"] == "8" and row["backbone"] == "resnet_tiny"
         assert float(row["params_m"]) == pytest.approx(2.0)
-    assert table.columns[:2].tolist() == ["model.channel_fraction", "model.temporal"]
+    assert table.columns[:3].tolist() == ["variant", "model.channel_fraction", "model.temporal"]
+    names = dict(zip(zip(table["model.temporal"], table["model.channel_fraction"]), table["variant"]))
+    assert names == {("none", "1.0"): "TSN", ("gsf", "1.0"): "GSF", ("gsf", "0.5"): "GSF 50 %"}
 
 
 def test_failed_and_missing_runs_are_shown(report):
@@ -86,8 +88,11 @@ def test_welch_against_grid_baseline(tracking_store, report):
     assert row["significant"] == ("yes" if expected < 0.05 else "no")
     assert float(row["delta_top1_pct"]) == pytest.approx(
         statistics.mean(top1("gsf", 1.0)) - statistics.mean(top1("none", 1.0)), abs=0.006)
+    values = top1("gsf", 1.0)
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=statistics.mean(values), scale=stats.sem(values))
+    assert (float(row["top1_ci_low_pct"]), float(row["top1_ci_high_pct"])) == pytest.approx((low, high), abs=0.006)
     markdown = (report / "a" / STUDY / "table.md").read_text()
-    assert "baseline" in markdown and "±" in markdown
+    assert "baseline" in markdown and f"[{low:.2f}, {high:.2f}]" in markdown and "95 % CI" in markdown
 
 
 def test_paper_numbers_joined_and_hash_conflict_flagged(report):
@@ -105,7 +110,7 @@ def test_within_pair_accuracy_from_score_artifacts(tracking_store, report):
     pairs = pd.read_csv(report / "a" / STUDY / "pairs.csv", keep_default_na=False)
     assert set(pairs["score_file"]) == {"scores/val_epoch3.csv"}
     for temporal, (labels, scores) in tracking_store["scores"].items():
-        part = pairs[pairs["label"].str.contains(f"temporal={temporal}")]
+        part = pairs[pairs["label"] == {"none": "TSN", "gsf": "GSF"}[temporal]]
         assert part["pair"].tolist() == [0, 1]
         for _, row in part.iterrows():
             a, b = row["forward"], row["reversed"]
