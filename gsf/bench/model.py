@@ -1,8 +1,9 @@
 """Model speed and memory: inference and training-step time, clips/s and peak training memory of TSN, TSM,
-GSM and GSF video models, with ratios against the TSN row of the same backbone (issue 8).
+GSM and GSF video models, with ratios against the TSN row of the same backbone, clip length and mode
+(issues 8 and 17: eager and ``torch.compile`` side by side, each GSF path of ``GateShiftFuse``).
 
-All models of one backbone are timed in one process, interleaved (A B C ... A B C ...), so machine load
-hits every row alike; each figure is the median of the repeats, after warm-up. The ratios are of those
+All models of one backbone and clip length are timed in one process, interleaved (A B C ... A B C ...), so
+machine load hits every row alike; each figure is the median of the repeats, after warm-up. The ratios are of those
 medians. Peak training memory: on CUDA ``torch.cuda.max_memory_allocated`` over one training step; on
 CPU the growth of the peak resident set (``VmHWM``) over one training step, each model in a fresh
 subprocess, because CPU tensor allocations are not visible to ``tracemalloc``.
@@ -11,6 +12,7 @@ GMACs: ``gsf.complexity.measure_complexity`` (conv + linear multiply-accumulates
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import multiprocessing
 import os
@@ -22,37 +24,60 @@ import torch
 import torch.nn.functional as F
 
 COLUMNS = (
-    "model", "backbone", "temporal", "fraction", "frames", "batch", "input_px", "threads",
+    "model", "backbone", "temporal", "fraction", "gsf_path", "mode", "frames", "batch", "input_px", "threads",
     "infer_ms", "infer_ms_min", "infer_ms_max", "infer_clips_per_s",
     "train_step_ms", "train_step_ms_min", "train_step_ms_max", "train_clips_per_s",
-    "peak_train_mem_mb", "gmacs", "params", "ratio_infer", "ratio_train", "ratio_mem",
+    "peak_train_mem_mb", "gmacs", "params", "ratio_infer", "ratio_train", "ratio_mem", "warmup_s", "note",
 )
 DEFAULT_BACKBONES = ("resnet50", "bninception")
 DEFAULT_TEMPORAL = ("none", "tsm", "gsm", "gsf")
 DEFAULT_FRACTIONS = (0.25, 0.5, 1.0)
+MODES = ("eager", "compile")
 NUM_CLASSES = 174
+# Before any compiled warm-up has been seen, the time budget assumes this much for one (it includes
+# inductor's compile of the inference and the training graph; see results/benchmarks/README.md, "GPU").
+FIRST_COMPILE_ESTIMATE_S = 90.0
+FIRST_EAGER_ESTIMATE_S = 5.0
 
 
-def _variants(temporal: tuple[str, ...], fractions: tuple[float, ...]) -> list[tuple[str, float]]:
-    """(temporal, fraction) rows; TSN first (the ratio baseline); TSN and TSM have no channel fraction."""
-    rows = [("none", 1.0)]
+def _variants(temporal: tuple[str, ...], fractions: tuple[float, ...],
+              gsf_paths: tuple[str, ...] = ("auto",)) -> list[tuple[str, float, str]]:
+    """(temporal, fraction, GSF path) rows in the order given, TSN first (the ratio baseline); TSN and TSM
+    have no channel fraction and no GSF path ("auto")."""
+    rows = [("none", 1.0, "auto")]
     for kind in temporal:
         if kind == "none":
             continue
-        rows += [(kind, 1.0)] if kind == "tsm" else [(kind, f) for f in fractions]
+        if kind == "tsm":
+            rows.append((kind, 1.0, "auto"))
+        else:
+            rows += [(kind, f, path) for f in fractions for path in gsf_paths]
     return rows
 
 
-def _name(backbone: str, temporal: str, fraction: float) -> str:
+def _name(backbone: str, temporal: str, fraction: float, path: str = "auto") -> str:
     label = "tsn" if temporal == "none" else temporal
-    return f"{backbone}_{label}" + (f"_fraction{fraction:g}" if temporal in ("gsm", "gsf") else "")
+    name = f"{backbone}_{label}" + (f"_fraction{fraction:g}" if temporal in ("gsm", "gsf") else "")
+    return name + (f"_{path}" if temporal in ("gsm", "gsf") and path != "auto" else "")
 
 
-def _build(backbone: str, temporal: str, fraction: float, *, device: str, channels_last: bool):
+def _gsf_path_used(temporal: str, path: str, device: str) -> str:
+    """The GSF path a row's modules take on `device` ("" for TSN and TSM)."""
+    from gsf.ops import path_for_device
+
+    if temporal not in ("gsm", "gsf"):
+        return ""
+    return path_for_device(device) if path == "auto" else path
+
+
+def _build(backbone: str, temporal: str, fraction: float, *, device: str, channels_last: bool,
+           gsf_path: str = "auto"):
     from gsf.models.registry import build_model
+    from gsf.ops import set_gsf_path
 
     torch.manual_seed(0)
     model = build_model(backbone=backbone, temporal=temporal, num_classes=NUM_CLASSES, channel_fraction=fraction)
+    set_gsf_path(model, gsf_path)
     model = model.to(device)
     if channels_last:  # 4-d conv weights only: the GSF gate conv is 3-d
         for module in model.modules():
@@ -62,16 +87,17 @@ def _build(backbone: str, temporal: str, fraction: float, *, device: str, channe
 
 
 class _Runner:
-    """One model's inference and training-step closures."""
+    """One model's inference and training-step closures, through `forward` (the model, or it compiled)."""
 
-    def __init__(self, model, *, batch: int, frames: int, size: int, device: str, dtype: str, compile: bool):
+    def __init__(self, model, forward, *, batch: int, frames: int, size: int, device: str, dtype: str):
         self.model = model
         self.device = device
         self.x = torch.randn(batch, frames, 3, size, size, device=device)
         self.y = torch.randint(0, NUM_CLASSES, (batch,), device=device)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
         self.autocast = dtype == "bfloat16"
-        self.forward = torch.compile(model) if compile else model
+        self.forward = forward
+        self.last_round_s = 0.0  # infer + train step of the last untimed round, for the time budget
 
     def _ctx(self):
         return torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.autocast)
@@ -101,6 +127,41 @@ class _Runner:
         self._sync()
         return time.perf_counter() - start
 
+    def warm_up(self, rounds: int) -> float:
+        """`rounds` untimed inference + training steps (compilation happens in the first); their seconds."""
+        start = time.perf_counter()
+        for _ in range(rounds):
+            self.last_round_s = self.infer() + self.train_step()
+        return time.perf_counter() - start
+
+
+class _Clock:
+    """The optional time budget of one `bench_model` call: a warm-up (where compilation happens) starts
+    only if the longest one seen so far of its mode, or a first estimate, still fits."""
+
+    def __init__(self, budget_s: float | None):
+        self.start = time.perf_counter()
+        self.budget_s = budget_s
+        self.longest = {"eager": FIRST_EAGER_ESTIMATE_S, "compile": FIRST_COMPILE_ESTIMATE_S}
+        self.seen = {"eager": False, "compile": False}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def left(self) -> float:
+        return float("inf") if self.budget_s is None else self.budget_s - self.elapsed()
+
+    def fits(self, mode: str) -> bool:
+        return self.longest[mode] <= self.left()
+
+    def record(self, mode: str, seconds: float) -> None:
+        self.longest[mode] = seconds if not self.seen[mode] else max(self.longest[mode], seconds)
+        self.seen[mode] = True
+
+
+def _progress(clock: _Clock, message: str) -> None:
+    print(f"[{clock.elapsed():7.1f} s] {message}", flush=True)
+
 
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
@@ -115,9 +176,9 @@ def _cpu_peak_train_mb(spec: dict) -> float:
 
     torch.set_num_threads(spec["threads"])
     model = _build(spec["backbone"], spec["temporal"], spec["fraction"], device="cpu",
-                   channels_last=spec["channels_last"])
-    runner = _Runner(model, batch=spec["batch"], frames=spec["frames"], size=spec["size"], device="cpu",
-                     dtype=spec["dtype"], compile=False)
+                   channels_last=spec["channels_last"], gsf_path=spec["gsf_path"])
+    runner = _Runner(model, model, batch=spec["batch"], frames=spec["frames"], size=spec["size"], device="cpu",
+                     dtype=spec["dtype"])
     before = _peak_rss_kib(resource)
     runner.train_step()
     after = _peak_rss_kib(resource)
@@ -138,7 +199,10 @@ def _peak_rss_kib(resource) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _peak_train_mb(runner: _Runner, spec: dict) -> float:
+def _peak_train_mb(runner: _Runner, spec: dict) -> float | None:
+    """Peak memory of one training step over what was allocated before it, in MB: on CUDA
+    ``torch.cuda.max_memory_allocated`` for this runner (eager or compiled); on CPU the eager model's peak
+    RSS growth in a fresh process (None for a compiled row: a child process would compile again)."""
     if spec["device"] == "cuda":
         runner.train_step()  # optimizer state exists before the measured step
         torch.cuda.synchronize()
@@ -146,11 +210,13 @@ def _peak_train_mb(runner: _Runner, spec: dict) -> float:
         base = torch.cuda.memory_allocated()
         runner.train_step()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
+    if spec["mode"] != "eager":
+        return None
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(_cpu_peak_train_mb, (spec,))
 
 
-def conditions_tag(*, device: str, dtype: str, channels_last: bool, compile: bool, threads: int) -> str:
+def conditions_tag(*, device: str, dtype: str, channels_last: bool, modes=("eager",), threads: int) -> str:
     """timm-style file-name tag: device (with GPU name), dtype, layout, compile, torch version, threads."""
     parts = [device]
     if device == "cuda":
@@ -158,91 +224,196 @@ def conditions_tag(*, device: str, dtype: str, channels_last: bool, compile: boo
     parts.append(dtype)
     if channels_last:
         parts.append("nhwc")
-    if compile:
-        parts.append("compile")
+    if "compile" in modes:
+        parts.append("eager-compile" if "eager" in modes else "compile")
     parts.append(f"pt{torch.__version__.split('+')[0]}")
     if device == "cpu":
         parts.append(f"t{threads}")
     return "-".join(parts)
 
 
-def bench_model(*, backbones=DEFAULT_BACKBONES, temporal=DEFAULT_TEMPORAL, fractions=DEFAULT_FRACTIONS,
-                frames: int = 8, batch: int = 1, size: int = 224, device: str = "cpu",
-                dtype: str = "float32", channels_last: bool = False, compile: bool = False, repeats: int = 3,
-                warmup: int = 1, threads: int | None = None, memory: bool = True, gmacs: bool = True,
-                out_dir: str | os.PathLike | None = "results/benchmarks") -> list[dict]:
-    """Time every (backbone, temporal, fraction) row; print the table and write CSV + Markdown to ``out_dir``
-    (``None``: do not write). Returns the rows."""
-    from gsf.complexity import measure_complexity
+@contextlib.contextmanager
+def _dynamo_limits(enabled: bool):
+    """Every model of a run shares the code objects dynamo caches graphs on (one graph per model, mode,
+    clip length and train/eval): raise the recompile limit, and fail rather than fall back to eager
+    silently if it is still hit."""
+    if not enabled:
+        yield
+        return
+    with torch._dynamo.config.patch(recompile_limit=256, fail_on_recompile_limit_hit=True):
+        yield
+
+
+def _check_arguments(*, device, dtype, modes, gsf_paths, frames, repeats, warmup, budget_s) -> None:
     from gsf.errors import GSFConfigError
+    from gsf.ops import GSF_PATHS
 
     if device == "cuda" and not torch.cuda.is_available():
         raise GSFConfigError("--device cuda: no CUDA device is available")
     if dtype not in ("float32", "bfloat16"):
         raise GSFConfigError(f"--dtype must be float32 or bfloat16, got {dtype!r}")
+    if not modes or any(mode not in MODES for mode in modes):
+        raise GSFConfigError(f"--modes must be one or both of {list(MODES)}, got {list(modes)}")
+    if not gsf_paths or any(path not in GSF_PATHS for path in gsf_paths):
+        raise GSFConfigError(f"--gsf-paths must be among {list(GSF_PATHS)}, got {list(gsf_paths)}")
+    if not frames or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in frames):
+        raise GSFConfigError(f"--frames must be positive ints, got {list(frames)}")
     if repeats < 1 or warmup < 0:
         raise GSFConfigError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
+    if "compile" in modes and warmup < 1:
+        raise GSFConfigError("--modes compile needs --warmup >= 1: compilation happens in the first call")
+    if budget_s is not None and budget_s <= 0:
+        raise GSFConfigError(f"--budget-s must be positive, got {budget_s}")
+
+
+def bench_model(*, backbones=DEFAULT_BACKBONES, temporal=DEFAULT_TEMPORAL, fractions=DEFAULT_FRACTIONS,
+                frames: int | tuple[int, ...] = 8, batch: int = 1, size: int = 224, device: str = "cpu",
+                dtype: str = "float32", channels_last: bool = False, modes=("eager",), gsf_paths=("auto",),
+                repeats: int = 3, warmup: int = 1, threads: int | None = None, memory: bool = True,
+                gmacs: bool = True, budget_s: float | None = None, compile_backend: str = "inductor",
+                out_dir: str | os.PathLike | None = "results/benchmarks") -> list[dict]:
+    """Time every (backbone, clip length, temporal, fraction, GSF path, mode) row; print the table and write
+    CSV + Markdown to ``out_dir`` (``None``: do not write), rewritten after each clip length so an
+    interrupted run keeps what it measured. Returns the rows.
+
+    modes: "eager" and/or "compile" (``torch.compile(model, backend=compile_backend, dynamic=False)``), side
+    by side in the same interleaved rounds; the ratios are against TSN in the same mode. gsf_paths: GSF/GSM
+    rows for each path of `GateShiftFuse` ("auto" is the device's own). On CUDA the fused path is timed
+    eager only: its Python loops over pieces unroll under dynamo into a graph too large to compile in a
+    benchmark's time. budget_s: a warm-up (compilation included) is skipped, its row noted, when the
+    longest one so far of its mode would not fit in what is left; the timed rounds are cut to fit.
+    """
+    from gsf.complexity import measure_complexity
+
+    frames_list = (frames,) if isinstance(frames, int) else tuple(frames)
+    modes, gsf_paths = tuple(modes), tuple(gsf_paths)
+    _check_arguments(device=device, dtype=dtype, modes=modes, gsf_paths=gsf_paths, frames=frames_list,
+                     repeats=repeats, warmup=warmup, budget_s=budget_s)
     if threads is not None:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
+    clock = _Clock(budget_s)
+    tag = conditions_tag(device=device, dtype=dtype, channels_last=channels_last, modes=modes, threads=threads)
     rows: list[dict] = []
-    for backbone in backbones:
-        variants = _variants(tuple(temporal), tuple(fractions))
-        runners, infos = [], []
-        for kind, fraction in variants:
-            model = _build(backbone, kind, fraction, device=device, channels_last=channels_last)
-            info = {"gmacs": None, "params": sum(p.numel() for p in model.parameters())}
-            if gmacs:
-                info["gmacs"] = round(measure_complexity(model, num_frames=frames, input_size=size).gmacs, 4)
-            runners.append(_Runner(model, batch=batch, frames=frames, size=size, device=device, dtype=dtype,
-                                   compile=compile))
-            infos.append(info)
-        for runner in runners:
-            for _ in range(warmup):
-                runner.infer()
-                runner.train_step()
-        infer = [[] for _ in runners]
-        train = [[] for _ in runners]
-        for _ in range(repeats):  # interleaved: every model once per round
-            for i, runner in enumerate(runners):
-                infer[i].append(runner.infer())
-                train[i].append(runner.train_step())
-        for i, ((kind, fraction), runner) in enumerate(zip(variants, runners)):
-            spec = {"backbone": backbone, "temporal": kind, "fraction": fraction, "frames": frames, "batch": batch,
-                    "size": size, "device": device, "dtype": dtype, "channels_last": channels_last,
-                    "threads": threads}
-            peak = round(_peak_train_mb(runner, spec), 1) if memory else None
-            inf_ms, tr_ms = _median(infer[i]) * 1e3, _median(train[i]) * 1e3
-            rows.append({
-                "model": _name(backbone, kind, fraction), "backbone": backbone, "temporal": kind,
-                "fraction": fraction, "frames": frames, "batch": batch, "input_px": size, "threads": threads,
-                "infer_ms": round(inf_ms, 2), "infer_ms_min": round(min(infer[i]) * 1e3, 2),
-                "infer_ms_max": round(max(infer[i]) * 1e3, 2), "infer_clips_per_s": round(batch / inf_ms * 1e3, 3),
-                "train_step_ms": round(tr_ms, 2), "train_step_ms_min": round(min(train[i]) * 1e3, 2),
-                "train_step_ms_max": round(max(train[i]) * 1e3, 2),
-                "train_clips_per_s": round(batch / tr_ms * 1e3, 3), "peak_train_mem_mb": peak,
-                **infos[i], "_infer": inf_ms, "_train": tr_ms,
-            })
-        base = rows[-len(variants)]  # the TSN row of this backbone
-        for row in rows[-len(variants):]:
+    with _dynamo_limits("compile" in modes):
+        for backbone in backbones:
+            variants = _variants(tuple(temporal), tuple(fractions), gsf_paths)
+            models, forwards = [], []
+            for kind, fraction, path in variants:
+                model = _build(backbone, kind, fraction, device=device, channels_last=channels_last, gsf_path=path)
+                models.append(model)
+                forwards.append({"eager": model} | ({"compile": torch.compile(model, backend=compile_backend,
+                                                                              dynamic=False)}
+                                                    if "compile" in modes else {}))
+            _progress(clock, f"{backbone}: {len(variants)} models built")
+            for num_frames in frames_list:
+                rows += _bench_clip_length(
+                    backbone, variants, models, forwards, clock, num_frames=num_frames, batch=batch, size=size,
+                    device=device, dtype=dtype, channels_last=channels_last, modes=modes, repeats=repeats,
+                    warmup=warmup, threads=threads, memory=memory,
+                    gmacs=(lambda model, t: round(measure_complexity(model, num_frames=t, input_size=size).gmacs, 4))
+                    if gmacs else None)
+                if out_dir is not None:
+                    _write(rows, Path(out_dir), f"model-infer-train-{tag}",
+                           _conditions(device, dtype, channels_last, modes, compile_backend, threads, frames_list,
+                                       batch, size, repeats, warmup, budget_s, clock))
+            del models, forwards
+    _print(rows, _conditions(device, dtype, channels_last, modes, compile_backend, threads, frames_list, batch,
+                             size, repeats, warmup, budget_s, clock))
+    return rows
+
+
+def _conditions(device, dtype, channels_last, modes, compile_backend, threads, frames_list, batch, size, repeats,
+                warmup, budget_s, clock) -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    compiled = f", torch.compile ({compile_backend}, dynamic=False)" if "compile" in modes else ""
+    return (f"{_device_name(device)}; torch {torch.__version__}, {threads} threads; {dtype}"
+            f"{', channels_last' if channels_last else ''}; modes {'+'.join(modes)}{compiled}; "
+            f"{'/'.join(str(t) for t in frames_list)} frames, batch {batch}, {size} px; median of {repeats} "
+            f"interleaved repeats after {warmup} warm-up"
+            f"{f'; time budget {budget_s:g} s' if budget_s else ''}; {clock.elapsed():.0f} s so far; "
+            f"load average at the end {'/'.join(f'{v:.2f}' for v in load) if load else 'n/a'}")
+
+
+def _bench_clip_length(backbone, variants, models, forwards, clock, *, num_frames, batch, size, device, dtype,
+                       channels_last, modes, repeats, warmup, threads, memory, gmacs) -> list[dict]:
+    """The rows of one backbone at one clip length: warm-ups (eager first), interleaved timed rounds,
+    peak memory, ratios to the TSN row of the same mode."""
+    entries = []  # (variant index, mode, runner or None, note)
+    for i, (kind, fraction, path) in enumerate(variants):
+        used = _gsf_path_used(kind, path, device)
+        for mode in modes:
+            if mode == "compile" and device == "cuda" and used == "fused":
+                entries.append((i, mode, None, "fused path not compiled on cuda (see bench_model)"))
+                continue
+            runner = _Runner(models[i], forwards[i][mode], batch=batch, frames=num_frames, size=size,
+                             device=device, dtype=dtype)
+            entries.append((i, mode, runner, ""))
+    warm_s: dict[int, float] = {}
+    for order_mode in modes if "eager" not in modes else ("eager",) + tuple(m for m in modes if m != "eager"):
+        for k, (i, mode, runner, note) in enumerate(entries):
+            if mode != order_mode or runner is None:
+                continue
+            name = _name(backbone, *variants[i])
+            if not clock.fits(mode):
+                entries[k] = (i, mode, None, f"skipped: time budget ({clock.left():.0f} s left, a {mode} "
+                                             f"warm-up takes up to {clock.longest[mode]:.0f} s)")
+                _progress(clock, f"T={num_frames} {name} {mode}: skipped, time budget")
+                continue
+            _progress(clock, f"T={num_frames} {name} {mode}: warm-up"
+                             f"{' (compiling inference and training graphs)' if mode == 'compile' else ''}")
+            warm_s[k] = runner.warm_up(warmup)
+            clock.record(mode, warm_s[k])
+    live = [k for k, (_, _, runner, _) in enumerate(entries) if runner is not None]
+    round_s = sum(entries[k][2].last_round_s for k in live)
+    rounds = repeats
+    if clock.budget_s is not None and round_s > 0:
+        rounds = max(1, min(repeats, int(clock.left() / round_s)))
+    _progress(clock, f"T={num_frames}: {rounds} timed rounds of {len(live)} runs (~{round_s:.1f} s each)")
+    infer: dict[int, list[float]] = {k: [] for k in live}
+    train: dict[int, list[float]] = {k: [] for k in live}
+    for _ in range(rounds):  # interleaved: every run once per round
+        for k in live:
+            infer[k].append(entries[k][2].infer())
+            train[k].append(entries[k][2].train_step())
+    complexity: dict[int, float | None] = {}
+    rows = []
+    for k, (i, mode, runner, note) in enumerate(entries):
+        kind, fraction, path = variants[i]
+        if i not in complexity:
+            complexity[i] = gmacs(models[i], num_frames) if gmacs else None
+        row = {c: None for c in COLUMNS} | {
+            "model": _name(backbone, kind, fraction, path), "backbone": backbone, "temporal": kind,
+            "fraction": fraction, "gsf_path": _gsf_path_used(kind, path, device), "mode": mode,
+            "frames": num_frames, "batch": batch, "input_px": size, "threads": threads,
+            "gmacs": complexity[i], "params": sum(p.numel() for p in models[i].parameters()),
+            "note": note + (f"; {rounds} of {repeats} repeats (time budget)" if runner and rounds < repeats else ""),
+            "_infer": None, "_train": None}
+        if runner is not None:
+            spec = {"backbone": backbone, "temporal": kind, "fraction": fraction, "gsf_path": path,
+                    "frames": num_frames, "batch": batch, "size": size, "device": device, "dtype": dtype,
+                    "channels_last": channels_last, "threads": threads, "mode": mode}
+            peak = _peak_train_mb(runner, spec) if memory else None
+            inf_ms, tr_ms = _median(infer[k]) * 1e3, _median(train[k]) * 1e3
+            row |= {
+                "infer_ms": round(inf_ms, 2), "infer_ms_min": round(min(infer[k]) * 1e3, 2),
+                "infer_ms_max": round(max(infer[k]) * 1e3, 2), "infer_clips_per_s": round(batch / inf_ms * 1e3, 3),
+                "train_step_ms": round(tr_ms, 2), "train_step_ms_min": round(min(train[k]) * 1e3, 2),
+                "train_step_ms_max": round(max(train[k]) * 1e3, 2),
+                "train_clips_per_s": round(batch / tr_ms * 1e3, 3),
+                "peak_train_mem_mb": None if peak is None else round(peak, 1), "warmup_s": round(warm_s[k], 1),
+                "_infer": inf_ms, "_train": tr_ms}
+        rows.append(row)
+    for row in rows:  # ratios to the TSN row of the same mode, where both were measured
+        base = next(r for r in rows if r["temporal"] == "none" and r["mode"] == row["mode"])
+        if row["_infer"] is not None and base["_infer"] is not None:
             row["ratio_infer"] = round(row["_infer"] / base["_infer"], 3)
             row["ratio_train"] = round(row["_train"] / base["_train"], 3)
-            row["ratio_mem"] = (round(row["peak_train_mem_mb"] / base["peak_train_mem_mb"], 3)
-                                if memory and base["peak_train_mem_mb"] else None)
-        del runners
+        if row["peak_train_mem_mb"] is not None and base["peak_train_mem_mb"]:
+            row["ratio_mem"] = round(row["peak_train_mem_mb"] / base["peak_train_mem_mb"], 3)
     for row in rows:
-        row.pop("_infer")
-        row.pop("_train")
-    tag = conditions_tag(device=device, dtype=dtype, channels_last=channels_last, compile=compile, threads=threads)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    conditions = (f"{_device_name(device)}; torch {torch.__version__}, {threads} threads; {dtype}"
-                  f"{', channels_last' if channels_last else ''}{', torch.compile' if compile else ''}; "
-                  f"{frames} frames, batch {batch}, {size} px; median of {repeats} interleaved repeats after "
-                  f"{warmup} warm-up; load average at the end "
-                  f"{'/'.join(f'{v:.2f}' for v in load) if load else 'n/a'}")
-    _print(rows, conditions)
-    if out_dir is not None:
-        _write(rows, Path(out_dir), f"model-infer-train-{tag}", conditions)
+        del row["_infer"], row["_train"]
+    _progress(clock, f"T={num_frames}: done")
     return rows
 
 
@@ -266,11 +437,13 @@ def _fmt(value) -> str:
 
 def _print(rows: list[dict], conditions: str) -> None:
     print(conditions)
-    print(f"{'model':36s} {'infer_ms':>9s} {'train_ms':>9s} {'mem_mb':>8s} {'gmacs':>7s} "
-          f"{'r_inf':>6s} {'r_train':>7s} {'r_mem':>6s}")
+    print(f"{'model':40s} {'mode':7s} {'T':>3s} {'infer_ms':>9s} {'train_ms':>9s} {'mem_mb':>8s} {'gmacs':>7s} "
+          f"{'r_inf':>6s} {'r_train':>7s} {'r_mem':>6s}  note")
     for r in rows:
-        print(f"{r['model']:36s} {r['infer_ms']:9.1f} {r['train_step_ms']:9.1f} {_fmt(r['peak_train_mem_mb']):>8s} "
-              f"{_fmt(r['gmacs']):>7s} {r['ratio_infer']:6.3f} {r['ratio_train']:7.3f} {_fmt(r['ratio_mem']):>6s}")
+        print(f"{r['model']:40s} {r['mode']:7s} {r['frames']:3d} {_fmt(r['infer_ms']):>9s} "
+              f"{_fmt(r['train_step_ms']):>9s} {_fmt(r['peak_train_mem_mb']):>8s} {_fmt(r['gmacs']):>7s} "
+              f"{_fmt(r['ratio_infer']):>6s} {_fmt(r['ratio_train']):>7s} {_fmt(r['ratio_mem']):>6s}  "
+              f"{r['note'] or ''}")
 
 
 def _write(rows: list[dict], out_dir: Path, stem: str, conditions: str) -> None:
@@ -337,14 +510,22 @@ def configure_parser(parser) -> None:
                         help="temporal modules (TSN = none is always included, as the ratio baseline)")
     parser.add_argument("--fractions", type=float, nargs="+", default=list(DEFAULT_FRACTIONS),
                         help="GSM/GSF channel fractions")
-    parser.add_argument("--frames", type=int, default=8, help="clip length T")
+    parser.add_argument("--frames", type=int, nargs="+", default=[8], help="clip lengths T")
     parser.add_argument("--batch", type=int, default=1, help="clips per step")
     parser.add_argument("--size", type=int, default=224, help="input size in px")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                         help="bfloat16: autocast")
     parser.add_argument("--channels-last", action="store_true", help="channels_last model and activations")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=None,
+                        help="eager and/or compile (torch.compile), side by side; default eager")
+    parser.add_argument("--compile", action="store_true", help="shorthand for --modes compile")
+    parser.add_argument("--compile-backend", default="inductor",
+                        help="torch.compile backend (inductor; eager/aot_eager to check the code path quickly)")
+    parser.add_argument("--gsf-paths", nargs="+", default=["auto"],
+                        help="GateShiftFuse paths to time for GSM/GSF rows: auto (the device's), fused, composed")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="time budget in s: skip warm-ups (compiles) that would not fit, cut the repeats")
     parser.add_argument("--repeats", type=int, default=3, help="timed interleaved rounds (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -358,10 +539,13 @@ def configure_parser(parser) -> None:
 def run(args) -> int:
     if args.profile:
         for fraction in args.fractions:
-            profile_stages(fraction=fraction, frames=args.frames, threads=args.threads)
+            profile_stages(fraction=fraction, frames=args.frames[0], threads=args.threads)
         return 0
+    modes = args.modes or (["compile"] if args.compile else ["eager"])
     bench_model(backbones=tuple(args.backbone), temporal=tuple(args.temporal), fractions=tuple(args.fractions),
-                frames=args.frames, batch=args.batch, size=args.size, device=args.device, dtype=args.dtype,
-                channels_last=args.channels_last, compile=args.compile, repeats=args.repeats, warmup=args.warmup,
-                threads=args.threads, memory=not args.no_memory, gmacs=not args.no_gmacs, out_dir=args.out)
+                frames=tuple(args.frames), batch=args.batch, size=args.size, device=args.device, dtype=args.dtype,
+                channels_last=args.channels_last, modes=tuple(modes), gsf_paths=tuple(args.gsf_paths),
+                repeats=args.repeats, warmup=args.warmup, threads=args.threads, memory=not args.no_memory,
+                gmacs=not args.no_gmacs, budget_s=args.budget_s, compile_backend=args.compile_backend,
+                out_dir=args.out)
     return 0

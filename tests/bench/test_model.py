@@ -1,9 +1,19 @@
-"""`gsf bench model` on a tiny ResNet: the table's columns, its file name, TSN as the ratio baseline."""
+"""`gsf bench model` on a tiny ResNet: the table's columns, its file name, TSN as the ratio baseline, and the
+code path of the prepared GPU command (several clip lengths, eager beside compiled, both GSF paths, the
+time budget) run on CPU with dynamo's eager backend."""
 
 import csv
 
+import pytest
+
 from gsf.bench import model as bench
 from gsf.cli import main
+from gsf.errors import GSFConfigError
+
+
+def _read(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
 
 
 def test_bench_model_writes_the_table_with_tsn_as_ratio_baseline(tmp_path):
@@ -11,12 +21,12 @@ def test_bench_model_writes_the_table_with_tsn_as_ratio_baseline(tmp_path):
                "1.0", "--frames", "2", "--size", "32", "--repeats", "1", "--warmup", "0", "--threads", "1",
                "--out", str(tmp_path)])
     assert rc == 0
-    tag = bench.conditions_tag(device="cpu", dtype="float32", channels_last=False, compile=False, threads=1)
+    tag = bench.conditions_tag(device="cpu", dtype="float32", channels_last=False, modes=("eager",), threads=1)
     assert tag.startswith("cpu-float32-pt") and tag.endswith("-t1")
-    with open(tmp_path / f"model-infer-train-{tag}.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = _read(tmp_path / f"model-infer-train-{tag}.csv")
     assert tuple(rows[0]) == bench.COLUMNS
     assert [r["model"] for r in rows] == ["resnet_tiny_tsn", "resnet_tiny_gsf_fraction0.5", "resnet_tiny_gsf_fraction1"]
+    assert [r["gsf_path"] for r in rows] == ["", "fused", "fused"]  # the CPU's own path
     tsn = rows[0]
     assert float(tsn["ratio_infer"]) == 1.0 and float(tsn["ratio_train"]) == 1.0
     assert all(float(r["infer_ms"]) > 0 and float(r["train_step_ms"]) > 0 for r in rows)
@@ -26,6 +36,63 @@ def test_bench_model_writes_the_table_with_tsn_as_ratio_baseline(tmp_path):
     assert (tmp_path / f"model-infer-train-{tag}.md").read_text().startswith("# Model speed and memory")
 
 
+@pytest.mark.slow
+def test_the_gpu_command_code_path_runs_on_cpu(tmp_path, capsys):
+    # The prepared `--device cuda` command's code path at toy size: 2 clip lengths, eager and compiled side
+    # by side, GSF on its device path and forced composed (the CUDA default); TSM and fraction 0.25 are the
+    # same code for other models, left out to keep dynamo's tracing time down.
+    rc = main(["bench", "model", "--backbone", "resnet_tiny", "--temporal", "gsf", "--fractions", "1.0",
+               "--gsf-paths", "auto", "composed", "--frames", "2", "3", "--batch", "2", "--size", "32",
+               "--modes", "eager", "compile", "--compile-backend", "eager", "--repeats", "2", "--warmup", "1",
+               "--threads", "1", "--no-memory", "--budget-s", "600", "--out", str(tmp_path)])
+    assert rc == 0
+    tag = bench.conditions_tag(device="cpu", dtype="float32", channels_last=False, modes=("eager", "compile"),
+                               threads=1)
+    assert "-eager-compile-" in tag
+    rows = _read(tmp_path / f"model-infer-train-{tag}.csv")
+    models = ["resnet_tiny_tsn", "resnet_tiny_gsf_fraction1", "resnet_tiny_gsf_fraction1_composed"]
+    assert [(r["frames"], r["model"], r["mode"]) for r in rows] == [
+        (t, m, mode) for t in ("2", "3") for m in models for mode in ("eager", "compile")]
+    assert all(float(r["infer_ms"]) > 0 and float(r["train_clips_per_s"]) > 0 and float(r["warmup_s"]) > 0
+               for r in rows)
+    assert {r["gsf_path"] for r in rows if r["model"].endswith("_composed")} == {"composed"}
+    for t in ("2", "3"):
+        for mode in ("eager", "compile"):
+            tsn = next(r for r in rows if r["frames"] == t and r["mode"] == mode and r["temporal"] == "none")
+            assert float(tsn["ratio_infer"]) == 1.0 and float(tsn["ratio_train"]) == 1.0
+    out = capsys.readouterr().out
+    assert "T=3 resnet_tiny_gsf_fraction1_composed compile: warm-up" in out  # progress lines
+
+
+def test_time_budget_skips_warm_ups_that_would_not_fit(tmp_path):
+    # 60 s fit the eager warm-ups (first estimate 5 s each) but not a compile (first estimate 90 s).
+    rows = bench.bench_model(backbones=("resnet_tiny",), temporal=("gsf",), fractions=(1.0,), frames=2, size=32,
+                             modes=("eager", "compile"), compile_backend="eager", repeats=3, warmup=1, threads=1,
+                             memory=False, gmacs=False, budget_s=60, out_dir=tmp_path)
+    assert [(r["model"], r["mode"]) for r in rows] == [
+        ("resnet_tiny_tsn", "eager"), ("resnet_tiny_tsn", "compile"),
+        ("resnet_tiny_gsf_fraction1", "eager"), ("resnet_tiny_gsf_fraction1", "compile")]
+    eager = [r for r in rows if r["mode"] == "eager"]
+    compiled = [r for r in rows if r["mode"] == "compile"]
+    assert all(r["infer_ms"] > 0 and r["ratio_train"] is not None for r in eager)
+    assert all(r["infer_ms"] is None and r["ratio_infer"] is None and "skipped: time budget" in r["note"]
+               for r in compiled)
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [
+    ({"modes": ("compile",), "warmup": 0}, "--warmup >= 1"),
+    ({"modes": ("jit",)}, "--modes must be"),
+    ({"gsf_paths": ("triton",)}, "--gsf-paths must be"),
+    ({"frames": (8, 0)}, "--frames must be positive"),
+    ({"budget_s": 0}, "--budget-s must be positive"),
+])
+def test_bad_arguments_are_rejected_naming_the_flag(kwargs, fragment):
+    with pytest.raises(GSFConfigError, match=fragment.replace("+", r"\+")):
+        bench.bench_model(backbones=("resnet_tiny",), out_dir=None, **kwargs)
+
+
 def test_variants_put_tsn_first_and_give_tsm_no_fraction():
     assert bench._variants(("gsf", "tsm", "none"), (0.25, 1.0)) == [
-        ("none", 1.0), ("gsf", 0.25), ("gsf", 1.0), ("tsm", 1.0)]
+        ("none", 1.0, "auto"), ("gsf", 0.25, "auto"), ("gsf", 1.0, "auto"), ("tsm", 1.0, "auto")]
+    assert bench._variants(("gsf",), (1.0,), ("auto", "fused")) == [
+        ("none", 1.0, "auto"), ("gsf", 1.0, "auto"), ("gsf", 1.0, "fused")]
