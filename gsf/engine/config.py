@@ -392,8 +392,10 @@ def check_config(config: TrainConfig, *, need_data: bool = True) -> None:
         raise GSFConfigError(f"model.dropout={m.dropout} must be in [0, 1)")
     parse_views(d.val_views, key="data.val_views")
     parse_protocols(d.test_views, key="data.test_views")
+    from gsf.models.registry import backbone_spec
     from gsf.models.weights import check_starting_weights
 
+    backbone_spec(m.backbone)  # an unknown name: the registry's error, with its suggestion
     check_starting_weights(backbone=m.backbone, pretrained=m.pretrained, init_from=m.init_from)
     if m.stages is not None and (not m.stages or any(s not in (1, 2, 3, 4) for s in m.stages)):
         raise GSFConfigError(f"model.stages={m.stages} must be a non-empty list of stages 1-4 or null")

@@ -110,11 +110,8 @@ def normalise_pretrained(value) -> str:
 
 
 def weight_file(backbone: str) -> WeightFile:
-    """The ImageNet weight file of ``backbone``; an unknown backbone or one without a file is a
-    :class:`GSFConfigError`."""
-    from gsf.models.registry import backbone_spec
-
-    backbone_spec(backbone)  # an unknown name: the registry's error, with its suggestion
+    """The ImageNet weight file of ``backbone``; a backbone without one is a :class:`GSFConfigError`
+    (:func:`gsf.engine.config.check_config` reports an unknown name first, with the registry's suggestion)."""
     if backbone not in IMAGENET_WEIGHTS:
         raise GSFConfigError(f"backbone {backbone!r} has no ImageNet weights (those of "
                              f"{', '.join(IMAGENET_WEIGHTS)} do); set pretrained: none or give a weight file")
