@@ -53,6 +53,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, default=None, help="trials running at once")
     parser.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs Ray reserves per trial")
     parser.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs Ray reserves per trial")
+    parser.add_argument("--register-best", default=None, metavar="NAME",
+                        help="after the sweep, register the model of its best finished trial (highest "
+                             "best_val_top1; every trial logs its best checkpoint as an MLflow model) as a new "
+                             "version of registered model NAME: one version per sweep")
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -143,7 +147,7 @@ def sweep_options(args: argparse.Namespace, overrides: dict):
 
     return SweepOptions(address=args.address, tracking_uri=args.tracking_uri, storage=args.storage, name=args.name,
                         resume=args.resume, max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
-                        gpus_per_trial=args.gpus_per_trial, overrides=overrides)
+                        gpus_per_trial=args.gpus_per_trial, overrides=overrides, register_best=args.register_best)
 
 
 def setup_logging() -> None:

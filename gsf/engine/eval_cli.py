@@ -17,6 +17,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="override one key (value parsed as YAML); repeatable")
     parser.add_argument("--out", default=None,
                         help="folder for scores/test_<views>.csv (default: the checkpoint's run folder)")
+    from experiments.run_logging import add_tracking_arguments
+
+    add_tracking_arguments(parser, run_id=True)
 
 
 def run(args) -> int:
@@ -29,6 +32,9 @@ def run(args) -> int:
     try:
         config = load_config(args.config, args.overrides)
         result = evaluate_checkpoint(config, args.checkpoint, views=args.views, split=args.split, out_dir=args.out)
+        from experiments.run_logging import eval_to_tracking
+
+        eval_to_tracking(config, result, args)  # MLflow when a tracking URI is set
     except GSFError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -18,6 +18,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="data-parallel (DDP) processes on this machine, one device each (= --set "
                              "runtime.world_size=N), started by Ray Train: nccl on N GPUs, else gloo on CPU; "
                              "data.batch_size is per process (torchrun: python -m gsf.engine.torchrun_train)")
+    from experiments.run_logging import add_tracking_arguments
+
+    add_tracking_arguments(parser)
     parser.add_argument("--show-config", action="store_true",
                         help="print every key with its default and meaning (or the resolved CONFIG) and exit")
 
@@ -59,7 +62,7 @@ def run(args) -> int:
         if args.config is None or args.out is None:
             print("error: gsf train needs CONFIG and --out DIR", file=sys.stderr)
             return 2
-        from gsf.engine.trainer import train
+        from experiments.run_logging import train_from_cli
 
         overrides = list(args.overrides)
         if args.nproc is not None:
@@ -71,7 +74,7 @@ def run(args) -> int:
         if config.runtime.world_size > 1 and not distributed.in_process_group():  # Ray Train starts the ranks
             result = _fit_on_ray_train(config, Path(args.out), args)
         else:
-            result = train(config, Path(args.out), resume=args.resume)
+            result = train_from_cli(config, Path(args.out), resume=args.resume, args=args)  # MLflow when a URI is set
     except GSFError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,128 @@
+"""experiments.run_logging: ``gsf train`` / ``gsf eval`` runs in MLflow with a trial's params, tags and
+metrics; ``gsf eval --run-id``; a run's best checkpoint as an MLflow model, registered and predicted
+through ``models:/``."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+
+from experiments import run_logging, tracking
+from experiments.grid.resolve import config_hash
+from gsf import mlflow_schema as schema
+from gsf.cli import main
+from gsf.inference.predict import Predictor
+
+
+pytestmark = pytest.mark.slow  # two trainings of the tiny model, MLflow models exported and logged
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A SQLite store; MLflow's global tracking and registry URIs (which ``gsf predict --tracking-uri``
+    sets) are put back afterwards."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
+
+
+@pytest.fixture(scope="module")
+def config_file(trained, tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "colours.yaml"
+    path.write_text(trained["config"].to_yaml(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def train_run(trained, store, config_file, tmp_path_factory):
+    """``gsf train`` with MLFLOW_TRACKING_URI set (no flag): its run folder and its MLflow run."""
+    out = tmp_path_factory.mktemp("tracked") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", store)
+        assert main(["train", str(config_file), "--out", str(out), "--experiment", "gsf-test-runs"]) == 0
+    client = tracking.client(store)
+    (run,) = client.search_runs([client.get_experiment_by_name("gsf-test-runs").experiment_id])
+    return {"out": out, "run": run, "client": client}
+
+
+def test_train_run_has_a_trials_params_tags_and_metrics(train_run, trained):
+    run, client = train_run["run"], train_run["client"]
+    config = trained["config"]
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {k: tracking.param_value(v) for k, v in config.flat().items()}
+    tags = run.data.tags
+    assert tags[schema.ROLE] == schema.ROLE_TRAIN and tags[schema.VARIANT] == "GSF"
+    assert tags[schema.CONFIG_HASH] == config_hash(config.to_dict()) and tags[schema.SEED] == "0"
+    epochs = config.optim.epochs
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == list(range(1, epochs + 1))
+    assert [m.step for m in client.get_metric_history(run.info.run_id, schema.GMACS)] == [0]
+    result = json.loads((train_run["out"] / "result.json").read_text())
+    for key in (schema.FINAL_VAL_TOP1, schema.FINAL_VAL_TOP5, schema.BEST_VAL_TOP1):
+        assert run.data.metrics[key] == pytest.approx(result[key])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "scores"} <= artifacts
+    assert run_logging.logged_model_of(client, run) is not None
+
+
+def test_eval_logs_protocol_metrics_into_an_existing_run(train_run, trained, config_file, store):
+    run_id = train_run["run"].info.run_id
+    checkpoint = train_run["out"] / "checkpoints" / "best.pt"
+    assert main(["eval", str(config_file), "--checkpoint", str(checkpoint), "--views", "1x1",
+                 "--tracking-uri", store, "--run-id", run_id]) == 0
+    run = train_run["client"].get_run(run_id)
+    for measure in schema.TEST_MEASURES:
+        assert 0.0 <= run.data.metrics[schema.protocol_metric("1x1", measure)] <= 1.0
+    assert run.data.metrics[schema.protocol_metric("1x1", "top1")] == pytest.approx(
+        run.data.metrics[schema.FINAL_VAL_TOP1])  # the same videos and the same single view
+    assert "scores/test_1x1.csv" in {a.path for a in train_run["client"].list_artifacts(run_id, "scores")}
+
+
+def test_eval_without_run_id_makes_an_eval_run(trained, config_file, store):
+    assert main(["eval", str(config_file), "--checkpoint", str(trained["checkpoint"]), "--views", "1x1",
+                 "--tracking-uri", store, "--experiment", "gsf-test-evals"]) == 0
+    client = tracking.client(store)
+    (run,) = client.search_runs([client.get_experiment_by_name("gsf-test-evals").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags[schema.ROLE] == schema.ROLE_EVAL
+    assert schema.protocol_metric("1x1", "top1") in run.data.metrics
+    assert run.data.params["data.num_frames"] == "4"
+
+
+def test_eval_into_an_unknown_run_is_an_error(trained, config_file, store, capsys):
+    assert main(["eval", str(config_file), "--checkpoint", str(trained["checkpoint"]), "--views", "1x1",
+                 "--tracking-uri", store, "--run-id", "0123456789abcdef"]) == 2
+    assert "--run-id 0123456789abcdef: no such run" in capsys.readouterr().err
+
+
+def test_best_trial_is_registered_and_predicted_through_models_uri(trained, store, capsys):
+    client = tracking.client(store)
+    experiment = tracking.ensure_experiment(client, "gsf-test-study", uri=store)
+    parent = client.create_run(experiment, tags={schema.ROLE: schema.ROLE_SWEEP}).info.run_id
+    trials = {}
+    for name, top1, with_model in (("worse", 0.5, True), ("best", 0.9, True), ("best-but-failed", 0.95, False)):
+        run_id = client.create_run(experiment, run_name=name, tags={schema.ROLE: schema.ROLE_TRIAL,
+                                                                    schema.PARENT_RUN_ID: parent}).info.run_id
+        client.log_metric(run_id, schema.BEST_VAL_TOP1, top1)
+        if with_model:
+            assert run_logging.log_best_model(client, run_id, trained["checkpoint"].parent.parent).startswith("models:/")
+        client.set_terminated(run_id, "FINISHED" if with_model else "FAILED")
+        trials[name] = run_id
+    version = run_logging.register_best_model(store, experiment_id=experiment, parent_run_id=parent, name="gsf-colours")
+    assert int(version.version) == 1 and version.run_id == trials["best"]
+
+    videos = [str(p) for p, _ in trained["held_out"]]
+    expected = Predictor.from_checkpoint(trained["checkpoint"])
+    assert main(["predict", "--model", "models:/gsf-colours/1", "--tracking-uri", store, "--json", *videos]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["top_k"][0]["index"] for r in results] == [expected.predict(v, k=1)[0]["index"] for v in videos]
+
+    # the same model through MLflow's own pyfunc loader, with the logged signature
+    model = mlflow.pyfunc.load_model("models:/gsf-colours/1")
+    (spec,) = model.metadata.get_input_schema().inputs
+    assert spec.shape == (1, 4, 3, 32, 32)
+    outputs = model.predict(np.zeros(spec.shape, np.float32))
+    assert outputs["logits"].shape == (1, 4)
