@@ -98,6 +98,8 @@ def test_local_sweep_logs_one_child_run_per_trial_under_one_parent(tmp_path, syn
         assert epochs_logged(client, run) == [1, 2]
         for key in ("best_val_top1", "final_val_top1", "final_val_top5", "final_val_mean_class_acc"):
             assert key in run.data.metrics
+        for key in ("test_1x1_top1", "test_2x3_top1", "test_2x3_mean_class_acc"):  # the engine's test protocols
+            assert key in run.data.metrics, key
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"config.yaml", "scores"} <= artifacts
     temporal = {r.data.tags["gsf.axis.model.temporal"]: r for r in children}

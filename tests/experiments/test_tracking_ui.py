@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -49,6 +48,6 @@ def test_gsf_ui_prints_the_runs_page_of_the_study(tmp_path):
     port = _closed_port()
     done = subprocess.run([sys.executable, "-m", "gsf.cli", "ui", "--tracking-uri", uri, "--port", str(port),
                            "--study", "gsf-ui-test", "--exit-when-ready"], capture_output=True, text=True,
-                          timeout=180, cwd=Path(__file__).resolve().parents[2])
+                          timeout=180, cwd=tmp_path)  # the server may write beside it: not into the checkout
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"MLflow UI: http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs" in done.stdout
