@@ -41,8 +41,7 @@ def apply_overrides(base: dict, overrides: Mapping[str, Any], *, source: str, ch
     if check:
         # The driver plans trials that run elsewhere (GPU nodes): device and precision are checked by the
         # engine where each trial runs, everything else here.
-        probe = TrainConfig.from_dict(config.to_dict(), source=source)
-        probe.runtime.device, probe.runtime.precision = "auto", "auto"
+        probe = config.copy({"runtime.device": "auto", "runtime.precision": "auto"}, source=source)
         try:
             check_config(probe, need_data=need_data)
         except GSFConfigError as err:

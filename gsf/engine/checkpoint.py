@@ -41,7 +41,7 @@ def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in unwrap_model(model).state_dict().items()}
 
 
-def code_version() -> dict[str, str | None]:
+def code_version_entry() -> dict[str, str | None]:
     """The ``code_version`` entry of a checkpoint: the package version and :func:`gsf.provenance.git_commit`
     (``-dirty`` when tracked files changed, as the MLflow run's tag says)."""
     import gsf

@@ -30,7 +30,7 @@ from torch import nn
 
 from gsf.engine import distributed
 from gsf.engine.callbacks import Callback
-from gsf.engine.checkpoint import (FORMAT, check_compatible, code_version, load_checkpoint, model_state,
+from gsf.engine.checkpoint import (FORMAT, check_compatible, code_version_entry, load_checkpoint, model_state,
                                    rng_state, save_checkpoint, set_rng_state)
 from gsf.engine.config import TrainConfig, check_config, model_kwargs, parse_views, resolve_device, resolve_precision
 from gsf.engine.evaluate import classification_metrics, evaluate_protocols, predict_dataset, write_scores
@@ -173,9 +173,11 @@ class _Run:
         self.num_classes = num_classes_of(self.train_set)
         self.model = build_model(**model_kwargs(c, num_classes=self.num_classes))
         if c.model.init_from:  # fine-tuning (issue 12): the head re-initialised when the class count differs
+            from gsf.models.registry import backbone_spec
             from gsf.models.weights import init_from_checkpoint
 
-            init_from_checkpoint(self.model, c.model.init_from, basic_block=c.model.backbone in ("resnet18", "resnet34"))
+            basic_block = backbone_spec(c.model.backbone).block == "basic"
+            init_from_checkpoint(self.model, c.model.init_from, basic_block=basic_block)
         self.model.to(self.device)
         if c.optim.partial_bn:  # freeze before DDP takes the list of parameters it reduces
             apply_partial_bn(self.model)
@@ -220,7 +222,7 @@ class _Run:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "epoch": self.epoch, "step": self.step, "rng": rng_state(), "best_val_top1": self.best_top1,
             "best_epoch": self.best_epoch, "metrics": metrics, "config": self.config.to_dict(),
-            "code_version": code_version(), "world_size": self.where.world_size,
+            "code_version": code_version_entry(), "world_size": self.where.world_size,
         }
         if rng_ranks is not None:
             payload["rng_ranks"] = rng_ranks

@@ -20,7 +20,8 @@ from torch import nn
 from gsf.errors import GSFConfigError
 from gsf.models.video import VideoClassifier
 from gsf.models.weights import load_pretrained_backbone
-from gsf.ops import TEMPORAL_KINDS, make_temporal_module
+from gsf.ops import make_temporal_module
+from gsf.vocabulary import PUBLISHED_NUM_CLASSES, TEMPORAL_KINDS
 
 
 @dataclass(frozen=True)
@@ -240,8 +241,10 @@ def variant_kwargs(name: str) -> dict:
     return dict(_VARIANTS[name])
 
 
-def create_model(name: str, *, num_classes: int | Mapping[str, int] = 174, **overrides) -> VideoClassifier:
-    """Build a named variant; keyword arguments override its preset."""
+def create_model(name: str, *, num_classes: int | Mapping[str, int] = PUBLISHED_NUM_CLASSES["ssv2"],
+                 **overrides) -> VideoClassifier:
+    """Build a named variant (default head: Something-Something's classes); keyword arguments override its
+    preset."""
     kwargs = {"num_classes": num_classes, **variant_kwargs(name)}
     kwargs.update(overrides)
     return build_model(**kwargs)
