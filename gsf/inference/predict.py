@@ -4,8 +4,9 @@ A video file (anything PyAV decodes: mp4, webm, mkv, avi ...) or a folder of JPE
 template, as in the releases) goes through the data package's own test pipeline: TSN test sampling of
 ``num_frames`` frames per clip (:func:`gsf.data.segment_offsets`), the test views of
 :func:`gsf.data.make_transform` (shorter side scaled, ``input_size`` crops, the backbone's normalisation),
-one forward pass per view, and the **raw logits averaged over views** as ``gsf eval`` does; the scores shown
-are the softmax of that average.
+one forward pass per view, and the views averaged as ``gsf eval`` averages them (raw logits, or softmax
+scores with ``data.test_softmax``); the scores shown are the softmax of that average. The 3-crop geometry
+(``data.test_three_crops``) and the test clips (``data.test_sampling``) are the model's configuration's.
 
 A model comes from one of:
 
@@ -57,6 +58,9 @@ class Preprocessing:
         input_size: side of the square crops, pixels.
         normalisation: ``"resnet"`` (RGB, ImageNet mean/std) or ``"inception"`` (BGR minus mean).
         views: default test views, CLIPSxCROPS.
+        three_crop: geometry of 3-crop views (``data.test_three_crops``: ``release`` or ``full_res``).
+        test_sampling: test clips (``data.test_sampling``: ``tsn`` or ``dense``).
+        softmax: average the views' softmax scores instead of their logits (``data.test_softmax``).
         model: a one-line description (backbone, temporal module), shown to users only.
     """
 
@@ -65,6 +69,9 @@ class Preprocessing:
     input_size: int
     normalisation: str
     views: str
+    three_crop: str = "release"
+    test_sampling: str = "tsn"
+    softmax: bool = False
     model: str = ""
 
     def to_json(self) -> str:
@@ -83,7 +90,9 @@ class Preprocessing:
         try:
             prep = cls(class_names=tuple(str(n) for n in data["class_names"]), num_frames=int(data["num_frames"]),
                        input_size=int(data["input_size"]), normalisation=str(data["normalisation"]),
-                       views=str(data["views"]), model=str(data.get("model", "")))
+                       views=str(data["views"]), three_crop=str(data["three_crop"]),
+                       test_sampling=str(data["test_sampling"]), softmax=bool(data["softmax"]),
+                       model=str(data.get("model", "")))
         except (KeyError, TypeError, ValueError) as err:
             raise GSFCheckpointError(f"{source}: {METADATA_KEY} metadata lacks or mangles field {err}") from err
         prep.check(source=source)
@@ -97,9 +106,14 @@ class Preprocessing:
         if self.num_frames < 1 or self.input_size < 1:
             raise GSFCheckpointError(f"{source}: num_frames {self.num_frames} / input_size {self.input_size} "
                                      "must be positive")
-        if self.normalisation not in NORMALISATIONS:
-            raise GSFCheckpointError(f"{source}: normalisation {self.normalisation!r} is not one of "
-                                     f"{list(NORMALISATIONS)}")
+        from gsf.data.sampling import TEST_SAMPLINGS
+        from gsf.data.transforms import THREE_CROP_STYLES
+
+        for name, value, valid in (("normalisation", self.normalisation, NORMALISATIONS),
+                                   ("three_crop", self.three_crop, THREE_CROP_STYLES),
+                                   ("test_sampling", self.test_sampling, TEST_SAMPLINGS)):
+            if value not in valid:
+                raise GSFCheckpointError(f"{source}: {name} {value!r} is not one of {list(valid)}")
         parse_views(self.views, key=f"{source}: views")
 
 
@@ -179,6 +193,8 @@ def load_checkpoint_model(path: str | os.PathLike) -> tuple[torch.nn.Module, Pre
         class_names=class_names_of(config, checkpoint, num_classes=num_classes, source=str(path)),
         num_frames=config.data.num_frames, input_size=config.data.input_size,
         normalisation=backbone_spec(m.backbone).normalisation, views=default_views(config.data.test_views),
+        three_crop=config.data.test_three_crops, test_sampling=config.data.test_sampling,
+        softmax=config.data.test_softmax,
         model=f"{m.backbone} {m.temporal}" + (f" channel_fraction={m.channel_fraction}" if m.temporal == "gsf" else ""),
     )
     prep.check(source=str(path))
@@ -315,8 +331,9 @@ def read_views(path: str | os.PathLike, preprocessing: Preprocessing, views: str
     clips, crops = parse_views(views)
     dataset = VideoDataset(
         [video_record(path)], num_frames=preprocessing.num_frames, mode="test", num_clips=clips,
+        test_sampling=preprocessing.test_sampling,
         transform=make_transform("test", preprocessing.input_size, num_crops=crops,
-                                 normalisation=preprocessing.normalisation),
+                                 normalisation=preprocessing.normalisation, three_crop=preprocessing.three_crop),
     )
     try:
         return dataset[0]["video"]
@@ -355,10 +372,13 @@ class Predictor:
 
     @torch.inference_mode()
     def logits(self, path: str | os.PathLike, *, views: str | None = None) -> torch.Tensor:
-        """Video-level logits (K,): the raw logits of the views averaged (as ``gsf eval``)."""
+        """Video-level logits (K,): the views' logits averaged as ``gsf eval`` averages them (raw logits, or
+        the log of the mean softmax score with ``softmax``)."""
+        from gsf.engine.evaluate import _average_views
+
         clips = read_views(path, self.preprocessing, views or self.preprocessing.views)
-        outputs = [self.forward(view.unsqueeze(0)).float().reshape(-1) for view in clips]
-        logits = torch.stack(outputs).mean(dim=0)
+        outputs = torch.cat([self.forward(view.unsqueeze(0)).float().reshape(1, -1) for view in clips])
+        logits = _average_views(outputs, 1, len(clips), self.preprocessing.softmax).reshape(-1)
         if logits.numel() != len(self.preprocessing.class_names):
             raise GSFCheckpointError(f"{self.source}: the model gave {logits.numel()} logits for "
                                      f"{len(self.preprocessing.class_names)} class names")

@@ -3,6 +3,7 @@ preprocessing, class names from the label file, bad files named and skipped."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -25,6 +26,8 @@ def test_preprocessing_is_the_models_own(predictor, trained):
     assert prep.class_names == CLASS_NAMES  # read from labels.json of the data set the checkpoint names
     assert (prep.num_frames, prep.input_size, prep.normalisation, prep.views) == (
         config.data.num_frames, config.data.input_size, "resnet", "1x1")
+    assert (prep.three_crop, prep.test_sampling, prep.softmax) == (
+        config.data.test_three_crops, config.data.test_sampling, config.data.test_softmax)
 
 
 def test_held_out_videos_are_classified_from_their_files(predictor, trained):
@@ -51,6 +54,14 @@ def test_views_are_the_test_views_of_the_data_package(predictor, foreign_videos)
     # the same clips as a 2x3 multi-view test: logits averaged over the 6 views
     per_view = torch.stack([predictor.forward(v[None]).reshape(-1) for v in views])
     assert torch.allclose(predictor.logits(path, views="2x3"), per_view.mean(0), atol=1e-5)
+
+
+def test_softmax_protocol_averages_the_views_scores(predictor, foreign_videos):
+    path = foreign_videos[0][0]
+    prep = dataclasses.replace(predictor.preprocessing, softmax=True)  # data.test_softmax: true
+    per_view = torch.stack([predictor.forward(v[None]).reshape(-1) for v in read_views(path, prep, "2x3")])
+    averaged = Predictor(predictor.forward, prep, source="test").logits(path, views="2x3")
+    assert torch.allclose(averaged, per_view.softmax(-1).mean(0).log(), atol=1e-5)
 
 
 def test_default_views_is_the_largest_test_protocol():

@@ -17,9 +17,6 @@ from gsf.cli import main
 from gsf.inference.predict import Predictor
 
 
-pytestmark = pytest.mark.slow  # two trainings of the tiny model, MLflow models exported and logged
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A SQLite store; MLflow's global tracking and registry URIs (which ``gsf predict --tracking-uri``
@@ -50,6 +47,7 @@ def train_run(trained, store, config_file, tmp_path_factory):
     return {"out": out, "run": run, "client": client}
 
 
+@pytest.mark.slow
 def test_train_run_has_a_trials_params_tags_and_metrics(train_run, trained):
     run, client = train_run["run"], train_run["client"]
     config = trained["config"]
@@ -69,6 +67,7 @@ def test_train_run_has_a_trials_params_tags_and_metrics(train_run, trained):
     assert run_logging.logged_model_of(client, run) is not None
 
 
+@pytest.mark.slow
 def test_eval_logs_protocol_metrics_into_an_existing_run(train_run, trained, config_file, store):
     run_id = train_run["run"].info.run_id
     checkpoint = train_run["out"] / "checkpoints" / "best.pt"
@@ -82,6 +81,7 @@ def test_eval_logs_protocol_metrics_into_an_existing_run(train_run, trained, con
     assert "scores/test_1x1.csv" in {a.path for a in train_run["client"].list_artifacts(run_id, "scores")}
 
 
+@pytest.mark.slow
 def test_eval_without_run_id_makes_an_eval_run(trained, config_file, store):
     assert main(["eval", str(config_file), "--checkpoint", str(trained["checkpoint"]), "--views", "1x1",
                  "--tracking-uri", store, "--experiment", "gsf-test-evals"]) == 0
@@ -92,12 +92,14 @@ def test_eval_without_run_id_makes_an_eval_run(trained, config_file, store):
     assert run.data.params["data.num_frames"] == "4"
 
 
+@pytest.mark.slow
 def test_eval_into_an_unknown_run_is_an_error(trained, config_file, store, capsys):
     assert main(["eval", str(config_file), "--checkpoint", str(trained["checkpoint"]), "--views", "1x1",
                  "--tracking-uri", store, "--run-id", "0123456789abcdef"]) == 2
     assert "--run-id 0123456789abcdef: no such run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_best_trial_is_registered_and_predicted_through_models_uri(trained, store, capsys):
     client = tracking.client(store)
     experiment = tracking.ensure_experiment(client, "gsf-test-study", uri=store)
@@ -126,3 +128,15 @@ def test_best_trial_is_registered_and_predicted_through_models_uri(trained, stor
     assert spec.shape == (1, 4, 3, 32, 32)
     outputs = model.predict(np.zeros(spec.shape, np.float32))
     assert outputs["logits"].shape == (1, 4)
+
+
+def test_register_best_reaches_the_sweeps_options():
+    import argparse
+
+    from experiments import cli
+
+    parser = argparse.ArgumentParser()
+    cli.configure_parser(parser)
+    args = parser.parse_args(["grid.yaml", "--register-best", "gsf-best"])
+    assert cli.sweep_options(args, {}).register_best == "gsf-best"
+    assert cli.sweep_options(parser.parse_args(["grid.yaml"]), {}).register_best is None
