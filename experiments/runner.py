@@ -411,6 +411,10 @@ def _log_missing_epochs(mlflow_client, run_id: str, checkpoint) -> None:
 def start_ray(address: str | None, *, num_cpus: int | None = None) -> str | None:
     """Connect to ``address`` (``auto``, ``host:port``, ``ray://...``) or start a local Ray on 127.0.0.1 with
     no dashboard and token auth off. Returns the temp folder of a local Ray (for cleanup), else None."""
+    if not address:
+        from gsf.engine.worker_group import local_ray_on_loopback
+
+        local_ray_on_loopback()  # before ray is imported (Ray would register the outward interface)
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -424,10 +428,8 @@ def start_ray(address: str | None, *, num_cpus: int | None = None) -> str | None
     # Workers import this package: put the checkout on their path (a cluster installs it on every node).
     repo = str(Path(__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
-    from gsf.engine.worker_group import LOOPBACK_WORKER_ENV  # data-parallel trials meet on 127.0.0.1 too
-
     ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
-             log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": path, **LOOPBACK_WORKER_ENV}})
+             log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": path}})
     return temp_dir
 
 
@@ -435,6 +437,10 @@ def start_ray(address: str | None, *, num_cpus: int | None = None) -> str | None
 
 def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
     """Run (or resume) a sweep of the grid at ``grid_path``; returns 0 when every trial finished."""
+    if not options.address:  # before the grid steps import ray
+        from gsf.engine.worker_group import local_ray_on_loopback
+
+        local_ray_on_loopback()
     grid = validate_grid(load_grid(grid_path))
     folder = locate_sweep(grid, options)
     trials = plan_trials(grid, resolve(grid, expand(grid), extra=folder.overrides),

@@ -33,9 +33,7 @@ from gsf.errors import GSFConfigError, RankFailedError
 log = logging.getLogger(__name__)
 
 PLACEMENTS = ("pack", "spread")
-# For the workers of a Ray on this machine: Ray Train's process group meets at the address
-# ray.util.get_node_ip_address() gives in the worker, the outward interface unless this is set (then 127.0.0.1).
-LOOPBACK_WORKER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
 # Callbacks of one rank, made in that rank's process: ``(rank, run_folder) -> callbacks`` (must pickle).
 RankCallbacks = Callable[[int, Path], Sequence[Callback]]
 
@@ -91,6 +89,24 @@ class ReportToRayTrain(Callback):
             checkpoint = ray.train.Checkpoint.from_directory(str(self.run_dir))
         # Synchronous: the folder is copied to storage before this returns (nothing writes to it meanwhile).
         ray.train.report(dict(metrics), checkpoint=checkpoint)
+
+
+def local_ray_on_loopback() -> bool:
+    """Make the local Ray this process is about to start register 127.0.0.1 as its node's address, so its
+    servers and Ray Train's process group (which meets at the node's address) listen on loopback: Ray 2.60
+    turns ``_node_ip_address="127.0.0.1"`` into the outward interface unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``
+    is 0 when ray is first imported. Returns False (and warns) when ray was imported before (then it has no
+    effect)."""
+    import os
+    import sys
+
+    already = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0"  # set in time by an earlier call
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if not already and "ray._private.ray_constants" in sys.modules:
+        log.warning("ray was imported before the local Ray was set up: it listens on the outward interface, "
+                    "not only on 127.0.0.1")
+        return False
+    return True
 
 
 def _copy_tree(src: Path, dst: Path) -> None:
@@ -206,6 +222,7 @@ def fit_local(config_dict: dict, run_dir: str | Path, *, num_workers: int, resum
     import json
     import os
 
+    local_ray_on_loopback()
     import ray
 
     run_dir = Path(run_dir).resolve()
@@ -220,7 +237,7 @@ def fit_local(config_dict: dict, run_dir: str | Path, *, num_workers: int, resum
             path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
             ray.init(num_cpus=num_workers, num_gpus=num_workers if use_gpus else 0, include_dashboard=False,
                      _node_ip_address="127.0.0.1", _temp_dir=str(temp / "ray"), log_to_driver=True,
-                     runtime_env={"env_vars": {"PYTHONPATH": path, **LOOPBACK_WORKER_ENV}})
+                     runtime_env={"env_vars": {"PYTHONPATH": path}})
         fit_worker_group(config_dict, run_dir, group, storage_path=str(temp / "storage"), name="run", resume=resume,
                          report_checkpoints=False, timeout_s=timeout_s)
     finally:

@@ -36,10 +36,6 @@ def loopback_cluster(monkeypatch):
 
     for key, value in sweep_env().items():
         monkeypatch.setenv(key, value)
-    from gsf.engine.worker_group import LOOPBACK_WORKER_ENV
-
-    for key, value in LOOPBACK_WORKER_ENV.items():  # the ranks' process group meets on 127.0.0.1
-        monkeypatch.setenv(key, value)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     temp = tempfile.mkdtemp(prefix="gsfc", dir="/tmp")  # short: Ray's socket paths have a length limit
     node = {"node_ip_address": "127.0.0.1", "num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
