@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from gsf.data.records import FRAMES, VIDEO, VideoRecord
-from gsf.errors import GSFDataError
+from gsf.errors import GSFConfigError, GSFDataError
 from gsf.vocabulary import PUBLISHED_NUM_CLASSES
 
 ANNOTATION_DIRS = ("", "labels", "annotations")
@@ -52,7 +52,7 @@ def _check_root(root) -> Path:
 def _split_name(split: str, names: dict[str, str], dataset: str) -> str:
     key = names.get(split)
     if key is None:
-        raise GSFDataError(f"{dataset}: unknown split {split!r}; choose from {sorted(names)}")
+        raise GSFConfigError(f"{dataset}: unknown split {split!r}; choose from {sorted(names)}")
     return key
 
 
@@ -221,7 +221,7 @@ def read_kinetics400(root, split: str = "train", *, errors: list[str] | None = N
         "test": ("test.csv", ("test",)),
     }.get(split, (None, ()))
     if csv_name is None:
-        raise GSFDataError(f"kinetics400: unknown split {split!r}; choose train, val or test")
+        raise GSFConfigError(f"kinetics400: unknown split {split!r}; choose train, val or test")
     split_file = find_file(root, (csv_name,))
     class_file = find_file(root, ("train.csv",)) if split != "train" else split_file
     classes = sorted({r["label"].strip() for _, r in _read_csv_rows(class_file, ("label",), [])})
@@ -274,7 +274,7 @@ def read_epic100(root, split: str = "train", *, media: str = "auto", errors: lis
     ``(verb, noun)``; class_names is ``(verbs, nouns)``."""
     root = _check_root(root)
     if media not in ("auto", "frames", "video"):
-        raise GSFDataError(f"epic100: media must be auto, frames or video, got {media!r}")
+        raise GSFConfigError(f"epic100: media must be auto, frames or video, got {media!r}")
     part = _split_name(split, {"train": "train", "validation": "validation", "val": "validation"}, "epic100")
     split_file = find_file(root, (f"EPIC_100_{part}.csv",), EPIC_DIRS)
     verbs = _epic_classes(root, "EPIC_100_verb_classes.csv", PUBLISHED_NUM_CLASSES["epic100"]["verb"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from gsf.data import readers
 from gsf.data.io import END_TOLERANCE_FRAMES, VideoFile, count_frame_files, read_jpeg_frames
 from gsf.data.records import FRAMES, VideoRecord
-from gsf.errors import GSFDataError
+from gsf.errors import GSFConfigError, GSFDataError
 
 
 @dataclass
@@ -94,8 +94,8 @@ def validate_dataset(
         elif dataset in readers.READERS:
             records, _ = readers.READERS[dataset](root, split, errors=row_problems)
         else:
-            raise GSFDataError(f"unknown data set {dataset!r}; choose from {sorted(readers.READERS) + ['list']}")
-    except GSFDataError as err:
+            raise GSFConfigError(f"unknown data set {dataset!r}; choose from {sorted(readers.READERS) + ['list']}")
+    except (GSFConfigError, GSFDataError) as err:  # a wrong name, split or annotation file: the report says so
         report.problems.append(str(err))
         return report
     report.problems += row_problems

@@ -152,7 +152,7 @@ def class_names_of(config, checkpoint: dict, *, num_classes: int, source: str) -
             if reader is None:  # a TSN list names classes by index only
                 raise GSFDataError(f"data set format {d.dataset!r} has no class names")
             names = tuple(str(n) for n in reader(d.root, d.val_split)[1])
-        except GSFDataError as err:
+        except (GSFConfigError, GSFDataError) as err:  # no label file, or a split the reader does not know
             log.warning("%s: class names unavailable (%s); classes are named by index", source, err)
             names = tuple(f"class {i}" for i in range(num_classes))
     if len(names) != num_classes:
