@@ -212,13 +212,16 @@ def report_study(uri: str, study: str, runs: pd.DataFrame, out: Path, paper: pd.
     if figures:
         from analysis import figures as fig
 
+        colours = fig.variant_colours(table)
         made = [
             fig.accuracy_vs_gmacs(table, folder / "figures" / "accuracy_vs_gmacs", title=title),
             fig.ablation_bars(table, folder / "figures" / "ablation_top1", title=title),
             fig.accuracy_vs_frames(table, folder / "figures" / "accuracy_vs_frames", title=title),
-            fig.training_curves(history, label_of, folder / "figures" / "training_curves", title=title),
+            fig.training_curves(history, label_of, folder / "figures" / "training_curves", title=title,
+                                colours=colours),
             fig.pair_accuracy_bars(pairs, folder / "figures" / "within_pair_accuracy",
-                                   title=f"{study}: within-pair accuracy", order=list(table["label"]))
+                                   title=f"{study}: within-pair accuracy", order=list(table["label"]),
+                                   colours=colours)
             if not pairs.empty else None,
         ]
         figure_paths = [p for paths in made if paths for p in paths]

@@ -71,6 +71,14 @@ def _colours(labels) -> dict[str, tuple]:
     return dict(zip(labels, _palette(len(labels))))
 
 
+def variant_colours(table: pd.DataFrame) -> dict[str, object]:
+    """Each variant's colour in every figure of a study: the baseline grey, the others in table order."""
+    others = [label for label, base in zip(table["label"], table["baseline"]) if base != "yes"]
+    colours: dict[str, object] = _colours(others)
+    colours.update({label: BASELINE_COLOUR for label, base in zip(table["label"], table["baseline"]) if base == "yes"})
+    return {label: colours[label] for label in table["label"]}
+
+
 def _interval(row) -> tuple[float, float]:
     """Error bar half-lengths below and above the mean: the 95 % t-interval over seeds, 0 with one seed."""
     mean, low, high = row["primary_mean_pct"], row["top1_ci_low_pct"], row["top1_ci_high_pct"]
@@ -132,12 +140,12 @@ def draw_accuracy_vs_gmacs(table: pd.DataFrame, *, title: str):
     from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
     figure, (ax,) = _figure(6.4, 4.4)
-    colour_of = _colours(table["label"])
+    colour_of = variant_colours(table)
     largest = float(np.nanmax(rows["params_m"])) if rows["params_m"].notna().any() else math.nan
     for _, row in rows.iterrows():
         share = row["params_m"] / largest if largest and not math.isnan(row["params_m"]) else 0.5
         below, above = _interval(row)
-        colour = BASELINE_COLOUR if row["baseline"] == "yes" else colour_of[row["label"]]
+        colour = colour_of[row["label"]]
         ax.errorbar(row["gmacs_per_view"], row["primary_mean_pct"], yerr=[[below], [above]], fmt="none",
                     ecolor=colour, capsize=3, linewidth=1)
         ax.scatter(row["gmacs_per_view"], row["primary_mean_pct"], s=30 + 60 * share, color=colour,
@@ -229,10 +237,10 @@ def draw_ablation_bars(table: pd.DataFrame, *, title: str):
         centres.append(((start + x - 1) / 2, KNOB_TITLES.get(key, key.rsplit(".", 1)[-1])))
         x += 0.6  # gap between groups
     figure, (ax,) = _figure(max(6.4, 0.62 * len(slots) + 1.6), 4.6)
-    colour_of = _colours(table["label"])
+    colour_of = variant_colours(table)
     for position, i in slots:
         row = table.loc[i]
-        colour = BASELINE_COLOUR if row["baseline"] == "yes" else colour_of[row["label"]]
+        colour = colour_of[row["label"]]
         below, above = _interval(row)
         ax.bar(position, row["primary_mean_pct"], width=0.8, color=colour, edgecolor="black", linewidth=0.5,
                hatch="//" if i == reference else None, yerr=[[below], [above]], capsize=3)
@@ -283,14 +291,15 @@ def accuracy_vs_frames(table: pd.DataFrame, stem: Path, *, title: str) -> list[P
 
 # --- training curves ------------------------------------------------------------------------------------
 
-def draw_training_curves(history: pd.DataFrame, labels: dict[str, str], *, title: str):
+def draw_training_curves(history: pd.DataFrame, labels: dict[str, str], *, title: str,
+                         colours: dict[str, object] | None = None):
     """``val_top1`` and ``train_loss`` per epoch: per variant the mean over seeds (line) and the range
     over seeds (band); one legend for both panels, outside them."""
     if history.empty:
         return None
     from matplotlib.ticker import MaxNLocator
 
-    colour_of = _colours(labels.values())
+    colour_of = colours or _colours(labels.values())
     figure, axes = _figure(10.5, 3.8, ncols=2)
     for ax, key, ylabel, scale in ((axes[0], "val_top1", "validation top-1 (%)", 100.0),
                                    (axes[1], "train_loss", "training loss", 1.0)):
@@ -314,13 +323,15 @@ def draw_training_curves(history: pd.DataFrame, labels: dict[str, str], *, title
     return figure
 
 
-def training_curves(history: pd.DataFrame, labels: dict[str, str], stem: Path, *, title: str) -> list[Path] | None:
-    return _saved(draw_training_curves(history, labels, title=title), stem)
+def training_curves(history: pd.DataFrame, labels: dict[str, str], stem: Path, *, title: str,
+                    colours: dict[str, object] | None = None) -> list[Path] | None:
+    return _saved(draw_training_curves(history, labels, title=title, colours=colours), stem)
 
 
 # --- within-pair accuracy -------------------------------------------------------------------------------
 
-def draw_pair_accuracy_bars(pairs: pd.DataFrame, *, title: str, order: list[str] | None = None):
+def draw_pair_accuracy_bars(pairs: pd.DataFrame, *, title: str, order: list[str] | None = None,
+                            colours: dict[str, object] | None = None):
     """Within-pair accuracy per direction pair and variant (mean over seeds, 95 % t-interval as error
     bars, seeds as dots), with the chance line at 50 % where a frame-order-blind model sits; legend outside."""
     if pairs.empty:
@@ -330,7 +341,7 @@ def draw_pair_accuracy_bars(pairs: pd.DataFrame, *, title: str, order: list[str]
     present = list(pairs["label"].unique())
     variants = [v for v in (order or []) if v in present] + sorted(v for v in present if v not in (order or []))
     pair_ids = sorted(pairs["pair_name"].unique())
-    colour_of = _colours(order or variants)
+    colour_of = colours or _colours(order or variants)
     figure, (ax,) = _figure(max(6.4, 0.35 * len(variants) * len(pair_ids) + 3.5), 4.2)
     width = 0.8 / len(variants)
     for i, variant in enumerate(variants):
@@ -355,6 +366,6 @@ def draw_pair_accuracy_bars(pairs: pd.DataFrame, *, title: str, order: list[str]
     return figure
 
 
-def pair_accuracy_bars(pairs: pd.DataFrame, stem: Path, *, title: str,
-                       order: list[str] | None = None) -> list[Path] | None:
-    return _saved(draw_pair_accuracy_bars(pairs, title=title, order=order), stem)
+def pair_accuracy_bars(pairs: pd.DataFrame, stem: Path, *, title: str, order: list[str] | None = None,
+                       colours: dict[str, object] | None = None) -> list[Path] | None:
+    return _saved(draw_pair_accuracy_bars(pairs, title=title, order=order, colours=colours), stem)

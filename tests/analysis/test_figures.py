@@ -72,9 +72,10 @@ def _drawn(study):
     return {
         "accuracy_vs_gmacs": figures.draw_accuracy_vs_gmacs(table, title="demo"),
         "ablation_top1": figures.draw_ablation_bars(table, title="demo"),
-        "training_curves": figures.draw_training_curves(study["history"], study["labels"], title="demo"),
-        "within_pair_accuracy": figures.draw_pair_accuracy_bars(study["pairs"], title="demo",
-                                                                order=list(table["label"])),
+        "training_curves": figures.draw_training_curves(study["history"], study["labels"], title="demo",
+                                                        colours=figures.variant_colours(table)),
+        "within_pair_accuracy": figures.draw_pair_accuracy_bars(study["pairs"], title="demo", order=list(table["label"]),
+                                                                colours=figures.variant_colours(table)),
     }
 
 
