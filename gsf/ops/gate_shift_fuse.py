@@ -260,7 +260,10 @@ class GateShiftFuse(TemporalModule):
         if self.fusion == "channel_weighting":
             p = torch.stack([shifted[d].mean(dim=-1) for d in (0, 1)], dim=3)  # (B, T, blocks/2, 2, block)
             q = torch.stack([R[d].mean(dim=-1) for d in (0, 1)], dim=3)
-            wgt = self._fusion_weights(p, q, batch, frames).view(batch, frames, blocks // 2, 2, block, 1)
+            # Under autocast the fusion conv gives bf16 weights while a float32 input keeps R in float32;
+            # lerp needs one dtype.
+            wgt = self._fusion_weights(p, q, batch, frames).to(R[0].dtype)
+            wgt = wgt.view(batch, frames, blocks // 2, 2, block, 1)
             wgts = wgt.unbind(3)
             parts = [torch.lerp(R[d], shifted[d], wgts[d]) for d in (0, 1)]
         elif self.fusion == "sum":

@@ -56,13 +56,15 @@ def test_shift_fuse_gradients_match_finite_differences(groups, fusion, bypass, f
     assert torch.autograd.gradcheck(fn, (x, g, fw, fb))
 
 
+@pytest.mark.parametrize("path", ["fused", "composed"])
 @pytest.mark.parametrize("training", [True, False])
-def test_gate_shift_fuse_runs_under_bfloat16_autocast_close_to_float32(training):
-    # bf16 activations meet float32 BN parameters and statistics inside GateTaps (mixed-type batch norm).
+def test_gate_shift_fuse_runs_under_bfloat16_autocast_close_to_float32(training, path):
+    # bf16 activations meet float32 BN parameters and statistics (inside GateTaps on the fused path: mixed-type
+    # batch norm); the composed path is the one bf16 autocast meets on CUDA.
     from gsf.ops import GateShiftFuse
 
     torch.manual_seed(0)
-    module = GateShiftFuse(16, groups=2).train(training)
+    module = GateShiftFuse(16, groups=2, path=path).train(training)
     x = torch.randn(2 * 4, 16, 6, 6)
     x32 = x.clone().requires_grad_()
     ref = module(x32, num_frames=4)
