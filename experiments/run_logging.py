@@ -254,7 +254,7 @@ def eval_to_tracking(config, result: Mapping[str, Any], args) -> str | None:
         if getattr(args, "run_id", None):
             raise GSFTrackingError("--run-id needs --tracking-uri (or MLFLOW_TRACKING_URI)")
         return None
-    views = args.views or config.data.test_views
+    views = f"{int(result['clips'])}x{int(result['crops'])}"  # the protocol evaluate_checkpoint ran
     return log_evaluation(config, result, views=views, tracking_uri=uri, run_id=args.run_id,
                           scores=scores_file(args.checkpoint, views, args.out), experiment=args.experiment)
 

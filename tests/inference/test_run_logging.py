@@ -83,7 +83,8 @@ def test_eval_logs_protocol_metrics_into_an_existing_run(train_run, trained, con
 
 @pytest.mark.slow
 def test_eval_without_run_id_makes_an_eval_run(trained, config_file, store):
-    assert main(["eval", str(config_file), "--checkpoint", str(trained["checkpoint"]), "--views", "1x1",
+    # no --views: the configuration's first test protocol, named in the metrics
+    assert main(["eval", str(config_file), "--checkpoint", str(trained["checkpoint"]),
                  "--tracking-uri", store, "--experiment", "gsf-test-evals"]) == 0
     client = tracking.client(store)
     (run,) = client.search_runs([client.get_experiment_by_name("gsf-test-evals").experiment_id])
