@@ -64,3 +64,48 @@ def test_a_ddp_trial_on_two_cpu_workers_is_tracked_and_retried_from_its_checkpoi
     lines = [json.loads(x) for x in (engine / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1.0, 2.0]  # rank 0 alone wrote, once per epoch
     assert yaml.safe_load((engine / "config.yaml").read_text())["runtime"]["world_size"] == 2
+
+
+def test_a_killed_driver_resumes_a_ddp_trial_from_its_ray_train_checkpoint(tmp_path, synth_root, processes):
+    import os
+    import signal
+    import time
+
+    from conftest import wait_pg_gone
+
+    args = sweep_args(tmp_path, synth_root, ddp_grid(tmp_path), "--set", "optim.epochs=3")
+    log = tmp_path / "first.log"
+    first = processes.sweep(args, log=log, env=sweep_env(), cwd=tmp_path)
+    deadline = time.monotonic() + 900
+
+    def epoch_one_logged() -> bool:  # open the store only once the driver made it (see test_sweep)
+        if "trials, sweep" not in log.read_text(errors="replace"):
+            return False
+        client, _, children = runs_of(tmp_path)
+        return any(epochs_logged(client, r) == [1] for r in children)
+
+    while not epoch_one_logged():
+        assert first.poll() is None, log.read_text()[-4000:]
+        assert time.monotonic() < deadline, "epoch 1 was not logged"
+        time.sleep(0.5)
+    os.kill(first.pid, signal.SIGKILL)  # the driver only, mid-trial
+    first.wait(timeout=30)
+    if not wait_pg_gone(first.pid, timeout=10):  # its local Ray goes with it
+        os.killpg(first.pid, signal.SIGKILL)
+        assert wait_pg_gone(first.pid)
+    tune_before = tune_epochs(tmp_path).get("temporal=tsm,seed=0", [])
+
+    log = tmp_path / "resume.log"
+    second = processes.sweep([*args, "--resume"], log=log, env=sweep_env(), cwd=tmp_path)
+    finish(second, log)
+    client, parents, children = runs_of(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    (run,) = children
+    assert run.info.status == "FINISHED"
+    assert epochs_logged(client, run) == [1, 2, 3]
+    # the new worker group found the trial's Ray Train run by name and continued from its checkpoint: the restored
+    # trial (no Tune checkpoint: Ray Train holds it) reported at most epochs 2 and 3, not 1 again
+    assert tune_before == [1, 2, 3][:len(tune_before)]
+    (results,) = (tmp_path / "sweeps" / "s").glob("*/result.json")
+    last = json.loads(results.read_text().splitlines()[-1])
+    assert last["epoch"] == 3 and 1 <= last["iterations_since_restore"] <= 2, last
