@@ -133,6 +133,26 @@ def all_gather_objects(obj: Any) -> list[Any]:
     return gathered
 
 
+def rank_zero_file(path) -> Any:
+    """The file rank 0 has at ``path`` (rank 0's choice of file name wins), on every rank: a rank that lacks it
+    (another node, or its own folder: only rank 0 writes) gets its bytes through the process group and writes
+    them to the same path. Returns this rank's path. For the checkpoint tested once after training."""
+    from pathlib import Path
+
+    path = Path(path)
+    name = [path.name if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(name, src=0)
+    target = path.with_name(name[0])
+    missing = not target.exists()
+    if any(all_gather_objects(missing)):
+        payload = [target.read_bytes() if dist.get_rank() == 0 else None]
+        dist.broadcast_object_list(payload, src=0)
+        if missing:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(payload[0])
+    return target
+
+
 def barrier(device: torch.device) -> None:
     if device.type == "cuda":
         dist.barrier(device_ids=[device.index])

@@ -273,6 +273,8 @@ class _Run:
                       best_val_top1=self.best_top1, best_epoch=float(self.best_epoch))
         if self.config.data.test_views:  # the best checkpoint at each test protocol: test_<P>_top1 ... (issue 12)
             tested = self.best_path if self.best_path.exists() else self.last_path
+            if self.where.active:  # rank 0's file, also on ranks that do not share its folder (Ray Train, nodes)
+                tested = distributed.rank_zero_file(tested)
             result.update(evaluate_protocols(self.config, tested, out_dir=self.out_dir))
         if self.main:
             (self.out_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
