@@ -57,8 +57,13 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+# The runs a study table is made of: sweep trials and standalone ``gsf train`` runs (same params, tags and
+# metrics; a train run has no parent sweep, so its baseline is empty).
+RESULT_ROLES = (schema.ROLE_TRIAL, schema.ROLE_TRAIN)
+
+
 def list_studies(uri: str) -> list[str]:
-    """Names of the experiments (studies) of ``uri`` that hold at least one trial run, sorted."""
+    """Names of the experiments (studies) of ``uri`` that hold at least one trial or train run, sorted."""
     client = _client(uri)
     try:
         experiments = client.search_experiments()
@@ -66,9 +71,8 @@ def list_studies(uri: str) -> list[str]:
         raise GSFTrackingError(f"cannot read experiments from tracking URI {uri!r}: {error}") from error
     names = []
     for experiment in experiments:
-        found = client.search_runs([experiment.experiment_id], schema.tag_filter({schema.ROLE: schema.ROLE_TRIAL}),
-                                   max_results=1)
-        if found:
+        if any(client.search_runs([experiment.experiment_id], schema.tag_filter({schema.ROLE: role}), max_results=1)
+               for role in RESULT_ROLES):
             names.append(experiment.name)
     return sorted(names)
 
@@ -145,7 +149,7 @@ def _number(series: pd.Series) -> pd.Series:
 
 
 def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
-    """One row per trial run of ``studies`` (default: every study in ``uri``), any status.
+    """One row per trial run (or standalone ``gsf train`` run) of ``studies`` (default: every study in ``uri``), any status.
 
     Columns: ``study, run_id, run_name, status, sweep_id, grid, table, slug, config_hash, stopped_early``
     (FINISHED runs an ASHA scheduler stopped before their last epoch: no final metrics), ``code_version,
@@ -170,7 +174,8 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
         if experiment is None:
             raise GSFConfigError(f"study {study!r} not found in tracking URI {uri!r}")
         names[experiment.experiment_id] = study
-    trials = _search(uri, studies, "trial")
+    found = [frame for frame in (_search(uri, studies, role) for role in RESULT_ROLES) if not frame.empty]
+    trials = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
     if trials.empty:
         return pd.DataFrame(columns=columns)
     parents = _search(uri, studies, schema.ROLE_SWEEP)

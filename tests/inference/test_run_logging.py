@@ -68,6 +68,18 @@ def test_train_run_has_a_trials_params_tags_and_metrics(train_run, trained):
 
 
 @pytest.mark.slow
+def test_the_report_reads_a_train_run_like_a_trial(train_run, store):
+    from analysis.runs import list_studies, load_runs
+
+    assert "gsf-test-runs" in list_studies(store)
+    (row,) = load_runs(store, ["gsf-test-runs"]).to_dict("records")
+    run = train_run["run"]
+    assert row["run_id"] == run.info.run_id and row["variant"] == "GSF" and row["status"] == "FINISHED"
+    assert row["top1"] == pytest.approx(run.data.metrics[schema.FINAL_VAL_TOP1])
+    assert row["test_1x1_top1"] == pytest.approx(run.data.metrics[schema.protocol_metric("1x1", "top1")])
+
+
+@pytest.mark.slow
 def test_eval_logs_protocol_metrics_into_an_existing_run(train_run, trained, config_file, store):
     run_id = train_run["run"].info.run_id
     checkpoint = train_run["out"] / "checkpoints" / "best.pt"
