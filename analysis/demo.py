@@ -25,7 +25,7 @@ DEMO_STUDY = "gsf-demo"
 SWEEP_NAME = "demo"
 # The demo's data set: the budget of demo.yaml is measured for it (see the grid's header).
 DEMO_CLASSES = 10
-DEMO_VIDEOS_PER_CLASS = 160
+DEMO_VIDEOS_PER_CLASS = 120
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -152,7 +152,7 @@ def _cli(argv: list[str]) -> int:
 def test_dry_run_lists_every_demo_trial_with_gmacs_and_params(capsys):
     assert _cli([str(GRIDS / "demo.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "24 trials" in out and "GMACs/view" in out and "params (M)" in out
+    assert "15 trials" in out and "GMACs/view" in out and "params (M)" in out
     assert "temporal=gsf,fraction=0.25,seed=1" in out
 
 
