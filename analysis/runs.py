@@ -10,12 +10,11 @@ reports as they were.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -38,17 +37,12 @@ METRIC_COLUMNS = {"gmacs": schema.GMACS, "gmacs_all_ops": schema.GMACS_ALL_OPS, 
 _PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
-@contextlib.contextmanager
-def tracking(uri: str) -> Iterator[None]:
-    """Point the ``mlflow`` fluent API at ``uri`` for the duration of the block, then restore it."""
-    import mlflow
+def tracking(uri: str):
+    """Point the ``mlflow`` fluent API at ``uri`` for the duration of the block, then restore it (and the
+    ``MLFLOW_TRACKING_URI`` variable, which MLflow writes)."""
+    from gsf.mlflow_uris import mlflow_uris
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)
+    return mlflow_uris(uri)
 
 
 def _client(uri: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -39,12 +40,10 @@ def run(args) -> int:
         if args.checkpoint is not None:
             predictor = Predictor.from_checkpoint(args.checkpoint)
         else:
-            if args.tracking_uri:
-                import mlflow
+            from gsf.mlflow_uris import mlflow_uris
 
-                mlflow.set_tracking_uri(args.tracking_uri)
-                mlflow.set_registry_uri(args.tracking_uri)
-            predictor = Predictor.from_model_file(args.model)
+            with mlflow_uris(args.tracking_uri, registry=True) if args.tracking_uri else contextlib.nullcontext():
+                predictor = Predictor.from_model_file(args.model)
     except GSFError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

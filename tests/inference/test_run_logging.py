@@ -21,11 +21,11 @@ from gsf.inference.predict import Predictor
 def store(tmp_path_factory):
     """A SQLite store; MLflow's global tracking and registry URIs (which ``gsf predict --tracking-uri``
     sets) are put back afterwards."""
+    from gsf.mlflow_uris import mlflow_uris
+
     folder = tmp_path_factory.mktemp("mlflow")
-    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    yield f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(before[0])
-    mlflow.set_registry_uri(before[1])
+    with mlflow_uris(mlflow.get_tracking_uri(), registry=True):  # puts the URIs and their variables back
+        yield f"sqlite:///{folder / 'mlflow.db'}"
 
 
 @pytest.fixture(scope="module")
