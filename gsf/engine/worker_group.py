@@ -18,7 +18,6 @@ every rank copies it into its own folder and resumes the engine exactly.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -29,8 +28,6 @@ from typing import Any
 from gsf.engine import distributed
 from gsf.engine.callbacks import Callback
 from gsf.errors import GSFConfigError, RankFailedError
-
-log = logging.getLogger(__name__)
 
 PLACEMENTS = ("pack", "spread")
 
@@ -91,22 +88,20 @@ class ReportToRayTrain(Callback):
         ray.train.report(dict(metrics), checkpoint=checkpoint)
 
 
-def local_ray_on_loopback() -> bool:
+def local_ray_on_loopback() -> None:
     """Make the local Ray this process is about to start register 127.0.0.1 as its node's address, so its
     servers and Ray Train's process group (which meets at the node's address) listen on loopback: Ray 2.60
     turns ``_node_ip_address="127.0.0.1"`` into the outward interface unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``
-    is 0 when ray is first imported. Returns False (and warns) when ray was imported before (then it has no
-    effect)."""
+    is 0. Ray reads that variable once, into ``ray._private.ray_constants.ENABLE_RAY_CLUSTER``, when it is first
+    imported, and looks the constant up at each address resolution; so where ray was imported already (a test
+    session, a notebook) the constant is set too. The variable also reaches the processes Ray starts."""
     import os
     import sys
 
-    already = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0"  # set in time by an earlier call
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    if not already and "ray._private.ray_constants" in sys.modules:
-        log.warning("ray was imported before the local Ray was set up: it listens on the outward interface, "
-                    "not only on 127.0.0.1")
-        return False
-    return True
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
 
 
 def _copy_tree(src: Path, dst: Path) -> None:

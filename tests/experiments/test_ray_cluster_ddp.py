@@ -37,6 +37,12 @@ def loopback_cluster(monkeypatch):
     for key, value in sweep_env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    # every node on 127.0.0.1 even when an earlier test of this session imported ray (which then read the
+    # variable already): the constant Ray resolves node addresses with, and the variable for its processes
+    from ray._private import ray_constants
+
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
     temp = tempfile.mkdtemp(prefix="gsfc", dir="/tmp")  # short: Ray's socket paths have a length limit
     node = {"node_ip_address": "127.0.0.1", "num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
     cluster = Cluster(initialize_head=True, connect=False,
