@@ -153,7 +153,7 @@ def test_dry_run_lists_every_demo_trial_with_gmacs_and_params(capsys):
     assert _cli([str(GRIDS / "demo.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "15 trials" in out and "GMACs/view" in out and "params (M)" in out
-    assert "temporal=gsf,fraction=0.25,seed=1" in out
+    assert "temporal=gsf,groups=1,seed=2" in out
 
 
 def test_dry_run_of_a_bad_grid_exits_2_naming_the_file(tmp_path, capsys):
