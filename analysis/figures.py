@@ -254,7 +254,7 @@ def draw_ablation_bars(table: pd.DataFrame, *, title: str):
     ax.set_xlim(-0.6, x - 0.6 + 0.0)
     ax.set_ylabel(f"{_metric_label(table)} (%)")
     marks = ["grey: baseline"] + (["hatched: the paper's setting, repeated in each group"] if reference is not None else [])
-    ax.set_title(f"{title}\n(bars: mean, error bars: 95 % t-interval, dots: seeds; {'; '.join(marks)})",
+    ax.set_title(f"{title}\n(bars: mean, error bars: 95 % t-interval, dots: seeds;\n{'; '.join(marks)})",
                  fontsize="small")
     return figure
 
