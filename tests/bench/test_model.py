@@ -53,8 +53,9 @@ def test_the_gpu_command_code_path_runs_on_cpu(tmp_path, capsys):
     models = ["resnet_tiny_tsn", "resnet_tiny_gsf_fraction1", "resnet_tiny_gsf_fraction1_composed"]
     assert [(r["frames"], r["model"], r["mode"]) for r in rows] == [
         (t, m, mode) for t in ("2", "3") for m in models for mode in ("eager", "compile")]
-    assert all(float(r["infer_ms"]) > 0 and float(r["train_clips_per_s"]) > 0 and float(r["warmup_s"]) > 0
-               for r in rows)
+    # every row timed, none skipped; a toy eager warm-up can round to 0.0 s in the table
+    assert all(float(r["infer_ms"]) > 0 and float(r["train_clips_per_s"]) > 0 and float(r["warmup_s"]) >= 0
+               and not r["note"] for r in rows)
     assert {r["gsf_path"] for r in rows if r["model"].endswith("_composed")} == {"composed"}
     for t in ("2", "3"):
         for mode in ("eager", "compile"):
