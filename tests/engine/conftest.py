@@ -9,6 +9,13 @@ from gsf.data import synthesize_dataset
 from gsf.engine.config import load_config
 
 
+@pytest.fixture(autouse=True)
+def no_tracking_from_the_environment(monkeypatch):
+    """Engine tests never log to MLflow: an ``MLFLOW_TRACKING_URI`` left by the caller's shell or an earlier test
+    would make ``gsf train`` log (and ``--nproc`` refuse to start)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
