@@ -37,3 +37,14 @@ def tiny_config(synth_root):
         return load_config(None, [*TINY, f"data.root={synth_root}", *overrides])
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def no_process_group_left_behind():
+    """A test that initialises torch.distributed in this process must not leave the group to later tests
+    (a later train() would take itself for a rank of it)."""
+    yield
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
