@@ -50,6 +50,25 @@ def sweep_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def ray_train_checkpointed_epoch(sweep_folder: Path) -> int:
+    """The epoch of the latest checkpoint Ray Train recorded (its checkpoint manager's snapshot under
+    ``SWEEP_FOLDER/train/<run>/``), 0 before the first; what a worker group restarted now resumes after.
+
+    A data-parallel trial's epoch reaches Tune and MLflow around the time this snapshot is written, not
+    strictly after, so a test that kills the group (or the driver) to see it resume waits for the snapshot."""
+    import json
+
+    epochs = [0]
+    for path in Path(sweep_folder).glob("train/*/checkpoint_manager_snapshot.json"):
+        try:
+            latest = json.loads(path.read_text()).get("latest_checkpoint_result")
+        except (OSError, ValueError):  # being written
+            continue
+        if latest:
+            epochs.append(int(latest["metrics"]["epoch"]))
+    return max(epochs)
+
+
 def pg_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

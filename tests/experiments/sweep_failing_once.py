@@ -3,7 +3,10 @@
 Run as ``python sweep_failing_once.py EPOCH MARKER_DIR GSF-SWEEP-ARGS...``: the sweep of ``gsf sweep
 GSF-SWEEP-ARGS`` with an extra engine callback per trial (``SweepOptions.trial_callbacks``) that raises
 :class:`InjectedFailure` after epoch ``EPOCH`` of the trial's first attempt (a marker file per trial in
-``MARKER_DIR`` remembers the attempt). Defined in ``__main__``, the callback travels to Ray's workers by value.
+``MARKER_DIR`` remembers the attempt). Every attempt also appends the epoch it starts at to
+``MARKER_DIR/starts_<hash>`` (:func:`start_epochs` reads them back): a retry resumed from its checkpoint starts
+after the failing epoch, one restarted from scratch at epoch 1 again. Defined in ``__main__``, the callback
+travels to Ray's workers by value.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ class InjectedFailure(RuntimeError):
     """Raised once per trial, after its failing epoch was reported."""
 
 
+def start_epochs(marker_dir: Path) -> list[list[int]]:
+    """The start epoch of each attempt, per trial (in the order of the trials' marker names)."""
+    return [[int(x) for x in p.read_text().split()] for p in sorted(Path(marker_dir).glob("starts_*"))]
+
+
 class FailOnceAfterEpoch:
     """Engine callback: raise :class:`InjectedFailure` after ``epoch`` unless the trial's marker exists."""
 
@@ -26,7 +34,10 @@ class FailOnceAfterEpoch:
         self.marker = marker
 
     def on_train_start(self, config, out_dir, start_epoch) -> None:
-        pass
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        starts = self.marker.with_name(self.marker.name.replace("failed_once_", "starts_"))
+        with starts.open("a", encoding="utf-8") as f:
+            f.write(f"{start_epoch}\n")
 
     def on_epoch_end(self, epoch, metrics, checkpoint_path) -> None:
         if epoch == self.epoch and not self.marker.exists():

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY_GRID, sweep_env
-from test_sweep import epochs_logged, finish, runs_of, sweep_args, tune_epochs
+from conftest import TINY_GRID, ray_train_checkpointed_epoch, sweep_env
+from sweep_failing_once import start_epochs
+from test_sweep import assert_no_epoch_repeated, epochs_logged, finish, runs_of, sweep_args, tune_epochs
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +56,8 @@ def test_a_ddp_trial_on_two_cpu_workers_is_tracked_and_retried_from_its_checkpoi
     assert lr == pytest.approx([0.001, 0.01])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "scores"} <= artifacts
-    assert tune_epochs(tmp_path) == {"temporal=tsm,seed=0": [1, 2]}  # epoch 2 continued from the checkpoint
+    assert start_epochs(faults) == [[1, 2]]  # epoch 2 continued from the checkpoint of epoch 1
+    assert_no_epoch_repeated(tune_epochs(tmp_path), last=2)
     # the worker group's checkpoints went through Ray Train to the sweep's storage
     (train_run,) = (tmp_path / "sweeps" / "s" / "train").iterdir()
     assert len([p for p in train_run.glob("checkpoint_*") if p.is_dir()]) == 2  # epochs 1 and 2 (num_to_keep 2)
@@ -82,7 +84,8 @@ def test_a_killed_driver_resumes_a_ddp_trial_from_its_ray_train_checkpoint(tmp_p
         if "trials, sweep" not in log.read_text(errors="replace"):
             return False
         client, _, children = runs_of(tmp_path)
-        return any(epochs_logged(client, r) == [1] for r in children)
+        logged = any(epochs_logged(client, r) == [1] for r in children)
+        return logged and ray_train_checkpointed_epoch(tmp_path / "sweeps" / "s") >= 1
 
     while not epoch_one_logged():
         assert first.poll() is None, log.read_text()[-4000:]

@@ -19,13 +19,11 @@ from gsf.inference.predict import Predictor
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A SQLite store; MLflow's global tracking and registry URIs (which ``gsf predict --tracking-uri``
-    sets) are put back afterwards."""
-    from gsf.mlflow_uris import mlflow_uris
-
+    """A SQLite store. ``gsf predict --tracking-uri`` sets MLflow's global URIs only inside its command
+    (:mod:`gsf.mlflow_uris`); setting them here for the module would send the clients' registrations to the
+    default store instead of this one."""
     folder = tmp_path_factory.mktemp("mlflow")
-    with mlflow_uris(mlflow.get_tracking_uri(), registry=True):  # puts the URIs and their variables back
-        yield f"sqlite:///{folder / 'mlflow.db'}"
+    return f"sqlite:///{folder / 'mlflow.db'}"
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +134,10 @@ def test_best_trial_is_registered_and_predicted_through_models_uri(trained, stor
     assert [r["top_k"][0]["index"] for r in results] == [expected.predict(v, k=1)[0]["index"] for v in videos]
 
     # the same model through MLflow's own pyfunc loader, with the logged signature
-    model = mlflow.pyfunc.load_model("models:/gsf-colours/1")
+    from gsf.mlflow_uris import mlflow_uris
+
+    with mlflow_uris(store, registry=True):
+        model = mlflow.pyfunc.load_model("models:/gsf-colours/1")
     (spec,) = model.metadata.get_input_schema().inputs
     assert spec.shape == (1, 4, 3, 32, 32)
     outputs = model.predict(np.zeros(spec.shape, np.float32))
