@@ -21,3 +21,7 @@ PUBLISHED_NUM_CLASSES: dict[str, int | dict[str, int]] = {
 
 # Data-set formats ``data.dataset`` accepts (:data:`gsf.data.DATASETS` maps each to its reader).
 DATASET_NAMES = tuple(PUBLISHED_NUM_CLASSES)
+
+# The release's TSN multi-scale crop sides, as fractions of the frame's shorter side (GSF.md section 4):
+# ``data.train_crop_scales``'s default and :class:`gsf.data.transforms.MultiScaleCrop`'s.
+RELEASE_CROP_SCALES = (1.0, 0.875, 0.75, 0.66)

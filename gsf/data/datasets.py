@@ -19,8 +19,9 @@ from gsf.data import readers
 from gsf.data.io import VideoFile, count_frame_files, read_jpeg_frames
 from gsf.data.records import FRAMES, VideoRecord
 from gsf.data.sampling import SAMPLING_MODES, segment_offsets
-from gsf.data.transforms import TestViews, TrainAugmentation, mirror_label_swap
+from gsf.data.transforms import MultiScaleCrop, TestViews, TrainAugmentation, mirror_label_swap
 from gsf.errors import GSFConfigError, GSFDataError
+from gsf.vocabulary import RELEASE_CROP_SCALES
 
 log = logging.getLogger(__name__)
 
@@ -259,15 +260,17 @@ def make_transform(
     flip: bool = True,
     randaugment: bool = True,
     three_crop: str = "release",
+    crop_scales: Sequence[float] = RELEASE_CROP_SCALES,
 ) -> Transform:
-    """The release's transform for ``mode``: train augmentation (with the flip label swap read from
-    ``class_names``), or test views (val: 1 centre crop)."""
+    """The release's transform for ``mode``: train augmentation (multi-scale crops of ``crop_scales``, the
+    flip label swap read from ``class_names``), or test views (val: 1 centre crop)."""
     if mode == "train":
         names = class_names if class_names and isinstance(class_names[0], str) else ()
         return TrainAugmentation(
             input_size,
             normalisation=normalisation,
             use_randaugment=randaugment,
+            crop=MultiScaleCrop(input_size, scales=crop_scales),
             flip_probability=0.5 if flip else 0.0,
             label_swap=mirror_label_swap(names),
         )
@@ -292,6 +295,7 @@ def build_dataset(
     cache_decoded: bool = False,
     three_crop: str = "release",
     test_sampling: str = "tsn",
+    crop_scales: Sequence[float] = RELEASE_CROP_SCALES,
     **reader_kwargs,
 ) -> VideoDataset:
     """A data set by name (``DATASETS``) with the release's transform for ``mode``.
@@ -309,5 +313,6 @@ def build_dataset(
     dataset.transform = make_transform(
         mode, input_size, class_names=dataset.class_names, num_crops=num_crops,
         normalisation=normalisation, flip=flip, randaugment=randaugment, three_crop=three_crop,
+        crop_scales=crop_scales,
     )
     return dataset

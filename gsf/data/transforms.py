@@ -18,6 +18,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from gsf.errors import GSFConfigError, GSFDataError
+from gsf.vocabulary import RELEASE_CROP_SCALES
 
 NORMALISATIONS = ("resnet", "inception")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -120,7 +121,7 @@ class MultiScaleCrop:
         self,
         size: int,
         *,
-        scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
+        scales: Sequence[float] = RELEASE_CROP_SCALES,
         max_distortion: int = 1,
         more_fixed_crops: bool = True,
     ) -> None:

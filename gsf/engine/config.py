@@ -24,10 +24,11 @@ from typing import Any
 import yaml
 
 from gsf.errors import GSFConfigError
-from gsf.vocabulary import DATASET_NAMES, PUBLISHED_NUM_CLASSES, TEMPORAL_KINDS
+from gsf.vocabulary import DATASET_NAMES, PUBLISHED_NUM_CLASSES, RELEASE_CROP_SCALES, TEMPORAL_KINDS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZERS = ("sgd", "adamw")
 
 
 def _knob(default, doc: str, choices: tuple | None = None):
@@ -87,14 +88,22 @@ class DataConfig:
     skip_bad_samples: bool = _knob(False, "skip (and count) unreadable samples instead of stopping")
     max_videos: int | None = _knob(None, "use only the first n samples of each split (quick runs); null: all")
     randaugment: bool = _knob(True, "RandAugment in the train augmentation (the release: on)")
+    train_crop_scales: list[float] = _knob(list(RELEASE_CROP_SCALES),
+                                           "multi-scale train crop sides, fractions (0, 1] of the shorter side "
+                                           "(the release's four); [1.0]: the whole shorter side, no scale jitter")
     cache_decoded: bool = _knob(False, "keep decoded uint8 frames in memory after the first read (small data sets, "
                                        "data.num_workers 0; the demo's synthetic set)")
 
 
 @dataclass
 class OptimConfig:
-    """SGD with linear lr scaling, linear warm-up then cosine, stepped per epoch (GSF.md section 4)."""
+    """SGD with linear lr scaling, linear warm-up then cosine, stepped per epoch (GSF.md section 4).
 
+    ``optimizer: adamw`` is not the release's: it is for small networks trained from scratch on CPU (the demo),
+    where SGD at the release's lr did not learn the synthetic benchmark in the demo's budget (README)."""
+
+    optimizer: str = _knob("sgd", "sgd (the release: momentum, L2 weight decay) or adamw (torch.optim.AdamW: "
+                                  "decoupled weight decay, betas (0.9, 0.999); momentum unused)", OPTIMIZERS)
     lr: float = _knob(0.01, "learning rate at base_batch_size; scaled by the global batch "
                             "(batch_size*world_size*accumulation_steps) / base_batch_size")
     base_batch_size: int = _knob(32, "batch size that lr is given for")
@@ -371,6 +380,9 @@ def check_config(config: TrainConfig, *, need_data: bool = True) -> None:
     for key, value in positive.items():
         if value < 1:
             raise GSFConfigError(f"{key}={value} must be >= 1")
+    if not d.train_crop_scales or any(not 0 < f <= 1 for f in d.train_crop_scales):
+        raise GSFConfigError(f"data.train_crop_scales={d.train_crop_scales} must be a non-empty list of fractions "
+                             "in (0, 1]")
     if d.num_workers < 0:
         raise GSFConfigError(f"data.num_workers={d.num_workers} must be >= 0")
     if d.max_videos is not None and d.max_videos < 1:

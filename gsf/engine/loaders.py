@@ -56,6 +56,7 @@ def build_split(config: TrainConfig, split: str, *, train: bool, views: str | No
         d.dataset, d.root, split, num_frames=d.num_frames, mode="train" if train else "test",
         input_size=d.input_size, num_clips=1 if train else clips, num_crops=1 if train else crops,
         normalisation=backbone_spec(config.model.backbone).normalisation, randaugment=d.randaugment,
+        crop_scales=tuple(d.train_crop_scales),
         skip_bad_samples=d.skip_bad_samples, cache_decoded=d.cache_decoded,
         three_crop=d.test_three_crops, test_sampling=d.test_sampling,
     )

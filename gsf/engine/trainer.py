@@ -1,9 +1,9 @@
 """Training loop of the release's recipe (GSF.md section 4), resumable exactly.
 
-SGD (momentum 0.9, weight decay 5e-4 on every parameter), lr scaled linearly with the global batch
-(``lr * batch_size * world_size * accumulation_steps / base_batch_size``), linear warm-up from ``warmup_start_factor``
-then cosine to ~0, **stepped per epoch** as the release does (every iteration of epoch e uses the lr of
-epoch e; see :func:`lr_factor`), gradient clipping at global norm 20, mixed precision on CUDA (bf16, or
+SGD (momentum 0.9, weight decay 5e-4 on every parameter; ``optim.optimizer: adamw`` for CPU-sized nets), lr
+scaled linearly with the global batch (``lr * batch_size * world_size * accumulation_steps / base_batch_size``),
+linear warm-up from ``warmup_start_factor`` then cosine to ~0, **stepped per epoch** as the release does
+(every iteration of epoch e uses the lr of epoch e; see :func:`lr_factor`), gradient clipping at global norm 20, mixed precision on CUDA (bf16, or
 fp16 with a GradScaler), gradient accumulation, optional partial BN.
 
 Determinism: the train sampler and the loader workers of epoch e are seeded from ``(seed, e)``; the
@@ -32,7 +32,8 @@ from gsf.engine import distributed
 from gsf.engine.callbacks import Callback
 from gsf.engine.checkpoint import (FORMAT, check_compatible, code_version_entry, load_checkpoint, model_state,
                                    rng_state, save_checkpoint, set_rng_state)
-from gsf.engine.config import TrainConfig, check_config, model_kwargs, parse_views, resolve_device, resolve_precision
+from gsf.engine.config import (OPTIMIZERS, TrainConfig, check_config, model_kwargs, parse_views, resolve_device,
+                               resolve_precision)
 from gsf.engine.evaluate import classification_metrics, evaluate_protocols, predict_dataset, write_scores
 from gsf.engine.loaders import autocast_for, build_split, epoch_seed, num_classes_of, seed_everything, train_loader
 from gsf.errors import GSFCheckpointError, GSFConfigError, NonFiniteLossError
@@ -60,6 +61,16 @@ def scaled_lr(config: TrainConfig, world_size: int | None = None) -> float:
     o = config.optim
     world_size = config.runtime.world_size if world_size is None else world_size
     return o.lr * config.data.batch_size * world_size * o.accumulation_steps / o.base_batch_size
+
+
+def make_optimizer(parameters, *, optimizer: str, lr: float, momentum: float, weight_decay: float):
+    """``sgd``: the release's SGD (``momentum``, L2 ``weight_decay`` on every parameter, GSF.md section 4);
+    ``adamw``: :class:`torch.optim.AdamW` with decoupled ``weight_decay`` and torch's betas."""
+    if optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    raise GSFConfigError(f"optim.optimizer={optimizer!r} is not one of {list(OPTIMIZERS)}")
 
 
 # --- model pieces ------------------------------------------------------------------------------------
@@ -183,8 +194,9 @@ class _Run:
             apply_partial_bn(self.model)
         if self.where.rank > 0:  # same weights everywhere, but each rank its own dropout and augmentation
             seed_everything(epoch_seed(seed, 0, self.where.rank))
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=scaled_lr(c, self.where.world_size),
-                                         momentum=c.optim.momentum, weight_decay=c.optim.weight_decay)
+        self.optimizer = make_optimizer(self.model.parameters(), optimizer=c.optim.optimizer,
+                                        lr=scaled_lr(c, self.where.world_size), momentum=c.optim.momentum,
+                                        weight_decay=c.optim.weight_decay)
         o = c.optim
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda e: lr_factor(e, epochs=o.epochs, warmup_epochs=o.warmup_epochs,

@@ -200,3 +200,20 @@ def test_normalisations():
     assert torch.allclose(resnet[0, :, 0, 0], (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor((0.229, 0.224, 0.225)))
     rgb = torch.tensor([10, 20, 30], dtype=torch.uint8).view(1, 3, 1, 1)
     assert Normalize("inception")(rgb).flatten().tolist() == [30 - 104, 20 - 117, 10 - 128]
+
+
+def test_crop_scales_reach_the_train_crop_and_whole_scale_keeps_the_whole_frame(tmp_path):
+    from gsf.data import build_dataset, synthesize_dataset
+    from gsf.engine.config import TrainConfig, check_config
+    from gsf.errors import GSFConfigError
+    from gsf.vocabulary import RELEASE_CROP_SCALES
+
+    synthesize_dataset(tmp_path, num_classes=2, videos_per_class=2, num_frames=4, size=32, seed=0, val_fraction=0.5)
+    release = build_dataset("ssv2", tmp_path, "train", num_frames=2, mode="train", input_size=24, randaugment=False)
+    assert release.transform.crop.scales == RELEASE_CROP_SCALES
+    whole = build_dataset("ssv2", tmp_path, "train", num_frames=2, mode="train", input_size=32, randaugment=False,
+                          crop_scales=(1.0,))
+    random.seed(0)
+    assert all(whole.transform.crop.params(32, 48)[2:] == (32, 32) for _ in range(20))  # the shorter side, always
+    with pytest.raises(GSFConfigError, match="data.train_crop_scales"):
+        check_config(TrainConfig.from_dict({"data": {"train_crop_scales": [1.2]}}), need_data=False)

@@ -127,3 +127,27 @@ def test_partial_bn_freezes_every_batchnorm_but_the_first():
     assert norms[0].training and all(p.requires_grad for p in norms[0].parameters())
     assert not any(bn.training for bn in norms[1:])
     assert not any(p.requires_grad for bn in norms[1:] for p in bn.parameters())
+
+
+@pytest.mark.parametrize("name, kind", [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)])
+def test_make_optimizer_builds_the_configured_kind_with_its_lr_and_decay(name, kind):
+    from gsf.engine.trainer import make_optimizer
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    optimizer = make_optimizer(params, optimizer=name, lr=0.02, momentum=0.9, weight_decay=1e-3)
+    assert type(optimizer) is kind
+    group = optimizer.param_groups[0]
+    assert group["lr"] == 0.02 and group["weight_decay"] == 1e-3
+    if name == "sgd":
+        assert group["momentum"] == 0.9
+
+
+def test_an_adamw_run_resumes_with_its_optimizer_state(tiny_config, tmp_path):
+    config = tiny_config("optim.optimizer=adamw", "optim.epochs=2", "optim.lr=0.003")
+    with pytest.raises(Interrupt):
+        train(config, tmp_path / "run", callbacks=[StopAfter(1)])
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["optimizer"]["state"]
+    assert state and all("exp_avg_sq" in s for s in state.values())  # Adam's moments, not SGD's momentum
+    recorder = Recorder()
+    train(config, tmp_path / "run", resume=True, callbacks=[recorder])
+    assert recorder.events[0] == ("start", 2)
