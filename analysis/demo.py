@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     _step(f"sweep {DEMO_GRID.relative_to(REPO_ROOT)} on a local Ray, tracked in {tracking_uri}")
     sweep = ["sweep", str(DEMO_GRID), "--tracking-uri", tracking_uri, "--storage", str(args.storage),
-             "--name", SWEEP_NAME, "--set", f"data.root={args.data.resolve()}"]
+             "--name", SWEEP_NAME, "--set", f"data.root={args.data.resolve()}", "--no-models"]
     for override in args.overrides:
         sweep += ["--set", override]
     if args.max_concurrent:

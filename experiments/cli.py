@@ -53,6 +53,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, default=None, help="trials running at once")
     parser.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs Ray reserves per trial")
     parser.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs Ray reserves per trial")
+    parser.add_argument("--no-models", dest="log_models", action="store_false",
+                        help="log no MLflow model per trial (saves each trial's ONNX export; the demo's budget)")
     parser.add_argument("--register-best", default=None, metavar="NAME",
                         help="after the sweep, register the model of its best finished trial (highest "
                              "best_val_top1; every trial logs its best checkpoint as an MLflow model) as a new "
@@ -147,7 +149,8 @@ def sweep_options(args: argparse.Namespace, overrides: dict):
 
     return SweepOptions(address=args.address, tracking_uri=args.tracking_uri, storage=args.storage, name=args.name,
                         resume=args.resume, max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
-                        gpus_per_trial=args.gpus_per_trial, overrides=overrides, register_best=args.register_best)
+                        gpus_per_trial=args.gpus_per_trial, overrides=overrides, register_best=args.register_best,
+                        log_models=args.log_models)
 
 
 def setup_logging() -> None:

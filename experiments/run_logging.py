@@ -135,13 +135,15 @@ def final_metrics(result: Mapping[str, Any]) -> dict[str, float]:
             and not isinstance(v, bool) and math.isfinite(v)}
 
 
-def log_run_outputs(mlflow_client, run_id: str, out_dir: Path) -> None:
-    """``config.yaml``, ``scores/`` and the best checkpoint as an MLflow model (:func:`log_best_model`)."""
+def log_run_outputs(mlflow_client, run_id: str, out_dir: Path, *, with_model: bool = True) -> None:
+    """``config.yaml``, ``scores/`` and (``with_model``) the best checkpoint as an MLflow model
+    (:func:`log_best_model`)."""
     if (out_dir / "config.yaml").is_file():
         mlflow_client.log_artifact(run_id, str(out_dir / "config.yaml"))
     if (out_dir / "scores").is_dir():
         mlflow_client.log_artifacts(run_id, str(out_dir / "scores"), artifact_path="scores")
-    log_best_model(mlflow_client, run_id, out_dir)
+    if with_model:
+        log_best_model(mlflow_client, run_id, out_dir)
 
 
 def train_tracked(config, out_dir: str | Path, *, tracking_uri: str, resume: bool = False,

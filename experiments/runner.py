@@ -69,6 +69,7 @@ class SweepOptions:
     verbose: int = 1
     trial_callbacks: TrialCallbacks | None = None
     register_best: str | None = None  # registered model name: the best trial's model becomes a new version
+    log_models: bool = True  # each finished trial's best checkpoint as an MLflow (ONNX) model
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class SweepContext:
     code_version: str
     sweep_dir: Path
     trial_callbacks: TrialCallbacks | None = None
+    log_models: bool = True
     # data-parallel trials: the Ray Train worker group of each (gsf.engine.worker_group.WorkerGroup), else None
     worker_group: Any = None
 
@@ -126,8 +128,9 @@ class _TrialReporter:
     """Engine callback: report each epoch to Tune (with a checkpoint) and to the trial's MLflow run."""
 
     def __init__(self, *, out_dir: Path, mlflow_client, run_id: str, history: list[dict], logged: set[int],
-                 on_ray_train: bool = False):
+                 on_ray_train: bool = False, log_model: bool = True):
         self.out_dir = out_dir
+        self.log_model = log_model
         self.client = mlflow_client
         self.run_id = run_id
         self.history = history
@@ -174,7 +177,7 @@ class _TrialReporter:
 
         last_epoch = int(self.history[-1][schema.EPOCH]) if self.history else 0
         tracking.log_metrics(self.client, self.run_id, _final_metrics(result, self.history), step=last_epoch)
-        _log_trial_outputs(self.client, self.run_id, self.out_dir)
+        _log_trial_outputs(self.client, self.run_id, self.out_dir, with_model=self.log_model)
 
 
 def _restore_engine_folder(out_dir: Path, checkpoint) -> tuple[list[dict], bool]:
@@ -227,13 +230,13 @@ def _final_metrics(result: Mapping[str, Any], history: list[dict]) -> dict[str, 
     return {k: v for k, v in final.items() if schema.is_final_metric(k) and last.get(k) != v}
 
 
-def _log_trial_outputs(mlflow_client, run_id: str, out_dir: Path) -> None:
+def _log_trial_outputs(mlflow_client, run_id: str, out_dir: Path, *, with_model: bool) -> None:
     """What a finished trial leaves in its MLflow run beside its metrics: the resolved config and the
-    per-video scores, and the best checkpoint as an MLflow model; the same as a ``gsf train`` run leaves
-    (:func:`experiments.run_logging.log_run_outputs`)."""
+    per-video scores, and (``with_model``) the best checkpoint as an MLflow model; the same as a ``gsf train``
+    run leaves (:func:`experiments.run_logging.log_run_outputs`)."""
     from experiments.run_logging import log_run_outputs
 
-    log_run_outputs(mlflow_client, run_id, out_dir)
+    log_run_outputs(mlflow_client, run_id, out_dir, with_model=with_model)
 
 
 def train_trial(config: dict, context: SweepContext) -> None:
@@ -256,7 +259,7 @@ def train_trial(config: dict, context: SweepContext) -> None:
     with _closing_trial_run(mlflow_client, run_id):
         logged = _log_missing(mlflow_client, run_id, history)
         reporter = _TrialReporter(out_dir=out_dir, mlflow_client=mlflow_client, run_id=run_id, history=history,
-                                  logged=logged)
+                                  logged=logged, log_model=context.log_models)
         extra = list(context.trial_callbacks(spec)) if context.trial_callbacks else []
         train(train_config, out_dir=out_dir, resume=resume, callbacks=[reporter, *extra])
 
@@ -303,7 +306,7 @@ class _WorkerCallbacks:
         mlflow_client = tracking.client(self.context.tracking_uri)
         logged = _log_missing(mlflow_client, self.run_id, history)
         reporter = _TrialReporter(out_dir=folder, mlflow_client=mlflow_client, run_id=self.run_id, history=history,
-                                  logged=logged, on_ray_train=True)
+                                  logged=logged, on_ray_train=True, log_model=self.context.log_models)
         return [reporter, *extra]
 
 
@@ -445,7 +448,9 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
     folder = locate_sweep(grid, options)
     trials = plan_trials(grid, resolve(grid, expand(grid), extra=folder.overrides),
                          gpus_per_trial=options.gpus_per_trial)
-    context = open_sweep(grid, folder, trials, trial_callbacks=options.trial_callbacks)
+    if options.register_best and not options.log_models:
+        raise GSFConfigError(f"--register-best {options.register_best} needs the trials' models; drop --no-models")
+    context = open_sweep(grid, folder, trials, trial_callbacks=options.trial_callbacks, log_models=options.log_models)
     announce(grid, context)
     return run_trials(grid, context, options)
 
@@ -505,7 +510,7 @@ def _sweep_dir(storage: Path, grid_name: str, name: str | None, resume: bool) ->
 
 
 def open_sweep(grid: Grid, folder: SweepFolder, trials: dict[str, TrialSpec], *,
-               trial_callbacks: TrialCallbacks | None = None) -> SweepContext:
+               trial_callbacks: TrialCallbacks | None = None, log_models: bool = True) -> SweepContext:
     """The sweep's MLflow parent run, opened (a resumed sweep's continued, the runs its dead driver left
     RUNNING marked KILLED), tagged with the grid's baseline; a new sweep's state saved in its folder."""
     from experiments import tracking
@@ -532,7 +537,8 @@ def open_sweep(grid: Grid, folder: SweepFolder, trials: dict[str, TrialSpec], *,
         (folder.path / SWEEP_STATE).write_text(json.dumps(state, indent=2), encoding="utf-8")
     return SweepContext(trials=trials, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent,
                         sweep_id=sweep_id, grid=grid.name, table=grid.table, code_version=code,
-                        sweep_dir=folder.path, trial_callbacks=trial_callbacks, worker_group=_worker_group(grid))
+                        sweep_dir=folder.path, trial_callbacks=trial_callbacks, log_models=log_models,
+                        worker_group=_worker_group(grid))
 
 
 def announce(grid: Grid, context: SweepContext) -> None:

@@ -51,6 +51,8 @@ class VideoDataset(Dataset):
             first read, and sample later epochs' clips from there (the same frames, no decoding). Meant for
             small data sets such as the synthetic benchmark (16 frames of 64 px: 0.2 MB a video); with loader
             workers each worker holds its own copy, which lasts one epoch unless the workers persist.
+        decoded_cache: the mapping that cache lives in; give several data sets of the same videos the same
+            one (validation and test views) and each video is decoded once. Default: a new one.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class VideoDataset(Dataset):
         dense_stride: int | None = None,
         video_threads: int = 1,
         cache_decoded: bool = False,
+        decoded_cache: dict | None = None,
     ) -> None:
         if mode not in SAMPLING_MODES:
             raise GSFConfigError(f"mode must be one of {SAMPLING_MODES}, got {mode!r}")
@@ -82,7 +85,9 @@ class VideoDataset(Dataset):
         self.test_sampling, self.dense_stride, self.video_threads = test_sampling, dense_stride, video_threads
         self.skipped: list[tuple[int, str, str]] = []  # (index, video_id, reason)
         self.cache_decoded = cache_decoded
-        self._decoded: dict[VideoRecord, torch.Tensor] = {}  # every frame of a record, uint8 (N, 3, H, W)
+        # every frame of a record, uint8 (N, 3, H, W); a mapping given by the caller is shared with its other
+        # data sets of the same videos (the trainer's validation and test views)
+        self._decoded: dict[VideoRecord, torch.Tensor] = {} if decoded_cache is None else decoded_cache
 
     def __len__(self) -> int:
         return len(self.records)
@@ -293,6 +298,7 @@ def build_dataset(
     randaugment: bool = True,
     skip_bad_samples: bool = False,
     cache_decoded: bool = False,
+    decoded_cache: dict | None = None,
     three_crop: str = "release",
     test_sampling: str = "tsn",
     crop_scales: Sequence[float] = RELEASE_CROP_SCALES,
@@ -304,7 +310,7 @@ def build_dataset(
     if name not in DATASETS:
         raise GSFConfigError(f"unknown data set {name!r}; choose from {sorted(DATASETS)}")
     common = dict(num_frames=num_frames, mode=mode, num_clips=num_clips, skip_bad_samples=skip_bad_samples,
-                  cache_decoded=cache_decoded, test_sampling=test_sampling)
+                  cache_decoded=cache_decoded, decoded_cache=decoded_cache, test_sampling=test_sampling)
     if name == "list":
         list_file = Path(split) if Path(split).is_absolute() else Path(root) / split
         dataset = TSNList(list_file, root, **reader_kwargs, **common)

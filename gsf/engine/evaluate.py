@@ -234,7 +234,7 @@ def write_scores(path: str | Path, prediction: dict) -> Path:
 
 
 def evaluate_checkpoint(config: TrainConfig, checkpoint: str | Path, *, views: str | None = None, split: str | None = None,
-                        out_dir: str | Path | None = None) -> dict[str, float]:
+                        out_dir: str | Path | None = None, decoded_cache: dict | None = None) -> dict[str, float]:
     """Multi-view test of a checkpoint on ``split`` (default ``data.val_split``) with ``views``
     (CLIPSxCROPS, default the first protocol of ``data.test_views``; :func:`evaluate_protocols` tests at
     each); the views' crops and clips follow ``data.test_three_crops``, ``data.test_sampling`` and
@@ -257,7 +257,7 @@ def evaluate_checkpoint(config: TrainConfig, checkpoint: str | Path, *, views: s
             raise GSFConfigError("no test views: give views (CLIPSxCROPS) or set data.test_views")
         views = protocols[0]
     clips, crops = parse_views(views, key="views")
-    dataset = build_split(config, split or config.data.val_split, train=False, views=views)
+    dataset = build_split(config, split or config.data.val_split, train=False, views=views, decoded_cache=decoded_cache)
     num_classes = num_classes_of(dataset)
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
@@ -290,11 +290,12 @@ def evaluate_checkpoint(config: TrainConfig, checkpoint: str | Path, *, views: s
 
 
 def evaluate_protocols(config: TrainConfig, checkpoint: str | Path, *, protocols: Sequence[str] | None = None,
-                       split: str | None = None, out_dir: str | Path | None = None) -> dict[str, float]:
+                       split: str | None = None, out_dir: str | Path | None = None,
+                       decoded_cache: dict | None = None) -> dict[str, float]:
     """:func:`evaluate_checkpoint` at every test protocol (default: those of ``data.test_views``, the
     paper's 1x1 and 2x3, GSF.md section 4): ``test_<P>_top1``, ``test_<P>_top5`` and
     ``test_<P>_mean_class_acc`` for each protocol P (names of :func:`gsf.mlflow_schema.protocol_metric`),
-    and ``scores/test_<P>.csv`` for each."""
+    and ``scores/test_<P>.csv`` for each. ``decoded_cache``: see :func:`gsf.engine.loaders.build_split`."""
     from gsf.mlflow_schema import TEST_MEASURES, protocol_metric
 
     if protocols is None:
@@ -302,6 +303,7 @@ def evaluate_protocols(config: TrainConfig, checkpoint: str | Path, *, protocols
     result: dict[str, float] = {}
     for protocol in protocols:
         clips, crops = parse_views(protocol, key="protocol")
-        metrics = evaluate_checkpoint(config, checkpoint, views=f"{clips}x{crops}", split=split, out_dir=out_dir)
+        metrics = evaluate_checkpoint(config, checkpoint, views=f"{clips}x{crops}", split=split, out_dir=out_dir,
+                                      decoded_cache=decoded_cache)
         result.update({protocol_metric(f"{clips}x{crops}", m): metrics[f"test_{m}"] for m in TEST_MEASURES})
     return result

@@ -44,9 +44,11 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def build_split(config: TrainConfig, split: str, *, train: bool, views: str | None = None):
+def build_split(config: TrainConfig, split: str, *, train: bool, views: str | None = None,
+                decoded_cache: dict | None = None):
     """The data set of ``split``: train augmentation, or test views ``views`` (CLIPSxCROPS, default
-    ``data.val_views``), normalised as the backbone's ImageNet weights expect."""
+    ``data.val_views``), normalised as the backbone's ImageNet weights expect. With ``data.cache_decoded``,
+    ``decoded_cache`` (a dict) is where decoded videos are kept, shared by every data set given the same one."""
     from gsf.data import build_dataset
     from gsf.models.registry import backbone_spec
 
@@ -57,7 +59,7 @@ def build_split(config: TrainConfig, split: str, *, train: bool, views: str | No
         input_size=d.input_size, num_clips=1 if train else clips, num_crops=1 if train else crops,
         normalisation=backbone_spec(config.model.backbone).normalisation, randaugment=d.randaugment,
         crop_scales=tuple(d.train_crop_scales),
-        skip_bad_samples=d.skip_bad_samples, cache_decoded=d.cache_decoded,
+        skip_bad_samples=d.skip_bad_samples, cache_decoded=d.cache_decoded, decoded_cache=decoded_cache,
         three_crop=d.test_three_crops, test_sampling=d.test_sampling,
     )
     if d.max_videos is not None:

@@ -180,7 +180,9 @@ class _Run:
         seed_everything(seed)
         self.train_set = build_split(c, c.data.train_split, train=True)
         self.val_clips, self.val_crops = parse_views(c.data.val_views)
-        self.val_set = build_split(c, c.data.val_split, train=False, views=c.data.val_views)
+        self.decoded_cache: dict = {}  # data.cache_decoded: validation and test views decode each video once
+        self.val_set = build_split(c, c.data.val_split, train=False, views=c.data.val_views,
+                                   decoded_cache=self.decoded_cache)
         self.num_classes = num_classes_of(self.train_set)
         self.model = build_model(**model_kwargs(c, num_classes=self.num_classes))
         if c.model.init_from:  # fine-tuning (issue 12): the head re-initialised when the class count differs
@@ -287,7 +289,8 @@ class _Run:
             tested = self.best_path if self.best_path.exists() else self.last_path
             if self.where.active:  # rank 0's file, also on ranks that do not share its folder (Ray Train, nodes)
                 tested = distributed.rank_zero_file(tested)
-            result.update(evaluate_protocols(self.config, tested, out_dir=self.out_dir))
+            result.update(evaluate_protocols(self.config, tested, out_dir=self.out_dir,
+                                             decoded_cache=self.decoded_cache))
         if self.main:
             (self.out_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
         for cb in self.callbacks:

@@ -113,3 +113,30 @@ def test_decoded_cache_gives_the_same_clips_and_decodes_each_video_once(synth_ro
             random.seed(100 * epoch + i)
             assert torch.equal(cached[i]["video"], expected), (epoch, i)
     assert len(opened) == 3 * len(plain)  # plain: twice per video; cached: once
+
+
+def test_data_sets_given_one_decoded_cache_decode_each_video_once_between_them(synth_root, monkeypatch):
+    import torch
+
+    from gsf.data import datasets
+
+    shared: dict = {}
+    one_view = SomethingSomethingV2(synth_root, "train", num_frames=4, mode="test", cache_decoded=True,
+                                    decoded_cache=shared)
+    two_clips = SomethingSomethingV2(synth_root, "train", num_frames=4, mode="test", num_clips=2,
+                                     cache_decoded=True, decoded_cache=shared)
+    own = SomethingSomethingV2(synth_root, "train", num_frames=4, mode="test", cache_decoded=True)
+    opened = []
+
+    class CountingVideoFile(VideoFile):
+        def __init__(self, path, **kw):
+            opened.append(path)
+            super().__init__(path, **kw)
+
+    monkeypatch.setattr(datasets, "VideoFile", CountingVideoFile)
+    for i in range(len(one_view)):
+        first, second = one_view[i]["video"], two_clips[i]["video"]
+        assert first.shape[0] == 1 and second.shape[0] == 2
+        assert torch.equal(own[i]["video"], first)
+    assert len(shared) == len(one_view)
+    assert len(opened) == 2 * len(one_view)  # once for the two sharing a cache, once for the one with its own
