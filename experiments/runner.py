@@ -440,6 +440,8 @@ def start_ray(address: str | None, *, num_cpus: int | None = None) -> str | None
 
 def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
     """Run (or resume) a sweep of the grid at ``grid_path``; returns 0 when every trial finished."""
+    if options.register_best and not options.log_models:
+        raise GSFConfigError(f"--register-best {options.register_best} needs the trials' models; drop --no-models")
     if not options.address:  # before the grid steps import ray
         from gsf.engine.worker_group import local_ray_on_loopback
 
@@ -448,8 +450,6 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
     folder = locate_sweep(grid, options)
     trials = plan_trials(grid, resolve(grid, expand(grid), extra=folder.overrides),
                          gpus_per_trial=options.gpus_per_trial)
-    if options.register_best and not options.log_models:
-        raise GSFConfigError(f"--register-best {options.register_best} needs the trials' models; drop --no-models")
     context = open_sweep(grid, folder, trials, trial_callbacks=options.trial_callbacks, log_models=options.log_models)
     announce(grid, context)
     return run_trials(grid, context, options)

@@ -58,3 +58,38 @@ def test_the_sweep_parent_run_carries_the_grid_baseline_and_the_state_is_saved(t
     assert state["overrides"] == {"data.root": "x"}
     again = open_sweep(grid, SweepFolder(folder.path, state, state["overrides"], uri), trials)  # --resume
     assert (again.parent_run_id, again.sweep_id) == (context.parent_run_id, context.sweep_id)
+
+
+def test_no_models_reaches_every_trial_and_register_best_refuses_it_before_the_sweep_starts(tmp_path):
+    import argparse
+
+    from experiments import cli
+    from experiments.runner import SweepOptions, run_sweep
+    from gsf.errors import GSFConfigError
+
+    parser = argparse.ArgumentParser()
+    cli.configure_parser(parser)
+    args = parser.parse_args([str(TINY_GRID), "--no-models"])
+    assert cli.sweep_options(args, {}).log_models is False
+    assert cli.sweep_options(parser.parse_args([str(TINY_GRID)]), {}).log_models is True
+    options = SweepOptions(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", storage=tmp_path / "sweeps",
+                           log_models=False, register_best="best")
+    with pytest.raises(GSFConfigError, match="--register-best best needs the trials' models"):
+        run_sweep(TINY_GRID, options)
+    assert not (tmp_path / "sweeps").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("with_model", [True, False])
+def test_a_run_logs_its_model_only_when_asked(tmp_path, monkeypatch, with_model):
+    from experiments import run_logging
+
+    logged = []
+    monkeypatch.setattr(run_logging, "log_best_model", lambda client, run_id, out_dir: logged.append(run_id))
+
+    class Client:
+        def log_artifact(self, run_id, path):
+            logged.append(Path(path).name)
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    run_logging.log_run_outputs(Client(), "r1", tmp_path, with_model=with_model)
+    assert logged == (["config.yaml", "r1"] if with_model else ["config.yaml"])
