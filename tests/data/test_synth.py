@@ -87,17 +87,10 @@ def test_cli_synth_then_validate(tmp_path, capsys):
     assert "num_classes must be even" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("mode", ["train", "test"])
-def test_decoded_cache_gives_the_same_clips_and_decodes_each_video_once(synth_root, monkeypatch, mode):
-    import random
-
-    import torch
-
+def count_opened_videos(monkeypatch) -> list:
+    """The paths of the videos the data sets open from now on, in order."""
     from gsf.data import datasets
 
-    kwargs = dict(num_frames=4, mode=mode, num_clips=2 if mode == "test" else 1)
-    plain = SomethingSomethingV2(synth_root, "train", **kwargs)
-    cached = SomethingSomethingV2(synth_root, "train", cache_decoded=True, **kwargs)
     opened = []
 
     class CountingVideoFile(VideoFile):
@@ -106,6 +99,19 @@ def test_decoded_cache_gives_the_same_clips_and_decodes_each_video_once(synth_ro
             super().__init__(path, **kw)
 
     monkeypatch.setattr(datasets, "VideoFile", CountingVideoFile)
+    return opened
+
+
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_decoded_cache_gives_the_same_clips_and_decodes_each_video_once(synth_root, monkeypatch, mode):
+    import random
+
+    import torch
+
+    kwargs = dict(num_frames=4, mode=mode, num_clips=2 if mode == "test" else 1)
+    plain = SomethingSomethingV2(synth_root, "train", **kwargs)
+    cached = SomethingSomethingV2(synth_root, "train", cache_decoded=True, **kwargs)
+    opened = count_opened_videos(monkeypatch)
     for epoch in range(2):  # the second epoch comes from memory
         for i in range(len(plain)):
             random.seed(100 * epoch + i)
@@ -118,22 +124,13 @@ def test_decoded_cache_gives_the_same_clips_and_decodes_each_video_once(synth_ro
 def test_data_sets_given_one_decoded_cache_decode_each_video_once_between_them(synth_root, monkeypatch):
     import torch
 
-    from gsf.data import datasets
-
     shared: dict = {}
     one_view = SomethingSomethingV2(synth_root, "train", num_frames=4, mode="test", cache_decoded=True,
                                     decoded_cache=shared)
     two_clips = SomethingSomethingV2(synth_root, "train", num_frames=4, mode="test", num_clips=2,
                                      cache_decoded=True, decoded_cache=shared)
     own = SomethingSomethingV2(synth_root, "train", num_frames=4, mode="test", cache_decoded=True)
-    opened = []
-
-    class CountingVideoFile(VideoFile):
-        def __init__(self, path, **kw):
-            opened.append(path)
-            super().__init__(path, **kw)
-
-    monkeypatch.setattr(datasets, "VideoFile", CountingVideoFile)
+    opened = count_opened_videos(monkeypatch)
     for i in range(len(one_view)):
         first, second = one_view[i]["video"], two_clips[i]["video"]
         assert first.shape[0] == 1 and second.shape[0] == 2
