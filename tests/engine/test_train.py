@@ -1,5 +1,6 @@
 """Training runs on the tiny synthetic data: exact resume, checkpoint contents, NaN stop."""
 
+import copy
 import json
 import math
 
@@ -142,12 +143,56 @@ def test_make_optimizer_builds_the_configured_kind_with_its_lr_and_decay(name, k
         assert group["momentum"] == 0.9
 
 
-def test_an_adamw_run_resumes_with_its_optimizer_state(tiny_config, tmp_path):
-    config = tiny_config("optim.optimizer=adamw", "optim.epochs=2", "optim.lr=0.003")
+# What each optimizer keeps between steps (torch's state-dict names).
+OPTIMIZER_STATE = {"sgd": {"momentum_buffer"}, "adamw": {"step", "exp_avg", "exp_avg_sq"}}
+
+
+def assert_same_optimizer_state(actual: dict, expected: dict) -> None:
+    """Two optimizer state dicts hold the same groups and, per parameter, bit-identical tensors."""
+    assert actual["param_groups"] == expected["param_groups"]
+    assert actual["state"].keys() == expected["state"].keys()
+    for index, entry in expected["state"].items():
+        assert actual["state"][index].keys() == entry.keys(), index
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(actual["state"][index][name], value), (index, name)
+            else:
+                assert actual["state"][index][name] == value, (index, name)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_a_resumed_run_restores_the_optimizer_state_and_ends_with_the_weights_of_a_straight_run(
+        tiny_config, tmp_path, monkeypatch, optimizer):
+    config = tiny_config(f"optim.optimizer={optimizer}", "optim.lr=0.003", "data.test_views=",
+                         "runtime.num_threads=1")
+    train(config, tmp_path / "straight")
     with pytest.raises(Interrupt):
-        train(config, tmp_path / "run", callbacks=[StopAfter(1)])
-    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["optimizer"]["state"]
-    assert state and all("exp_avg_sq" in s for s in state.values())  # Adam's moments, not SGD's momentum
+        train(config, tmp_path / "resumed", callbacks=[StopAfter(1)])
+    saved = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    assert saved["epoch"] == 1
+    state = saved["optimizer"]["state"]
+    num_params = len(saved["optimizer"]["param_groups"][0]["params"])
+    assert len(state) == num_params  # every parameter was updated in epoch 1
+    assert all(set(entry) == OPTIMIZER_STATE[optimizer] for entry in state.values())
+
+    restored = []
+    real_restore = trainer_module._Run._restore
+
+    def restore_and_record(run):
+        real_restore(run)
+        restored.append(copy.deepcopy(run.optimizer.state_dict()))
+
+    monkeypatch.setattr(trainer_module._Run, "_restore", restore_and_record)
     recorder = Recorder()
-    train(config, tmp_path / "run", resume=True, callbacks=[recorder])
+    train(config, tmp_path / "resumed", resume=True, callbacks=[recorder])
     assert recorder.events[0] == ("start", 2)
+    assert len(restored) == 1
+    assert_same_optimizer_state(restored[0], saved["optimizer"])
+
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    assert straight["epoch"] == resumed["epoch"] == 2 and straight["step"] == resumed["step"] == 4
+    assert straight["model"].keys() == resumed["model"].keys()
+    for key, value in straight["model"].items():
+        assert torch.equal(resumed["model"][key], value), key
+    assert_same_optimizer_state(resumed["optimizer"], straight["optimizer"])
