@@ -69,7 +69,21 @@ BEST_EPOCH = "best_epoch"
 FINAL_VAL_TOP1 = "final_val_top1"
 FINAL_VAL_TOP5 = "final_val_top5"
 FINAL_VAL_MEAN_CLASS_ACC = "final_val_mean_class_acc"
-FINAL_METRICS = (BEST_VAL_TOP1, BEST_EPOCH, FINAL_VAL_TOP1, FINAL_VAL_TOP5, FINAL_VAL_MEAN_CLASS_ACC)
+NUM_CLASSES = "num_classes"  # K of the run's head, for telling a loss at chance (ln K) from one that learned
+FINAL_METRICS = (BEST_VAL_TOP1, BEST_EPOCH, FINAL_VAL_TOP1, FINAL_VAL_TOP5, FINAL_VAL_MEAN_CLASS_ACC, NUM_CLASSES)
+# Training health, every epoch (gsf.engine.health): the global gradient norm before clipping over the
+# epoch's steps and the share of steps clipped.
+GRAD_NORM_MEAN = "grad_norm_mean"
+GRAD_NORM_MAX = "grad_norm_max"
+CLIPPED_SHARE = "clipped_share"
+# What GSF / GSM route, per backbone stage: ``<measure>/<stage>`` (``gate_abs/layer3``) every epoch, on a
+# probe batch of the epoch's training clips; ``ckpt_<measure>/<stage>`` once at the end, from the best
+# checkpoint (final metrics).
+GATE_ABS = "gate_abs"  # mean |gate|
+GATE_SATURATED = "gate_saturated"  # share of gate values with |g| > 0.99
+FUSION_WEIGHT = "fusion_weight"  # mean fusion weight w (1: the shifted part, 0: the residual)
+ROUTING_MEASURES = (GATE_ABS, GATE_SATURATED, FUSION_WEIGHT)
+CHECKPOINT_PREFIX = "ckpt_"
 # Logged once at step 0 when a trial's run is created (per view, at the trial's input size).
 GMACS = "gmacs"
 GMACS_ALL_OPS = "gmacs_all_ops"
@@ -102,9 +116,9 @@ def parse_protocol_metric(name: str) -> tuple[str, str] | None:
 
 
 def is_final_metric(name: str) -> bool:
-    """Whether the runner logs result key ``name`` once at a trial's end: the final validation metrics and
-    every ``test_*`` key of the engine's result."""
-    return name in FINAL_METRICS or name.startswith(TEST_PREFIX)
+    """Whether the runner logs result key ``name`` once at a trial's end: the final validation metrics, the
+    class count, every ``test_*`` key of the engine's result and the best checkpoint's ``ckpt_*`` routing."""
+    return name in FINAL_METRICS or name.startswith((TEST_PREFIX, CHECKPOINT_PREFIX))
 
 
 # --- tag and column helpers -----------------------------------------------------------------------------

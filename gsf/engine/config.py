@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -46,14 +47,24 @@ class ModelConfig:
     """The video model (GSF.md sections 1-2); passed to :func:`gsf.build_model`."""
 
     backbone: str = _knob("resnet50", "backbone name, one of gsf.models.BACKBONES")
-    temporal: str = _knob("gsf", "temporal module: none (TSN), tsm, gsm or gsf", TEMPORAL_KINDS)
+    temporal: str = _knob("gsf", "temporal module: none (TSN), tsm, gsm, gsf, tam or tin (gsf.ops.TEMPORAL_MODULES; "
+                                 "tam and tin are built for data.num_frames and run only at it)", TEMPORAL_KINDS)
     channel_fraction: float = _knob(1.0, "fraction in (0, 1] of a layer's channels that go through GSF")
     groups: int = _knob(2, "number of GSF gate groups", (1, 2, 4, 8))
     gate: str = _knob("spatiotemporal", "GSF gate: spatiotemporal, spatial, plus_one, minus_one, none",
                       ("spatiotemporal", "spatial", "plus_one", "minus_one", "none"))
     fusion: str = _knob("channel_weighting", "GSF fusion: channel_weighting, sum, average",
                         ("channel_weighting", "sum", "average"))
-    placement: str | None = _knob(None, "where modules go in a block; null: the paper's (TSM's for tsm)")
+    tam_kernel_size: int = _knob(3, "TAM: odd taps K of its adaptive temporal kernel and of its local branch's "
+                                    "first conv (the release: 3)")
+    tam_global_expansion: int = _knob(2, "TAM: the paper's alpha, its global branch's hidden width alpha * T "
+                                         "(the release: 2)")
+    tam_local_reduction: int = _knob(4, "TAM: the paper's beta, its local branch's hidden channels C // beta "
+                                        "(the release: 4)")
+    tin_shift_div: int = _knob(4, "TIN: the first C // tin_shift_div channels of a block's input are interlaced "
+                                  "(the published models: 4)")
+    placement: str | None = _knob(None, "where modules go in a block; null: the kind's own (TSM/TIN: before "
+                                        "conv1, TAM: before conv2 on ResNets), else the paper's")
     stages: list[int] | None = _knob(None, "residual stages (1-4) that get modules; null: all")
     last_n_blocks: int | None = _knob(None, "only the last n blocks of each chosen stage; null: every block")
     dropout: float = _knob(0.5, "dropout before the classifier")
@@ -194,6 +205,11 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+# A number in exponent form without a dot in the mantissa (``1e-3``, ``5E4``): a float to a reader, a string
+# to PyYAML's YAML 1.1 resolver.
+_YAML11_EXPONENT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
+
+
 def _coerce(key: str, value, tp):
     """``value`` checked against the annotation ``tp`` (int, float, bool, str, list[int], X | None)."""
     origin = typing.get_origin(tp)
@@ -224,6 +240,8 @@ def _coerce(key: str, value, tp):
             raise GSFConfigError(f"{key}: {value!r} is not of type int")
         return value
     if tp is float:
+        if isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot in the mantissa) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise GSFConfigError(f"{key}: {value!r} is not of type float")
         if not math.isfinite(value):
@@ -409,6 +427,12 @@ def check_config(config: TrainConfig, *, need_data: bool = True) -> None:
 
     backbone_spec(m.backbone)  # an unknown name: the registry's error, with its suggestion
     check_starting_weights(backbone=m.backbone, pretrained=m.pretrained, init_from=m.init_from)
+    if m.tam_kernel_size < 1 or m.tam_kernel_size % 2 == 0:
+        raise GSFConfigError(f"model.tam_kernel_size={m.tam_kernel_size} must be odd and >= 1 (a kernel centred on "
+                             "the frame)")
+    for key in ("tam_global_expansion", "tam_local_reduction", "tin_shift_div"):
+        if getattr(m, key) < 1:
+            raise GSFConfigError(f"model.{key}={getattr(m, key)} must be >= 1")
     if m.stages is not None and (not m.stages or any(s not in (1, 2, 3, 4) for s in m.stages)):
         raise GSFConfigError(f"model.stages={m.stages} must be a non-empty list of stages 1-4 or null")
     # One device per process: data.batch_size is what one device sees (gsf.engine.distributed).
@@ -455,10 +479,14 @@ def check_model(config: TrainConfig) -> None:
 
 def model_kwargs(config: TrainConfig, *, num_classes, pretrained: bool | str | None = None) -> dict:
     """Keyword arguments of :func:`gsf.build_model` for this configuration (with ``model.init_from``, the
-    backbone starts from nothing: the checkpoint replaces its weights, :func:`gsf.models.weights.init_from_checkpoint`)."""
+    backbone starts from nothing: the checkpoint replaces its weights, :func:`gsf.models.weights.init_from_checkpoint`).
+    ``num_frames`` is ``data.num_frames``: the clip length the TAM and TIN modules are built for (their weights
+    are shaped by it), so a checkpoint's configuration rebuilds the same architecture."""
     m = config.model
     return dict(backbone=m.backbone, temporal=m.temporal, num_classes=num_classes,
                 pretrained=(("none" if m.init_from else m.pretrained) if pretrained is None else pretrained),
-                dropout=m.dropout,
+                dropout=m.dropout, num_frames=config.data.num_frames,
                 placement=m.placement, stages=m.stages, last_n_blocks=m.last_n_blocks,
-                channel_fraction=m.channel_fraction, groups=m.groups, gate=m.gate, fusion=m.fusion)
+                channel_fraction=m.channel_fraction, groups=m.groups, gate=m.gate, fusion=m.fusion,
+                tam_kernel_size=m.tam_kernel_size, tam_global_expansion=m.tam_global_expansion,
+                tam_local_reduction=m.tam_local_reduction, tin_shift_div=m.tin_shift_div)

@@ -35,10 +35,15 @@ from gsf.engine.checkpoint import (FORMAT, check_compatible, code_version_entry,
 from gsf.engine.config import (OPTIMIZERS, TrainConfig, check_config, model_kwargs, parse_views, resolve_device,
                                resolve_precision)
 from gsf.engine.evaluate import classification_metrics, evaluate_protocols, predict_dataset, write_scores
+from gsf.engine.health import GradientRecord, gated_modules, temporal_module_statistics
+from gsf.mlflow_schema import CHECKPOINT_PREFIX
 from gsf.engine.loaders import autocast_for, build_split, epoch_seed, num_classes_of, seed_everything, train_loader
 from gsf.errors import GSFCheckpointError, GSFConfigError, NonFiniteLossError
 
 log = logging.getLogger(__name__)
+
+# Clips of each epoch's first batch on which the temporal modules' routing is measured (gsf.engine.health).
+PROBE_CLIPS = 4
 
 
 # --- schedule ----------------------------------------------------------------------------------------
@@ -285,6 +290,10 @@ class _Run:
         result = dict(self.last_metrics)
         result.update(final_val_top1=result.get("val_top1", math.nan), final_val_top5=result.get("val_top5", math.nan),
                       best_val_top1=self.best_top1, best_epoch=float(self.best_epoch))
+        if isinstance(self.num_classes, int):
+            result["num_classes"] = float(self.num_classes)
+        if self.main:
+            result.update(self._checkpoint_routing())
         if self.config.data.test_views:  # the best checkpoint at each test protocol: test_<P>_top1 ... (issue 12)
             tested = self.best_path if self.best_path.exists() else self.last_path
             if self.where.active:  # rank 0's file, also on ranks that do not share its folder (Ray Train, nodes)
@@ -315,6 +324,8 @@ class _Run:
                    disable=not (c.runtime.progress and self.main), dynamic_ncols=True)
         pending = 0
         stand_in = None
+        self.gradients = GradientRecord(c.optim.clip_grad_norm)
+        probe = None  # a few of the epoch's first clips, for what the temporal modules route
         for i, batch in enumerate(bar):
             skipped += len(batch.get("skipped", []))
             weight = 1.0
@@ -323,6 +334,8 @@ class _Run:
                 labels = batch["label"].to(self.device, non_blocking=True)
                 if self.where.active:
                     stand_in = (video[:1].clone(), labels[:1].clone())
+                if probe is None:
+                    probe = video[:PROBE_CLIPS].detach().clone()
             elif not self.where.active:
                 continue
             else:  # every rank must run the same passes (DDP reduces in each backward): a clip weighted 0
@@ -365,8 +378,28 @@ class _Run:
         if skipped:
             log.warning("epoch %d: skipped %d bad samples", self.epoch, skipped)
         elapsed = time.perf_counter() - start
-        return {"epoch": float(self.epoch), "train_loss": total_loss / clips, "train_top1": total_correct / clips,
-                "lr": lr, "clips_per_second": clips / elapsed, "train_skipped": float(skipped)}
+        metrics = {"epoch": float(self.epoch), "train_loss": total_loss / clips, "train_top1": total_correct / clips,
+                   "lr": lr, "clips_per_second": clips / elapsed, "train_skipped": float(skipped)}
+        metrics.update(self.gradients.metrics())
+        if probe is not None and self.main:
+            self.probe = probe
+            with autocast_for(self.device_type, self.precision):
+                metrics.update(temporal_module_statistics(model, probe))
+        return metrics
+
+    def _checkpoint_routing(self) -> dict[str, float]:
+        """What the GSF / GSM modules route at the best checkpoint (the last one without validation), on the
+        last epoch's probe clips: ``ckpt_gate_abs/<stage>`` ... (:mod:`gsf.engine.health`)."""
+        path = self.best_path if self.best_path.exists() else self.last_path
+        if getattr(self, "probe", None) is None or not gated_modules(self.model) or not path.exists():
+            return {}
+        import copy
+
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(load_checkpoint(path)["model"])
+        with autocast_for(self.device_type, self.precision):
+            stats = temporal_module_statistics(model, self.probe)
+        return {CHECKPOINT_PREFIX + key: value for key, value in stats.items()}
 
     def _blank_clip(self) -> tuple[torch.Tensor, torch.Tensor]:
         """An all-zero clip and label, for a rank whose first batch was all unreadable samples."""
@@ -377,9 +410,15 @@ class _Run:
 
     def _optimizer_step(self, params: list[nn.Parameter], *, batch_number: int) -> None:
         clip = self.config.optim.clip_grad_norm
-        if clip is not None:
-            self.scaler.unscale_(self.optimizer)
+        # The norm before clipping is always measured (training health); without clipping it is only read.
+        self.scaler.unscale_(self.optimizer)
+        if clip is None:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+        else:
             norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        if torch.isfinite(norm):
+            self.gradients.add(norm.item())
+        if clip is not None:
             if not torch.isfinite(norm) and not self.scaler.is_enabled():
                 raise NonFiniteLossError(
                     f"gradient norm is {norm.item()} at epoch {self.epoch}, step {self.step + 1} (batch "

@@ -14,7 +14,7 @@ from torch import nn
 
 from gsf.ops._gsf_functions import GateTaps, ShiftFuse
 from gsf.ops._knobs import FUSIONS, GATES, LEARNED_GATES, check_choice, gsf_channels
-from gsf.ops.base import TemporalModule
+from gsf.ops.base import TemporalModule, resolve_num_frames
 
 GSF_PATHS = ("auto", "fused", "composed")
 
@@ -217,9 +217,23 @@ class GateShiftFuse(TemporalModule):
                               self.fusion).view(n, c, h, w)
         return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
-    def _forward_composed(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def internal_maps(self, x: torch.Tensor, num_frames: int | None = None) -> dict[str, torch.Tensor]:
+        """What the module routes on `x` (B*T, C, H, W): ``"gate"``, the gate maps G of step 3 as
+        (B, T, G, H*W), for a learned gate; ``"fusion_weight"``, the fusion weights w of step 5 as
+        (B, T, C'), for channel weighting. Computed by the composed path (the same function as either path's
+        forward); the output itself is discarded. In training mode BN3d updates its running statistics as in
+        any forward: call it in eval mode to leave the module as it was."""
+        frames = resolve_num_frames(x.shape[0], num_frames if num_frames is not None else self.num_frames,
+                                    owner=type(self).__name__)
+        maps: dict[str, torch.Tensor] = {}
+        self._forward_composed(x, frames, maps)
+        return maps
+
+    def _forward_composed(self, x: torch.Tensor, num_frames: int,
+                          maps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Steps 1-7 from standard operators, with no Python loop over pieces: the path of the fixed gates, of
-        every gate when traced, and of `path="composed"` (the default off CPU, for `torch.compile`)."""
+        every gate when traced, and of `path="composed"` (the default off CPU, for `torch.compile`). With
+        `maps`, the gate maps and fusion weights are put there too (:meth:`internal_maps`)."""
         n, c, h, w = x.shape
         hw = h * w
         frames = num_frames
@@ -236,6 +250,8 @@ class GateShiftFuse(TemporalModule):
 
         if self.gate in LEARNED_GATES:
             gate = self._composed_gate_maps(X, batch, frames)  # (B, T, G, H*W)
+            if maps is not None:
+                maps["gate"] = gate
             if groups == 1:  # one gate map for both directions
                 gates = (gate.view(batch, frames, 1, 1, hw),) * 2
             else:  # group g is shift block g: even groups receive the next frame, odd ones the previous
@@ -263,6 +279,8 @@ class GateShiftFuse(TemporalModule):
             # Under autocast the fusion conv gives bf16 weights while a float32 input keeps R in float32;
             # lerp needs one dtype.
             wgt = self._fusion_weights(p, q, batch, frames).to(R[0].dtype)
+            if maps is not None:
+                maps["fusion_weight"] = wgt
             wgt = wgt.view(batch, frames, blocks // 2, 2, block, 1)
             wgts = wgt.unbind(3)
             parts = [torch.lerp(R[d], shifted[d], wgts[d]) for d in (0, 1)]

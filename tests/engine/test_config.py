@@ -99,3 +99,11 @@ def test_model_check_accepts_every_backbone_family(backbone):
                              "model.channel_fraction=0.01"], check=False)
     with pytest.raises(GSFConfigError, match="divisible by 2 \\* groups"):
         check_model(bad)
+
+
+def test_an_exponent_without_a_dot_is_read_as_a_float():
+    """PyYAML reads ``1e-3`` as a string (YAML 1.1 wants ``1.0e-3``); a float knob takes it as the number."""
+    config = load_config(None, ["optim.lr=1e-3", "optim.clip_grad_norm=5E1"], check=False)
+    assert config.optim.lr == 0.001 and config.optim.clip_grad_norm == 50.0
+    with pytest.raises(GSFConfigError, match="optim.lr: '1e-3x' is not of type float"):
+        load_config(None, ["optim.lr=1e-3x"], check=False)

@@ -291,3 +291,53 @@ def test_set_gsf_path_sets_every_gsf_module_and_rejects_unknown_paths():
         set_gsf_path(model, "triton")
     with pytest.raises(GSFConfigError, match="layer 'layer1.0'.*path='gpu'"):
         GateShiftFuse(8, path="gpu", layer_name="layer1.0")
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_internal_maps_are_the_gate_and_fusion_weights_of_the_operator(groups):
+    """The gate G = tanh(Conv3d(ReLU(BN3d(X)))) (step 3) and w = sigmoid(conv over [mean Y', mean R])
+    (step 5), computed here from their definitions, in eval mode."""
+    torch.manual_seed(0)
+    batch, frames, channels, size = 2, 4, 16, 5
+    module = GateShiftFuse(channels, groups=groups).double().eval()
+    with torch.no_grad():
+        module.bn.running_mean.uniform_(-0.5, 0.5)
+        module.bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(batch * frames, channels, size, size, dtype=torch.float64)
+    maps = module.internal_maps(x, frames)
+
+    X = x.view(batch, frames, channels, size, size).transpose(1, 2)  # (B, C, T, H, W)
+    bn = module.bn
+    Z = torch.relu((X - bn.running_mean.view(1, -1, 1, 1, 1)) / torch.sqrt(bn.running_var.view(1, -1, 1, 1, 1) + bn.eps)
+                   * bn.weight.view(1, -1, 1, 1, 1) + bn.bias.view(1, -1, 1, 1, 1))
+    gate = torch.tanh(torch.nn.functional.conv3d(Z, module.conv3D.weight, module.conv3D.bias, padding=1, groups=groups))
+    torch.testing.assert_close(maps["gate"], gate.transpose(1, 2).reshape(batch, frames, groups, size * size))
+
+    # Step 4-5 by hand: channel c of group g uses gate map g (G=1: one map for all), receives the next frame in
+    # the first half of the shift blocks' directions as the reference defines them.
+    from gsf.ops.reference import receives_next_frame
+
+    per_group = channels // groups
+    g_full = gate.repeat_interleave(per_group, dim=1)  # (B, C, T, H, W)
+    Y, R = g_full * X, X - g_full * X
+    nxt = torch.tensor(receives_next_frame(channels, groups)).view(1, -1, 1, 1, 1)
+    shifted = torch.where(nxt, torch.nn.functional.pad(Y, (0, 0, 0, 0, -1, 1)),
+                          torch.nn.functional.pad(Y, (0, 0, 0, 0, 1, -1)))
+    p, q = shifted.mean(dim=(3, 4)), R.mean(dim=(3, 4))  # (B, C, T)
+    weights = []
+    for i in range(groups):
+        conv = getattr(module, f"channel_conv{i + 1}")
+        part = slice(i * per_group, (i + 1) * per_group)
+        image = torch.stack([p[:, part], q[:, part]], dim=1)  # (B, 2, C/G, T)
+        weights.append(torch.sigmoid(torch.nn.functional.conv2d(image, conv.weight, conv.bias, padding=1))[:, 0])
+    expected_w = torch.cat(weights, dim=1).transpose(1, 2)  # (B, T, C)
+    torch.testing.assert_close(maps["fusion_weight"], expected_w)
+
+
+def test_internal_maps_in_eval_mode_change_nothing_and_fixed_gates_have_no_gate_map():
+    module = GateShiftFuse(16).eval()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    module.internal_maps(torch.randn(8, 16, 4, 4), 4)
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+    fixed = GateShiftFuse(16, gate="plus_one", fusion="sum")
+    assert fixed.internal_maps(torch.randn(8, 16, 4, 4), 4) == {}
