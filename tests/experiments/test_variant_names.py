@@ -44,10 +44,13 @@ def test_knobs_a_kind_does_not_have_are_not_named():
     assert variant_name({"model.temporal": "gsm", "model.fusion": "sum", "model.groups": 1}) == "GSM G=1"
 
 
-def test_paper_setting_is_the_engine_default():
-    from gsf.engine.config import ModelConfig
-
-    default = ModelConfig()
+def test_paper_setting_is_the_papers_gsf():
+    """The paper's GSF (GSF.md sections 1-2): every channel, two gate groups, the spatio-temporal gate, fusion by
+    channel weighting, placed where the paper puts it; written out here, not read from the defaults."""
     setting = paper_setting()
-    assert (setting["groups"], setting["fusion"], setting["channel_fraction"]) == (
-        default.groups, default.fusion, default.channel_fraction)
+    assert setting["temporal"] == "gsf"
+    assert setting["groups"] == 2
+    assert setting["channel_fraction"] == 1.0
+    assert setting["gate"] == "spatiotemporal"
+    assert setting["fusion"] == "channel_weighting"
+    assert setting["placement"] is None and setting["stages"] is None and setting["last_n_blocks"] is None
