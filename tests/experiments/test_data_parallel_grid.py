@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_grid
+from conftest import read_grid, resolved
 from experiments.grid.resolve import config_hash
-from experiments.trials import TrialSpec, processes_per_trial, with_world_size
-from gsf.engine.config import TrainConfig
+from experiments.trials import TrialSpec, plan_trials
 from gsf.errors import GSFConfigError
 
 CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "synthetic.yaml"
@@ -79,49 +78,44 @@ def test_bad_data_parallel_resources_name_the_grid_and_the_field(tmp_path, resou
         assert name in str(info.value)
 
 
-def specs_of(*world_sizes: int) -> dict[str, TrialSpec]:
-    specs = {}
-    for i, world_size in enumerate(world_sizes):
-        config = TrainConfig().to_dict()
-        config["runtime"]["world_size"] = world_size
-        specs[f"t{i}"] = TrialSpec(slug=f"t{i}", seed=0, config=config, config_hash=config_hash(config), axes={},
-                                   complexity={})
-    return specs
-
-
-def planned(grid, specs: dict[str, TrialSpec], *, gpus_per_trial=None) -> tuple[int, dict[str, TrialSpec]]:
-    """What plan_trials does with the processes per trial, on ready-made specs."""
-    world_size = processes_per_trial(grid, gpus_per_trial=gpus_per_trial)
-    return world_size, {slug: with_world_size(grid, spec, world_size) for slug, spec in specs.items()}
+def planned(grid, tmp_path: Path, *, asked: int | None = None, gpus_per_trial=None) -> dict[str, TrialSpec]:
+    """The sweep's own planning step (:func:`plan_trials`) of the grid's trials, each asking for ``asked``
+    processes (``runtime.world_size``) when given; ``tmp_path`` stands for the data folder."""
+    extra = {"data.root": str(tmp_path)}
+    if asked is not None:
+        extra["runtime.world_size"] = asked
+    return plan_trials(grid, resolved(grid, extra=extra), gpus_per_trial=gpus_per_trial)
 
 
 def test_the_sweep_writes_the_processes_per_trial_into_each_trial_and_its_hash(tmp_path):
+    (plain,) = planned(grid_with(tmp_path, ""), tmp_path).values()
+    assert plain.config["runtime"]["world_size"] == 1 and plain.config_hash == config_hash(plain.config)
+
     grid = grid_with(tmp_path, "resources: {cpus_per_worker: 2, data_parallel: ddp, workers_per_trial: 2}\n")
-    before = specs_of(1, 2)["t0"].config_hash
-    world_size, specs = planned(grid, specs_of(1, 2))
-    assert world_size == 2
-    for spec in specs.values():
+    for asked in (None, 1, 2):  # nothing asked, the one-process count or the grid's own: the grid's is written in
+        (spec,) = planned(grid, tmp_path, asked=asked).values()
+        assert spec.slug == plain.slug
         assert spec.config["runtime"]["world_size"] == 2
         assert spec.config_hash == config_hash(spec.config)
-    assert specs["t0"].config_hash != before  # a DDP trial is not the one-process trial
-
-    world_size, plain = planned(grid_with(tmp_path, ""), specs_of(1))
-    assert world_size == 1
-    assert plain["t0"].config["runtime"]["world_size"] == 1
+        assert spec.config_hash != plain.config_hash  # a DDP trial is not the one-process trial
+        # and nothing else differs from the one-process trial
+        assert {**spec.config, "runtime": {**spec.config["runtime"], "world_size": 1}} == plain.config
 
 
 def test_gpus_per_trial_on_the_command_line_is_for_single_process_trials(tmp_path):
     grid = grid_with(tmp_path, "resources: {gpus_per_worker: 1, data_parallel: ddp, workers_per_trial: 2}\n")
-    world_size, specs = planned(grid, specs_of(1))
-    assert world_size == 2 and specs["t0"].config["runtime"]["world_size"] == 2
+    (spec,) = planned(grid, tmp_path).values()
+    assert spec.config["runtime"]["world_size"] == 2
     with pytest.raises(GSFConfigError, match=r"--gpus-per-trial 4: .* set resources.gpus_per_worker"):
-        planned(grid, specs_of(1), gpus_per_trial=4)
-    assert planned(grid_with(tmp_path, ""), specs_of(1), gpus_per_trial=1)[0] == 1
+        planned(grid, tmp_path, gpus_per_trial=4)
+    (single,) = planned(grid_with(tmp_path, ""), tmp_path, gpus_per_trial=1).values()
+    assert single.config["runtime"]["world_size"] == 1
 
 
 def test_a_trial_asking_for_other_processes_than_the_resources_give_is_refused(tmp_path):
-    with pytest.raises(GSFConfigError, match=r"trial t0: runtime.world_size=2 .* 1 process\(es\) per trial"):
-        planned(grid_with(tmp_path, ""), specs_of(2))
+    with pytest.raises(GSFConfigError,
+                       match=r"trial temporal=gsf,seed=0: runtime.world_size=2 .* 1 process\(es\) per trial"):
+        planned(grid_with(tmp_path, ""), tmp_path, asked=2)
     ddp = grid_with(tmp_path, "resources: {data_parallel: ddp, workers_per_trial: 2}\n")
     with pytest.raises(GSFConfigError, match=r"runtime.world_size=3 .* 2 process\(es\)"):
-        planned(ddp, specs_of(3))
+        planned(ddp, tmp_path, asked=3)
