@@ -5,16 +5,21 @@ through ``models:/``."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
+import torch
+import yaml
 
 from experiments import run_logging, tracking
 from experiments.grid.resolve import config_hash
 from gsf import mlflow_schema as schema
 from gsf.cli import main
 from gsf.inference.predict import Predictor
+
+from .conftest import CLASS_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +51,7 @@ def train_run(trained, store, config_file, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_train_run_has_a_trials_params_tags_and_metrics(train_run, trained):
+def test_train_run_has_a_trials_params_tags_and_metrics(train_run, trained, tmp_path):
     run, client = train_run["run"], train_run["client"]
     config = trained["config"]
     assert run.info.status == "FINISHED"
@@ -62,7 +67,21 @@ def test_train_run_has_a_trials_params_tags_and_metrics(train_run, trained):
         assert run.data.metrics[key] == pytest.approx(result[key])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "scores"} <= artifacts
-    assert run_logging.logged_model_of(client, run) is not None
+    # the run's model: its best checkpoint as ONNX, with what prediction needs and the checkpoint it came from
+    model = run_logging.logged_model_of(client, run)
+    assert model.name == run_logging.MODEL_NAME and model.source_run_id == run.info.run_id
+    best = train_run["out"] / "checkpoints" / "best.pt"
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model.artifact_location, dst_path=str(tmp_path)))
+    described = yaml.safe_load((local / "MLmodel").read_text())
+    assert "onnx" in described["flavors"] and described["metadata"]["checkpoint"] == str(best)
+    (onnx_file,) = local.glob("*.onnx")
+    logged = Predictor.from_model_file(onnx_file)
+    assert logged.preprocessing.class_names == CLASS_NAMES
+    assert (logged.preprocessing.num_frames, logged.preprocessing.input_size) == (4, 32)
+    from_checkpoint = Predictor.from_checkpoint(best)
+    for video, _ in trained["held_out"][:2]:
+        torch.testing.assert_close(logged.logits(video, views="1x1"), from_checkpoint.logits(video, views="1x1"),
+                                   rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.slow
