@@ -1,5 +1,7 @@
 """Multi-view evaluation: every view once, logits averaged per video; EPIC two-head loss and accuracy."""
 
+import csv
+
 import pytest
 import torch
 from torch import nn
@@ -116,6 +118,16 @@ def test_train_tests_the_best_checkpoint_at_each_protocol(tiny_config, tmp_path)
         assert (tmp_path / "run" / "scores" / f"test_{protocol}.csv").is_file()
     # 1x1 on the validation split is what validation measured at the best epoch, from the same weights
     assert result["test_1x1_top1"] == pytest.approx(result["best_val_top1"])
+    # 2x3 is the mean of the logits of six views per video, worked out here from the decoded frames
+    expected = _six_view_logits(tmp_path / "run" / "checkpoints" / "best.pt")
+    rows = {r["video_id"]: r for r in csv.DictReader((tmp_path / "run" / "scores" / "test_2x3.csv").open())}
+    assert sorted(rows) == sorted(expected)
+    for video_id, (label, logits) in expected.items():
+        assert int(rows[video_id]["label"]) == label
+        scores = torch.tensor([float(rows[video_id][f"score_{k}"]) for k in range(len(logits))])
+        torch.testing.assert_close(scores, logits, rtol=2e-5, atol=1e-9)  # the file keeps 6 significant digits
+    right = [int(logits.argmax()) == label for label, logits in expected.values()]
+    assert result["test_2x3_top1"] == pytest.approx(sum(right) / len(right))
     quiet = train(tiny_config("data.test_views=", "optim.epochs=1", "optim.warmup_epochs=0"), tmp_path / "quiet")
     assert not any(key.startswith("test_") for key in quiet)
 
@@ -129,3 +141,51 @@ def test_test_protocols_parse():
     for bad in ("2x3,2x3", "1x4", "three"):
         with pytest.raises(GSFConfigError, match="data.test_views"):
             parse_protocols(bad)
+
+
+def _six_view_logits(checkpoint_path) -> dict[str, tuple[int, torch.Tensor]]:
+    """video id -> (label, mean logits of its 2 x 3 views) over the validation split of ``checkpoint_path``'s
+    configuration, computed from the decoded frames without the data pipeline (GSF.md section 4): the 2 clips
+    are the segment starts and the segment centres of T segments; each frame's shorter side is resized to
+    input_size * 256 // 224, and the 3 crops of input_size px are the left, centre and right ones (offsets of
+    0, 2 and 4 quarters of the free width, 2 quarters of the free height), normalised with ImageNet's mean
+    and std."""
+    import json
+    from pathlib import Path
+
+    import av
+    from torchvision.transforms.v2 import functional as TF
+
+    from gsf.engine.checkpoint import load_checkpoint
+    from gsf.models import build_model
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    config = checkpoint["config"]
+    root, frames, size = Path(config["data"]["root"]), config["data"]["num_frames"], config["data"]["input_size"]
+    labels = {name: int(index) for name, index in json.loads((root / "labels.json").read_text()).items()}
+    model = build_model(backbone=config["model"]["backbone"], temporal=config["model"]["temporal"],
+                        num_classes=len(labels), pretrained="none")
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1) * 255
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1) * 255
+    out = {}
+    for entry in json.loads((root / "validation.json").read_text()):
+        with av.open(str(root / "20bn-something-something-v2" / f"{entry['id']}.webm")) as container:
+            decoded = torch.stack([torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                                   for f in container.decode(video=0)])
+        tick = len(decoded) / frames
+        starts = [int(tick * i) for i in range(frames)]
+        centres = [int(tick / 2 + tick * i) for i in range(frames)]
+        views = []
+        for numbers in (starts, centres):
+            clip = TF.resize(decoded[numbers], [size * 256 // 224], antialias=True)
+            height, width = clip.shape[-2:]
+            top = 2 * ((height - size) // 4)
+            for left in (0, 2 * ((width - size) // 4), 4 * ((width - size) // 4)):
+                crop = clip[..., top:top + size, left:left + size].float()
+                views.append((crop - mean) / std)
+        with torch.no_grad():
+            logits = model(torch.stack(views))
+        out[entry["id"]] = (labels[entry["label"]], logits.mean(dim=0))
+    return out
