@@ -98,8 +98,20 @@ def test_build_dataset_test_views_have_clips_times_crops(ssv2_root):
 
 def test_train_items_have_input_size_and_frames_within_segments(ssv1_root):
     ds = build_dataset("ssv1", ssv1_root, "validation", num_frames=4, mode="train", input_size=24, randaugment=False)
-    for _ in range(5):
+    assert ds.records[0].video_id == "102"  # 20 frames: 4 segments of 5, frames 0-4, 5-9, 10-14, 15-19
+    augment = ds.transform
+    read = []  # the frames each item decoded, before the augmentation crops and flips them
+
+    def recording(clip, label):
+        read.append(frame_index_of(clip))
+        return augment(clip, label)
+
+    ds.transform = recording
+    for _ in range(20):
         assert ds[0]["video"].shape == (4, 3, 24, 24)
+    for frames in read:
+        assert [f // 5 for f in frames] == [0, 1, 2, 3], frames
+    assert len({tuple(frames) for frames in read}) > 1  # a random frame of each segment, not a fixed one
 
 
 def test_video_reader_returns_requested_frames_in_any_order(tmp_path):

@@ -66,12 +66,18 @@ def test_dense_clips_span_64_frame_windows():
 
 
 def test_frame_folders_are_read_one_based(ssv1_root):
+    """Video 100 of the fixture is the files 00001.jpg .. 00012.jpg, file k holding frame k - 1: offset o must
+    read file o + 1 (a 0-based reader would ask for 00000.jpg and shift every frame back by one)."""
     from gsf.data import SomethingSomethingV1
 
+    from .builders import frame_index_of
+
     ds = SomethingSomethingV1(ssv1_root, "train", num_frames=4, mode="val")
-    record = ds.records[0]
-    numbers = record.first_frame + segment_offsets(12, 4, "val")[0]
-    assert record.first_frame == 1 and numbers.min() >= 1 and numbers.max() <= 12
+    index = next(i for i, r in enumerate(ds.records) if r.video_id == "100")
+    assert ds.records[index].first_frame == 1
+    assert frame_index_of(ds[index]["video"]) == [1, 4, 7, 10]  # centres of 4 segments of 3: files 2, 5, 8, 11
+    every = SomethingSomethingV1(ssv1_root, "train", num_frames=12, mode="val")
+    assert frame_index_of(every[index]["video"]) == list(range(12))  # files 00001.jpg .. 00012.jpg, each once
 
 
 @pytest.mark.parametrize("bad", [dict(mode="bogus"), dict(mode="val", num_clips=2)])
