@@ -265,8 +265,10 @@ def _eval_mode(model: nn.Module):
 
 
 def model_complexity(*, num_frames: int, input_size: int, **model_kwargs) -> Complexity:
-    """:func:`measure_complexity` of the model ``build_model(**model_kwargs)`` would build, built on meta."""
-    return measure_complexity(build_meta_model(**model_kwargs), num_frames=num_frames, input_size=input_size)
+    """:func:`measure_complexity` of the model ``build_model(num_frames=num_frames, **model_kwargs)`` would build,
+    built on meta (``num_frames`` is architecture for TAM and TIN, ignored by the other kinds)."""
+    return measure_complexity(build_meta_model(num_frames=num_frames, **model_kwargs), num_frames=num_frames,
+                              input_size=input_size)
 
 
 @dataclass(frozen=True)
@@ -310,10 +312,10 @@ def measure_views_complexity(model: nn.Module, *, num_frames: int, input_size: i
 
 def views_complexity(*, num_frames: int, input_size: int, views: str, three_crop: str = "release",
                      **model_kwargs) -> ViewsComplexity:
-    """:func:`measure_views_complexity` of the model ``build_model(**model_kwargs)`` would build (on meta);
-    for a report's multi-view GMACs column."""
-    return measure_views_complexity(build_meta_model(**model_kwargs), num_frames=num_frames, input_size=input_size,
-                                    views=views, three_crop=three_crop)
+    """:func:`measure_views_complexity` of the model ``build_model(num_frames=num_frames, **model_kwargs)`` would
+    build (on meta); for a report's multi-view GMACs column."""
+    return measure_views_complexity(build_meta_model(num_frames=num_frames, **model_kwargs), num_frames=num_frames,
+                                    input_size=input_size, views=views, three_crop=three_crop)
 
 
 # --- fvcore's JIT tracer (the reference the meta counter is held equal to) -----------------------------

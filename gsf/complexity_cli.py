@@ -13,7 +13,8 @@ from gsf.vocabulary import PUBLISHED_NUM_CLASSES, TEMPORAL_KINDS
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", required=True, help="backbone name, e.g. resnet50, bninception")
-    parser.add_argument("--temporal", default="gsf", choices=TEMPORAL_KINDS)
+    parser.add_argument("--temporal", default="gsf", choices=TEMPORAL_KINDS,
+                        help="temporal module kind (gsf.ops.TEMPORAL_MODULES); tam and tin are built for --frames")
     parser.add_argument("--fraction", type=float, default=1.0, dest="channel_fraction",
                         help="GSF channel fraction in (0, 1] (the release's gsf_ch_ratio / 100)")
     parser.add_argument("--frames", type=int, default=8, help="frames per clip (T)")
@@ -39,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
         clips, crops = parse_views(args.views, key="--views")
         if args.frames < 1:
             raise GSFConfigError(f"--frames must be at least 1, got {args.frames}")
+        # The model is built for the clip counted: num_frames is architecture for TAM and TIN.
         kwargs = dict(backbone=args.backbone, temporal=args.temporal, num_classes=args.num_classes,
-                      channel_fraction=args.channel_fraction)
+                      channel_fraction=args.channel_fraction, num_frames=args.frames)
         model = build_model(**kwargs) if args.fvcore else build_meta_model(**kwargs)
         input_size = args.input_size or backbone_spec(args.backbone).input_size
         measure = measure_complexity_fvcore if args.fvcore else measure_complexity
@@ -57,8 +59,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**result.as_dict(), **views.as_dict()}))
         return 0
-    print(f"{args.backbone} + {args.temporal} (fraction {args.channel_fraction:g}), T={args.frames}, "
-          f"{input_size} px, {args.num_classes} classes")
+    from gsf.ops import temporal_kind
+
+    fraction = ("channel_fraction" in {knob.name for knob in temporal_kind(args.temporal).knobs})
+    print(f"{args.backbone} + {args.temporal}" + (f" (fraction {args.channel_fraction:g})" if fraction else "")
+          + f", T={args.frames}, {input_size} px, {args.num_classes} classes")
     print(f"  GMACs per view (conv + linear, paper convention): {result.gmacs:.2f}")
     print(f"  GMACs per view (all ops):                         {result.gmacs_all_ops:.2f}")
     if views.num_views > 1:

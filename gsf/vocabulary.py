@@ -4,8 +4,9 @@ once here. Plain Python, no torch: the configuration imports it without loading 
 
 from __future__ import annotations
 
-# Temporal module kinds (GSF.md section 1): "none" is TSN (no temporal module).
-TEMPORAL_KINDS = ("none", "tsm", "gsm", "gsf")
+# Temporal module kinds (GSF.md section 1; TAM and TIN: docs/temporal-modules.md): "none" is TSN (no
+# temporal module). gsf.ops.registry holds the facts of each, in this order.
+TEMPORAL_KINDS = ("none", "tsm", "gsm", "gsf", "tam", "tin")
 
 # Classes of each data-set format as published (GSF.md section 5); EPIC-Kitchens-100 has a verb and a noun
 # head. "list" (a TSN list file) and synthetic data read theirs from their label files; 174 (Something-

@@ -11,6 +11,7 @@ from torch import nn
 from gsf.cli import main
 from gsf.complexity import build_meta_model, count_operators, fvcore_operators, measure_complexity
 from gsf.models import build_model, list_models, variant_kwargs
+from gsf.vocabulary import TEMPORAL_KINDS
 
 # (backbone, temporal, fraction, input px, GMACs per view at T=8, params in M, modules) from GSF.md section 3.
 REFERENCE_TABLE = [
@@ -37,6 +38,60 @@ def test_gsf_flops_reproduces_the_reference_table(capsys, backbone, temporal, fr
     assert result["gmacs_all_ops"] > result["gmacs"]
     if temporal == "gsf":
         assert result["temporal_params"] > 0
+
+
+# (temporal, T, GMACs per view, of which the modules', params, of which the modules') of the official ResNet-50
+# TAM and ResNet-50 TIN (D = 4), 174 classes, 224 px, conv + linear (docs/temporal-modules.md, "Complexity").
+TAM_TIN_TABLE = [
+    ("tam", 8, 32.756425728, 0.056484864, 25_127_246, 1_262_688),
+    ("tam", 16, 65.513818112, 0.113936384, 25_134_670, 1_270_112),
+    ("tin", 8, 32.700178304, 0.000237440, 23_895_566, 31_008),
+    ("tin", 16, 65.400358656, 0.000476928, 23_899_022, 34_464),
+]
+TSN_RESNET50_GMACS = {8: 32.699940864, 16: 65.399881728}
+
+
+@pytest.mark.parametrize("temporal, frames, gmacs, module_gmacs, params, module_params", TAM_TIN_TABLE)
+def test_gsf_flops_reproduces_the_official_tam_and_tin_counts(capsys, temporal, frames, gmacs, module_gmacs, params,
+                                                              module_params):
+    def flops(kind: str) -> dict:
+        assert main(["flops", "--backbone", "resnet50", "--temporal", kind, "--frames", str(frames),
+                     "--num-classes", "174", "--json"]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    result, tsn = flops(temporal), flops("none")
+    assert tsn["gmacs"] == pytest.approx(TSN_RESNET50_GMACS[frames], rel=1e-9)
+    assert result["gmacs"] == pytest.approx(gmacs, rel=0.005)
+    assert result["gmacs"] - tsn["gmacs"] == pytest.approx(module_gmacs, rel=0.005)  # the modules' own share
+    assert result["params"] == pytest.approx(params, rel=0.005)
+    assert result["temporal_params"] == pytest.approx(module_params, rel=0.005)
+    assert result["temporal_modules"] == 16
+
+
+def test_tam_adaptive_aggregation_is_counted_as_a_convolution():
+    """One TAM: C(2T^2 + 2TK) (G) + T C C/4 (K + 1) (L) + K C T H W (the functional grouped conv) MACs."""
+    from gsf.ops import TemporalAdaptive
+
+    channels, frames, kernel, side = 16, 4, 3, 5
+    module = TemporalAdaptive(channels, num_frames=frames).eval()
+    clip = torch.zeros(frames, channels, side, side)
+    counts = count_operators(module.to("meta"), clip.to("meta"))
+    aggregation = kernel * channels * frames * side * side
+    assert counts["linear"] == channels * (2 * frames ** 2 + 2 * frames * kernel)
+    assert counts["conv"] == frames * channels * (channels // 4) * (kernel + 1) + aggregation
+    assert dict(fvcore_operators(TemporalAdaptive(channels, num_frames=frames).eval(), clip)) == {
+        k: v for k, v in counts.items() if v}
+
+
+def test_tin_cost_matches_its_formula():
+    """One TIN: 9 F T (two Conv1d) + T^2 + 2T (fc1, fc2) MACs; the interpolation is element-wise."""
+    from gsf.ops import TemporalInterlace
+
+    channels, frames = 64, 8
+    module = TemporalInterlace(channels, num_frames=frames).eval()
+    counts = count_operators(module.to("meta"), torch.zeros(frames, channels, 4, 4, device="meta"))
+    folds = channels // 4
+    assert counts["conv"] + counts["linear"] == 9 * folds * frames + frames ** 2 + 2 * frames
 
 
 def test_gsf_module_cost_matches_its_formula():
@@ -77,7 +132,7 @@ def _small_size(backbone: str) -> int:
 # counts, fusions, two heads); the others (big backbones, other placements) are marked slow.
 QUICK_VARIANTS = {f"resnet_tiny_{suffix}" for suffix in (
     "tsn", "tsm", "gsm", "gsf", "gsf_gate_spatial", "gsf_gate_minus_one", "gsf_groups1", "gsf_groups4",
-    "gsf_fusion_sum", "gsf_epic")}
+    "gsf_fusion_sum", "gsf_epic", "tam", "tin")}
 
 
 def _variant(name: str):
@@ -86,7 +141,7 @@ def _variant(name: str):
 
 @pytest.mark.parametrize("name", [_variant(name) for name in list_models()])
 def test_meta_counter_equals_fvcore_for_every_registered_variant(name):
-    kwargs = {"num_classes": 10, **variant_kwargs(name)}
+    kwargs = {"num_classes": 10, **variant_kwargs(name), "num_frames": 2}  # counted at T=2: TAM/TIN built for it
     reference, fast, cpu, meta = _both_counts(kwargs, 2, _small_size(kwargs["backbone"]))
     assert fast == reference
     assert all(t.device.type == "meta" for t in [*meta.parameters(), *meta.buffers()])
@@ -99,8 +154,8 @@ def test_meta_counter_equals_fvcore_for_every_registered_variant(name):
 # A second clip length and input size for the knobs the sweeps vary (the variants above run T=2 at 32-64 px).
 OTHER_SHAPE = [
     pytest.param({"backbone": "resnet_tiny", "temporal": temporal}, 8, 96, id=f"resnet_tiny-{temporal}",
-                 marks=() if temporal == "gsf" else (pytest.mark.slow,))
-    for temporal in ("none", "tsm", "gsm", "gsf")
+                 marks=() if temporal in ("gsf", "tam", "tin") else (pytest.mark.slow,))
+    for temporal in TEMPORAL_KINDS
 ] + [
     pytest.param({"backbone": "resnet_tiny", "temporal": "gsf", "channel_fraction": 0.25, "groups": 4,
                   "gate": "spatial", "fusion": "sum"}, 5, 80, id="resnet_tiny-gsf-0.25-g4-spatial-sum"),
@@ -117,7 +172,7 @@ OTHER_SHAPE = [
 
 @pytest.mark.parametrize("kwargs, frames, size", OTHER_SHAPE)
 def test_meta_counter_equals_fvcore_at_other_clip_lengths_and_sizes(kwargs, frames, size):
-    reference, fast, _, _ = _both_counts({"num_classes": 174, **kwargs}, frames, size)
+    reference, fast, _, _ = _both_counts({"num_classes": 174, "num_frames": frames, **kwargs}, frames, size)
     assert fast == reference
 
 

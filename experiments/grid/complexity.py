@@ -31,7 +31,7 @@ def complexity_of(config_dict: Mapping[str, Mapping[str, Any]], *, input_size: i
 
     config = TrainConfig.from_dict(dict(config_dict))
     kwargs = model_kwargs(config, num_classes=num_classes(config_dict), pretrained=False)
-    frames = config.data.num_frames
+    frames = kwargs.pop("num_frames")  # data.num_frames: the clip counted, and the one TAM/TIN are built for
     size = input_size or config.data.input_size
     key = json.dumps([kwargs, frames, size], sort_keys=True, default=str)
     if cache is not None and key in cache:

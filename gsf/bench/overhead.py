@@ -115,7 +115,8 @@ def _input_bound(root: Path, frames: int, threads: int) -> list[dict]:
         rate, clips = _clips_per_second(dataset, workers=workers, batch_size=data.batch_size, min_seconds=8.0)
         rows.append({"measurement": f"loader clips/s, {workers} workers", "value": round(rate, 1),
                      "unit": "clips/s", "notes": f"{clips} clips, {frames} frames, train augmentation"})
-    model = build_model(backbone=config.model.backbone, temporal=config.model.temporal, num_classes=len(dataset.class_names))
+    model = build_model(backbone=config.model.backbone, temporal=config.model.temporal, num_classes=len(dataset.class_names),
+                        num_frames=frames)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     clips = torch.randn(data.batch_size, frames, 3, data.input_size, data.input_size)
     labels = torch.zeros(data.batch_size, dtype=torch.long)

@@ -121,7 +121,11 @@ def check_compatible(checkpoint: dict, model_section: dict, model: nn.Module, *,
     section differs from ``model_section`` or its state-dict keys/shapes differ from ``model``'s."""
     if checkpoint.get("format") != FORMAT or "model" not in checkpoint:
         raise GSFCheckpointError(f"{path} is not a GSF Bench checkpoint (no format {FORMAT!r}/'model' entry)")
-    saved = (checkpoint.get("config") or {}).get("model", {})
+    from gsf.engine.config import TrainConfig
+
+    # A key missing from the checkpoint's model section was added to the configuration after the checkpoint
+    # was written (model.tam_kernel_size...): the model it saved had that key's default.
+    saved = {**TrainConfig().to_dict()["model"], **((checkpoint.get("config") or {}).get("model", {}))}
     # the starting weights (model.pretrained, model.init_from) are history, not architecture
     differ = sorted(k for k in set(saved) | set(model_section)
                     if saved.get(k) != model_section.get(k) and k not in ("pretrained", "init_from"))

@@ -20,7 +20,8 @@ from torch import nn
 from gsf.errors import GSFConfigError
 from gsf.models.video import VideoClassifier
 from gsf.models.weights import load_pretrained_backbone
-from gsf.ops import make_temporal_module
+from gsf.ops import TEMPORAL_MODULES, make_temporal_module
+from gsf.ops.registry import knob_values, supported_backbones
 from gsf.vocabulary import PUBLISHED_NUM_CLASSES, TEMPORAL_KINDS
 
 
@@ -136,35 +137,55 @@ def backbone_spec(name: str) -> BackboneSpec:
 
 def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapping[str, int],
                 pretrained: bool | str | os.PathLike = "none", dropout: float = 0.5, placement: str | None = None,
-                stages: Sequence[int] | None = None, last_n_blocks: int | None = None,
-                channel_fraction: float = 1.0, groups: int = 2, gate: str = "spatiotemporal",
-                fusion: str = "channel_weighting", shift_fraction: float = 1 / 8) -> VideoClassifier:
+                stages: Sequence[int] | None = None, last_n_blocks: int | None = None, num_frames: int | None = None,
+                **knobs) -> VideoClassifier:
     """Build a video classifier: ``backbone`` with ``temporal`` modules inserted, plus a new head.
 
     Args:
         backbone: one of :data:`BACKBONES`.
-        temporal: ``"none"`` (TSN), ``"tsm"``, ``"gsm"`` or ``"gsf"``.
+        temporal: a kind of :data:`gsf.ops.TEMPORAL_MODULES`: ``"none"`` (TSN), ``"tsm"``, ``"gsm"``,
+            ``"gsf"``, ``"tam"`` or ``"tin"``; its entry says which backbone families take it.
         num_classes: classes of the single head, or ``{"verb": 97, "noun": 300}`` for EPIC-Kitchens.
         pretrained: starting weights of the backbone: ``"none"``, ``"imagenet"`` (the release's file,
             :data:`gsf.models.weights.IMAGENET_WEIGHTS`) or the path of a weight file in the backbone's
             release format; True/False mean imagenet/none. The temporal modules keep their own init.
-        placement: where in the backbone (ResNet: ``paper``/``before_conv1``/``after_conv1``/``after_conv2``/
-            ``after_conv3``/``all``; Inception: ``authors``/``every_branch``; RegNet/ConvNeXt:
-            ``residual_input``). Default: TSM's ``before_conv1`` for ``tsm`` on ResNet, else the paper's.
+        placement: where in the backbone (ResNet: ``paper``/``before_conv1``/``after_conv1``/``before_conv2``/
+            ``after_conv2``/``after_conv3``/``all``; Inception: ``authors``/``every_branch``; RegNet/ConvNeXt:
+            ``residual_input``). Default: the kind's own for the backbone's family (TSM and TIN: ResNet's
+            ``before_conv1``; TAM: ``before_conv2``), else the paper's.
         stages, last_n_blocks: which residual blocks get a module (ResNet, RegNet, ConvNeXt only).
-        channel_fraction, groups, gate, fusion: GSF knobs (GSF.md section 1), fractions not percent.
-        shift_fraction: TSM's shifted share of channels each way.
+        num_frames: the clip length T. Architecture for the kinds whose entry says so (TAM, TIN): their
+            modules are built for this T, required, and the model runs only at it; the other kinds run at
+            any T and ignore it.
+        knobs: the temporal modules' knobs by name (:data:`gsf.ops.KNOBS`): ``channel_fraction``,
+            ``groups``, ``gate``, ``fusion`` (GSF/GSM, GSF.md section 1, fractions not percent),
+            ``shift_fraction`` (TSM's shifted share of channels each way), ``tam_kernel_size``,
+            ``tam_global_expansion``, ``tam_local_reduction`` (TAM), ``tin_shift_div`` (TIN). Every knob is
+            checked whatever the kind; the kind uses its own.
 
-    The returned model has ``temporal_module_names``: the dotted names of the inserted modules.
+    The returned model has ``temporal_module_names``: the dotted names of the inserted modules, and
+    ``num_frames``: the clip length it is built for, or None when it runs at any T.
     """
     spec = backbone_spec(backbone)
     if temporal not in TEMPORAL_KINDS:
         raise GSFConfigError(f"unknown temporal module {temporal!r}{_closest(temporal, TEMPORAL_KINDS)}; "
                              f"choose one of {', '.join(TEMPORAL_KINDS)}")
+    kind = TEMPORAL_MODULES[temporal]
+    if spec.family not in kind.families:
+        raise GSFConfigError(f"temporal module {temporal!r} is not available on backbone {backbone!r} (a "
+                             f"{spec.family} backbone); it supports {', '.join(supported_backbones(kind, BACKBONES))}")
+    # Every knob is checked up front, so a bad value is reported even for temporal="none".
+    values = knob_values(knobs, "<knob check>")
+    if kind.fixed_num_frames:
+        if num_frames is None:
+            raise GSFConfigError(f"temporal module {temporal!r} is built for one clip length (its weights are "
+                                 "shaped by T): pass num_frames=T (data.num_frames)")
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+            raise GSFConfigError(f"num_frames must be a positive int, got {num_frames!r}")
     net = spec.build()
     load_pretrained_backbone(net, backbone=backbone, pretrained=pretrained)
     if placement is None:
-        placement = "before_conv1" if (temporal == "tsm" and spec.family == "resnet") else spec.default_placement
+        placement = kind.placements.get(spec.family, spec.default_placement)
     insert_kwargs: dict = {"placement": placement}
     if spec.family == "inception":
         if stages is not None or last_n_blocks is not None:
@@ -172,14 +193,18 @@ def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapp
     else:
         insert_kwargs["stages"] = tuple(stages) if stages is not None else (1, 2, 3, 4)
         insert_kwargs["last_n_blocks"] = last_n_blocks
-    make = partial(_make_module, temporal=temporal, groups=groups, gate=gate, fusion=fusion,
-                   channel_fraction=channel_fraction, shift_fraction=shift_fraction)
-    # Validate the knobs once up front, so a bad value is reported even for temporal="none".
-    make_temporal_module("gsf", 64, layer_name="<knob check>", groups=groups, gate=gate, fusion=fusion,
-                         channel_fraction=1.0, shift_fraction=shift_fraction)
+    if spec.family == "resnet":
+        insert_kwargs["backbone_init"] = kind.backbone_init
+    make = partial(_make_module, temporal=temporal, num_frames=num_frames if kind.fixed_num_frames else None,
+                   **knobs)
+    # A GSF module is built here and dropped, as this function always has (it once was its knob check), so the
+    # random stream, and so the initial weights of every seeded model, stay what they were.
+    make_temporal_module("gsf", 64, layer_name="<knob check>", groups=values["groups"], gate=values["gate"],
+                         fusion=values["fusion"], channel_fraction=1.0)
     names = spec.insert(net, make_module=make, **insert_kwargs)
     model = VideoClassifier(net, num_classes=num_classes, dropout=dropout)
     model.temporal_module_names = names
+    model.num_frames = num_frames if kind.fixed_num_frames else None
     return model
 
 
@@ -195,8 +220,9 @@ def build_meta_model(**model_kwargs) -> VideoClassifier:
         return build_model(**model_kwargs).to("meta")
 
 
-def _make_module(channels: int, layer_name: str, *, temporal: str, **knobs) -> nn.Module | None:
-    return make_temporal_module(temporal, channels, layer_name=layer_name, **knobs)
+def _make_module(channels: int, layer_name: str, *, temporal: str, num_frames: int | None,
+                 **knobs) -> nn.Module | None:
+    return make_temporal_module(temporal, channels, num_frames=num_frames, layer_name=layer_name, **knobs)
 
 
 # --- named variants ---------------------------------------------------------------------------------
@@ -211,10 +237,15 @@ def register_variant(name: str, **preset) -> None:
     _VARIANTS[name] = preset
 
 
-for _backbone in BACKBONES:
-    for _temporal in TEMPORAL_KINDS:
-        register_variant(f"{_backbone}_{'tsn' if _temporal == 'none' else _temporal}",
-                         backbone=_backbone, temporal=_temporal)
+# Every kind on every backbone that takes it; the kinds whose T is architecture (TAM, TIN) at the 8 frames of
+# their published models (a num_frames override builds another T).
+PRESET_NUM_FRAMES = 8
+for _backbone, _spec in BACKBONES.items():
+    for _temporal, _kind in TEMPORAL_MODULES.items():
+        if _spec.family in _kind.families:
+            register_variant(f"{_backbone}_{'tsn' if _temporal == 'none' else _temporal}",
+                             backbone=_backbone, temporal=_temporal,
+                             **({"num_frames": PRESET_NUM_FRAMES} if _kind.fixed_num_frames else {}))
 register_variant("resnet50_gsf_fraction0.25", backbone="resnet50", temporal="gsf", channel_fraction=0.25)
 for _gate in ("spatial", "plus_one", "minus_one", "none"):
     register_variant(f"resnet_tiny_gsf_gate_{_gate}", backbone="resnet_tiny", temporal="gsf", gate=_gate)

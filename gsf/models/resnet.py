@@ -2,9 +2,10 @@
 
 The paper (GSF.md section 2) places GSF in every bottleneck of ResNet-50/101, on the residual branch after
 ``conv3`` and before ``bn3``, i.e. before the residual addition; for BasicBlock (ResNet-18/34) the
-analogous place is after ``conv2`` before ``bn2``. TSM instead shifts the residual branch's input, before
-``conv1`` (``blockres``). The insertion points are data: a position inside the block, the stages, and
-"the last N blocks" counted from the top of the network.
+analogous place is after ``conv2`` before ``bn2``. TSM and TIN instead act on the residual branch's input,
+before ``conv1`` (``blockres``); TAM after ``conv1``'s BN and ReLU, feeding ``conv2`` (docs/temporal-modules.md).
+The insertion points are data: a position inside the block, the stages, and "the last N blocks" counted
+from the top of the network.
 
 Insertion replaces each chosen block by a :class:`TemporalResidualBlock` that *adopts* the block's
 children under their original names and adds the temporal modules as new children named
@@ -21,7 +22,7 @@ from torchvision.models import resnet as tv_resnet
 
 from gsf.errors import GSFConfigError
 
-BLOCK_POSITIONS = ("before_conv1", "after_conv1", "after_conv2", "after_conv3")
+BLOCK_POSITIONS = ("before_conv1", "after_conv1", "before_conv2", "after_conv2", "after_conv3")
 PLACEMENTS = ("paper", *BLOCK_POSITIONS, "all")
 ALL_STAGES = (1, 2, 3, 4)
 
@@ -123,7 +124,8 @@ class TemporalResidualBlock(nn.Module):
     """A torchvision BasicBlock or Bottleneck with temporal modules on its residual branch.
 
     ``before_conv1`` acts on the branch input only (the identity path keeps the unshifted features, as in
-    TSM's residual shift); ``after_convK`` acts between ``convK`` and ``bnK`` (GSF.md section 2).
+    TSM's residual shift); ``after_convK`` acts between ``convK`` and ``bnK`` (GSF.md section 2);
+    ``before_conv2`` between ``conv1``'s BN + ReLU and ``conv2`` (TAM's place).
     """
 
     def __init__(self, block: tv_resnet.BasicBlock | tv_resnet.Bottleneck, temporal: dict[str, nn.Module]):
@@ -142,7 +144,7 @@ class TemporalResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self._temporal("after_conv1", self.conv1(self._temporal("before_conv1", x)))))
-        out = self.bn2(self._temporal("after_conv2", self.conv2(out)))
+        out = self.bn2(self._temporal("after_conv2", self.conv2(self._temporal("before_conv2", out))))
         if self.num_convs == 3:
             out = self.bn3(self._temporal("after_conv3", self.conv3(self.relu(out))))
         # In place, as torchvision's blocks do: the BN output is not needed by autograd, and a fresh
@@ -165,6 +167,8 @@ def _positions(placement: str, block: nn.Module, layer_name: str) -> list[str]:
 def _channels(block: nn.Module, position: str) -> int:
     if position == "before_conv1":
         return block.conv1.in_channels
+    if position == "before_conv2":
+        return block.conv2.in_channels
     return getattr(block, f"conv{position[-1]}").out_channels
 
 
@@ -178,19 +182,24 @@ def init_like_release_resnet(module: nn.Module) -> None:
 
 
 def insert_temporal_modules(backbone: ResNetBackbone, *, make_module: MakeModule, placement: str = "paper",
-                            stages: Sequence[int] = ALL_STAGES, last_n_blocks: int | None = None) -> list[str]:
+                            stages: Sequence[int] = ALL_STAGES, last_n_blocks: int | None = None,
+                            backbone_init: bool = True) -> list[str]:
     """Insert temporal modules into residual blocks; return the dotted names of the modules inserted.
 
     Args:
         backbone: a :class:`ResNetBackbone`.
-        make_module: ``(channels, layer_name) -> module or None``; None leaves the block untouched. The
-            module's Conv2d weights are re-initialised as the release's ResNet does (:func:`init_like_release_resnet`).
+        make_module: ``(channels, layer_name) -> module or None``; None leaves the block untouched.
         placement: position in the block: ``"paper"`` (after conv3 of a bottleneck / conv2 of a basic
-            block, GSF.md section 2), one of ``before_conv1`` (TSM's residual shift), ``after_conv1``,
-            ``after_conv2``, ``after_conv3``, or ``"all"`` (after every conv of the branch).
+            block, GSF.md section 2), one of ``before_conv1`` (TSM's and TIN's residual branch input),
+            ``after_conv1``, ``before_conv2`` (after conv1's BN and ReLU: TAM's), ``after_conv2``,
+            ``after_conv3``, or ``"all"`` (after every conv of the branch).
         stages: which of the four stages (1-4) receive modules.
         last_n_blocks: if set, only the last N blocks of the chosen stages, counted from the top of the
             network (ResNet-50 ablation: 16, 8, 4 or 0).
+        backbone_init: re-initialise each inserted module's Conv2d weights as the release's ResNet does
+            (:func:`init_like_release_resnet`; GSF's and GSM's release). False: the modules keep their own
+            initialisation (TAM's and TIN's releases insert them after the backbone's init; the registry entry
+            of each kind says which, :class:`gsf.ops.TemporalKind`).
     """
     if placement not in PLACEMENTS:
         raise GSFConfigError(f"unknown ResNet placement {placement!r}; choose one of {', '.join(PLACEMENTS)}")
@@ -211,7 +220,8 @@ def insert_temporal_modules(backbone: ResNetBackbone, *, make_module: MakeModule
         for position in _positions(placement, block, block_name):
             module = make_module(_channels(block, position), f"{block_name}.temporal_{position}")
             if module is not None:
-                init_like_release_resnet(module)
+                if backbone_init:
+                    init_like_release_resnet(module)
                 modules[position] = module
         if modules:
             layer[index] = TemporalResidualBlock(block, modules)

@@ -1,19 +1,30 @@
-"""Temporal modules inserted into 2D backbones: TSM, GSM and GSF (GSF.md section 1)."""
+"""Temporal modules inserted into 2D backbones: TSM, GSM and GSF (GSF.md section 1), TAM and TIN
+(docs/temporal-modules.md); `gsf.ops.registry` lists the kinds and their facts."""
 
-from gsf.ops.base import TemporalModule, set_num_frames
+from gsf.ops.base import FixedLengthTemporalModule, TemporalModule, set_num_frames
 from gsf.ops.factory import TEMPORAL_KINDS, make_temporal_module
 from gsf.ops.gate_shift_fuse import GSF_PATHS, GateShift, GateShiftFuse, path_for_device, set_gsf_path
+from gsf.ops.registry import KNOBS, TEMPORAL_MODULES, TemporalKind, temporal_kind
+from gsf.ops.temporal_adaptive import TemporalAdaptive
+from gsf.ops.temporal_interlace import TemporalInterlace
 from gsf.ops.temporal_shift import TemporalShift
 
 __all__ = [
+    "KNOBS",
     "TEMPORAL_KINDS",
+    "TEMPORAL_MODULES",
     "GSF_PATHS",
+    "FixedLengthTemporalModule",
     "GateShift",
     "GateShiftFuse",
+    "TemporalAdaptive",
+    "TemporalInterlace",
+    "TemporalKind",
     "TemporalModule",
     "TemporalShift",
     "make_temporal_module",
     "path_for_device",
     "set_gsf_path",
     "set_num_frames",
+    "temporal_kind",
 ]

@@ -1,4 +1,5 @@
-"""Validation of the knobs shared by the GSF implementations (GSF.md section 1, steps 1 and 6)."""
+"""Validation of the temporal modules' knobs: those the GSF implementations share (GSF.md section 1, steps
+1 and 6) and the generic checks of the others."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ def check_channels(channels: object, layer_name: str = "") -> int:
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise GSFConfigError(f"{_where(layer_name)}: channels must be a positive int, got {channels!r}")
     return channels
+
+
+def check_positive_int(knob: str, value: object, layer_name: str = "", *, odd: bool = False) -> int:
+    """Raise GSFConfigError naming the knob and the value unless it is a positive (and, if asked, odd) int."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (odd and value % 2 == 0):
+        kind = "an odd positive int" if odd else "a positive int"
+        raise GSFConfigError(f"{_where(layer_name)}: {knob} must be {kind}, got {value!r}")
+    return value
 
 
 def gsf_channels(channels: int, channel_fraction: float, groups: int, layer_name: str = "") -> int:

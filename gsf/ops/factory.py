@@ -1,40 +1,38 @@
-"""`make_temporal_module`: one keyword-only entry point for every temporal-module kind."""
+"""`make_temporal_module`: one keyword-only entry point for every temporal-module kind of the registry."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from gsf.errors import GSFConfigError
-from gsf.ops._knobs import FUSIONS, GATES, check_choice
 from gsf.ops.base import TemporalModule
-from gsf.ops.gate_shift_fuse import GateShift, GateShiftFuse
-from gsf.ops.temporal_shift import TemporalShift
+from gsf.ops.registry import knob_values, temporal_kind
 from gsf.vocabulary import TEMPORAL_KINDS
 
+__all__ = ["TEMPORAL_KINDS", "make_temporal_module"]
 
-def make_temporal_module(kind: str, channels: int, *, layer_name: str = "", groups: int = 2,
-                         gate: str = "spatiotemporal", fusion: str = "channel_weighting",
-                         channel_fraction: float = 1.0, shift_fraction: float = 1 / 8,
-                         zero_init_gate: bool | None = None) -> TemporalModule | None:
+
+def make_temporal_module(kind: str, channels: int, *, num_frames: int | None = None, layer_name: str = "",
+                         **knobs: Any) -> TemporalModule | None:
     """Build the temporal module of `kind` for a feature map of `channels` channels.
 
-    kind: "none" (TSN, returns None), "tsm" (`TemporalShift`), "gsm" (`GateShift`), "gsf"
-    (`GateShiftFuse`). Every knob is validated whatever the kind, so a typo in a grid fails early; the
-    knobs a kind does not have are then ignored: "tsm" uses only `shift_fraction`; "gsm" always fuses by
-    sum (use kind "gsf" with fusion="sum" for a GSF whose gate is not zero-initialised) and ignores
-    `shift_fraction`; "gsf" ignores `shift_fraction`. `zero_init_gate` defaults to True for "gsm" and
-    False for "gsf". See the classes for what each knob means.
+    kind: one of `gsf.ops.registry.TEMPORAL_MODULES` ("none" is TSN and returns None). num_frames: the clip
+    length T, required by the kinds whose T is architecture (TAM and TIN: their modules are built for one T
+    and run only at it); the others run at any T and ignore it. knobs: any of `gsf.ops.registry.KNOBS` by
+    name (``groups``, ``gate``, ``fusion``, ``channel_fraction``, ``zero_init_gate``, ``shift_fraction``,
+    ``tam_kernel_size``, ``tam_global_expansion``, ``tam_local_reduction``, ``tin_shift_div``), defaults
+    otherwise. Every knob is validated whatever the kind, so a typo in a grid fails early; the knobs a kind
+    does not have are then ignored: "tsm" uses only `shift_fraction`; "gsm" always fuses by sum (use kind
+    "gsf" with fusion="sum" for a GSF whose gate is not zero-initialised); `zero_init_gate` defaults to True
+    for "gsm" and False for "gsf". See the classes for what each knob means.
     """
-    check_choice("kind", kind, TEMPORAL_KINDS, layer_name)
-    check_choice("gate", gate, GATES, layer_name)
-    check_choice("fusion", fusion, FUSIONS, layer_name)
-    if zero_init_gate is not None and not isinstance(zero_init_gate, bool):
-        raise GSFConfigError(f"layer {layer_name!r}: zero_init_gate must be a bool or None, got {zero_init_gate!r}")
-    if kind == "none":
+    entry = temporal_kind(kind, layer_name)
+    values = knob_values(knobs, layer_name)
+    if entry.build is None:
         return None
-    if kind == "tsm":
-        return TemporalShift(channels, shift_fraction=shift_fraction, layer_name=layer_name)
-    if kind == "gsm":
-        return GateShift(channels, groups=groups, gate=gate, channel_fraction=channel_fraction,
-                         zero_init_gate=True if zero_init_gate is None else zero_init_gate,
-                         layer_name=layer_name)
-    return GateShiftFuse(channels, groups=groups, gate=gate, fusion=fusion, channel_fraction=channel_fraction,
-                         zero_init_gate=bool(zero_init_gate), layer_name=layer_name)
+    if entry.fixed_num_frames and num_frames is None:
+        raise GSFConfigError(f"layer {layer_name!r}: temporal module {kind!r} is built for one clip length (its "
+                             "weights are shaped by T): pass num_frames=T")
+    return entry.build(channels, layer_name=layer_name, num_frames=num_frames,
+                       **{knob.name: values[knob.name] for knob in entry.knobs})
+

@@ -93,11 +93,11 @@ def test_temporal_block_with_identity_modules_equals_torchvision_block(block_typ
     torch.manual_seed(0)
     if block_type == "basic":
         block = tv_resnet.BasicBlock(8, 8)
-        positions = ["before_conv1", "after_conv1", "after_conv2"]
+        positions = ["before_conv1", "after_conv1", "before_conv2", "after_conv2"]
     else:
         down = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))
         block = tv_resnet.Bottleneck(8, 4, stride=2, downsample=down)
-        positions = ["before_conv1", "after_conv1", "after_conv2", "after_conv3"]
+        positions = ["before_conv1", "after_conv1", "before_conv2", "after_conv2", "after_conv3"]
     block.eval()
     x = torch.randn(2, 8, 10, 10)
     expected = block(x)

@@ -1,14 +1,15 @@
-"""make_temporal_module: kinds, defaults, knob validation."""
+"""make_temporal_module and the registry of kinds: kinds, defaults, knob validation."""
 
 import pytest
 import torch
 
 from gsf.errors import GSFConfigError
-from gsf.ops import TEMPORAL_KINDS, GateShift, GateShiftFuse, TemporalShift, make_temporal_module
+from gsf.ops import (TEMPORAL_KINDS, TEMPORAL_MODULES, GateShift, GateShiftFuse, TemporalAdaptive, TemporalInterlace,
+                     TemporalShift, make_temporal_module)
 
 
 def test_kinds_build_the_right_classes():
-    assert TEMPORAL_KINDS == ("none", "tsm", "gsm", "gsf")
+    assert TEMPORAL_KINDS == tuple(TEMPORAL_MODULES) == ("none", "tsm", "gsm", "gsf", "tam", "tin")
     assert make_temporal_module("none", 64, layer_name="l") is None
     assert isinstance(make_temporal_module("tsm", 64, layer_name="l"), TemporalShift)
     gsm = make_temporal_module("gsm", 64, layer_name="l")
@@ -17,15 +18,20 @@ def test_kinds_build_the_right_classes():
     gsf = make_temporal_module("gsf", 64, layer_name="l", channel_fraction=0.25)
     assert type(gsf) is GateShiftFuse and gsf.gated_channels == 16
     assert torch.count_nonzero(gsf.conv3D.weight) > 0
+    assert isinstance(make_temporal_module("tam", 64, num_frames=8, layer_name="l"), TemporalAdaptive)
+    assert isinstance(make_temporal_module("tin", 64, num_frames=8, layer_name="l"), TemporalInterlace)
 
 
 @pytest.mark.parametrize(
     ("kind", "kwargs", "fragment"),
     [
-        ("gsf2", {}, "kind='gsf2' is not one of ['none', 'tsm', 'gsm', 'gsf']"),
+        ("gsf2", {}, f"kind='gsf2' is not one of {list(TEMPORAL_KINDS)}"),
         ("tsm", {"gate": "spatio"}, "gate='spatio'"),
         ("none", {"fusion": "max"}, "fusion='max'"),
         ("gsf", {"groups": 16}, "groups=16 is not one of [1, 2, 4, 8]"),
+        ("gsf", {"tam_kernel_size": 2}, "tam_kernel_size must be an odd positive int, got 2"),
+        ("tsm", {"tin_shift_div": 0}, "tin_shift_div must be a positive int, got 0"),
+        ("tin", {"shift_fraction": 0.75}, "shift_fraction must be a fraction in (0, 0.5], got 0.75"),
     ],
 )
 def test_unknown_kinds_and_knobs_list_the_valid_values(kind, kwargs, fragment):
@@ -33,3 +39,25 @@ def test_unknown_kinds_and_knobs_list_the_valid_values(kind, kwargs, fragment):
         make_temporal_module(kind, 64, layer_name="layer3.2", **kwargs)
     assert fragment in str(err.value)
     assert "layer3.2" in str(err.value)
+
+
+def test_an_unknown_knob_names_the_valid_ones():
+    with pytest.raises(GSFConfigError, match=r"unknown temporal-module knob\(s\) \['shift_div'\].*tin_shift_div"):
+        make_temporal_module("tin", 64, num_frames=8, shift_div=4)
+
+
+def test_every_kind_is_registered_with_its_facts():
+    for name, kind in TEMPORAL_MODULES.items():
+        assert kind.name == name and kind.label
+        assert (kind.build is None) == (name == "none")
+        assert "resnet" in kind.families
+        knob_names = [knob.name for knob in kind.knobs]
+        assert len(knob_names) == len(set(knob_names))
+    tam, tin = TEMPORAL_MODULES["tam"], TEMPORAL_MODULES["tin"]
+    assert tam.families == tin.families == ("resnet",)
+    assert tam.fixed_num_frames and tin.fixed_num_frames and not TEMPORAL_MODULES["gsf"].fixed_num_frames
+    assert not tam.backbone_init and not tin.backbone_init and TEMPORAL_MODULES["gsf"].backbone_init
+    assert tam.placements == {"resnet": "before_conv2"} and tin.placements == {"resnet": "before_conv1"}
+    assert [k.name for k in tam.knobs] == ["tam_kernel_size", "tam_global_expansion", "tam_local_reduction"]
+    assert [(k.name, k.default) for k in tin.knobs] == [("tin_shift_div", 4)]
+    assert [k.default for k in tam.knobs] == [3, 2, 4]
