@@ -1,5 +1,5 @@
 """Model speed and memory: inference and training-step time, clips/s and peak training memory of TSN, TSM,
-GSM and GSF video models, with ratios against the TSN row of the same backbone, clip length and mode
+GSM and GSF video models (and TAM and TIN on request), with ratios against the TSN row of the same backbone, clip length and mode
 (issues 8 and 17: eager and ``torch.compile`` side by side, each GSF path of ``GateShiftFuse``).
 
 All models of one backbone and clip length are timed in one process, interleaved (A B C ... A B C ...), so
@@ -40,15 +40,22 @@ FIRST_COMPILE_ESTIMATE_S = 90.0
 FIRST_EAGER_ESTIMATE_S = 5.0
 
 
+def _has_fraction(temporal: str) -> bool:
+    """Whether the kind has a channel fraction and GSF paths (GSM and GSF: gsf.ops.TEMPORAL_MODULES)."""
+    from gsf.ops import temporal_kind
+
+    return "channel_fraction" in {knob.name for knob in temporal_kind(temporal).knobs}
+
+
 def _variants(temporal: tuple[str, ...], fractions: tuple[float, ...],
               gsf_paths: tuple[str, ...] = ("auto",)) -> list[tuple[str, float, str]]:
-    """(temporal, fraction, GSF path) rows in the order given, TSN first (the ratio baseline); TSN and TSM
-    have no channel fraction and no GSF path ("auto")."""
+    """(temporal, fraction, GSF path) rows in the order given, TSN first (the ratio baseline); TSN, TSM, TAM
+    and TIN have no channel fraction and no GSF path ("auto")."""
     rows = [("none", 1.0, "auto")]
     for kind in temporal:
         if kind == "none":
             continue
-        if kind == "tsm":
+        if not _has_fraction(kind):
             rows.append((kind, 1.0, "auto"))
         else:
             rows += [(kind, f, path) for f in fractions for path in gsf_paths]
@@ -57,8 +64,8 @@ def _variants(temporal: tuple[str, ...], fractions: tuple[float, ...],
 
 def _name(backbone: str, temporal: str, fraction: float, path: str = "auto") -> str:
     label = "tsn" if temporal == "none" else temporal
-    name = f"{backbone}_{label}" + (f"_fraction{fraction:g}" if temporal in ("gsm", "gsf") else "")
-    return name + (f"_{path}" if temporal in ("gsm", "gsf") and path != "auto" else "")
+    name = f"{backbone}_{label}" + (f"_fraction{fraction:g}" if _has_fraction(temporal) else "")
+    return name + (f"_{path}" if _has_fraction(temporal) and path != "auto" else "")
 
 
 def _gsf_path_used(temporal: str, path: str, device: str) -> str:
@@ -71,12 +78,14 @@ def _gsf_path_used(temporal: str, path: str, device: str) -> str:
 
 
 def _build(backbone: str, temporal: str, fraction: float, *, device: str, channels_last: bool,
-           gsf_path: str = "auto"):
+           gsf_path: str = "auto", num_frames: int):
     from gsf.models.registry import build_model
     from gsf.ops import set_gsf_path
 
     torch.manual_seed(0)
-    model = build_model(backbone=backbone, temporal=temporal, num_classes=NUM_CLASSES, channel_fraction=fraction)
+    # num_frames: the clip length TAM and TIN are built for (the other kinds run at any T)
+    model = build_model(backbone=backbone, temporal=temporal, num_classes=NUM_CLASSES, channel_fraction=fraction,
+                        num_frames=num_frames)
     set_gsf_path(model, gsf_path)
     model = model.to(device)
     if channels_last:  # 4-d conv weights only: the GSF gate conv is 3-d
@@ -176,7 +185,7 @@ def _cpu_peak_train_mb(spec: dict) -> float:
 
     torch.set_num_threads(spec["threads"])
     model = _build(spec["backbone"], spec["temporal"], spec["fraction"], device="cpu",
-                   channels_last=spec["channels_last"], gsf_path=spec["gsf_path"])
+                   channels_last=spec["channels_last"], gsf_path=spec["gsf_path"], num_frames=spec["frames"])
     runner = _Runner(model, model, batch=spec["batch"], frames=spec["frames"], size=spec["size"], device="cpu",
                      dtype=spec["dtype"])
     before = _peak_rss_kib(resource)
@@ -298,15 +307,16 @@ def bench_model(*, backbones=DEFAULT_BACKBONES, temporal=DEFAULT_TEMPORAL, fract
     with _dynamo_limits("compile" in modes):
         for backbone in backbones:
             variants = _variants(tuple(temporal), tuple(fractions), gsf_paths)
-            models, forwards = [], []
-            for kind, fraction, path in variants:
-                model = _build(backbone, kind, fraction, device=device, channels_last=channels_last, gsf_path=path)
-                models.append(model)
-                forwards.append({"eager": model} | ({"compile": torch.compile(model, backend=compile_backend,
-                                                                              dynamic=False)}
-                                                    if "compile" in modes else {}))
-            _progress(clock, f"{backbone}: {len(variants)} models built")
-            for num_frames in frames_list:
+            for num_frames in frames_list:  # models built per clip length: TAM's and TIN's weights are shaped by it
+                models, forwards = [], []
+                for kind, fraction, path in variants:
+                    model = _build(backbone, kind, fraction, device=device, channels_last=channels_last,
+                                   gsf_path=path, num_frames=num_frames)
+                    models.append(model)
+                    forwards.append({"eager": model} | ({"compile": torch.compile(model, backend=compile_backend,
+                                                                                  dynamic=False)}
+                                                        if "compile" in modes else {}))
+                _progress(clock, f"{backbone} T={num_frames}: {len(variants)} models built")
                 rows += _bench_clip_length(
                     backbone, variants, models, forwards, clock, num_frames=num_frames, batch=batch, size=size,
                     device=device, dtype=dtype, channels_last=channels_last, modes=modes, repeats=repeats,
@@ -317,7 +327,7 @@ def bench_model(*, backbones=DEFAULT_BACKBONES, temporal=DEFAULT_TEMPORAL, fract
                     _write(rows, Path(out_dir), f"model-infer-train-{tag}",
                            _conditions(device, dtype, channels_last, modes, compile_backend, threads, frames_list,
                                        batch, size, repeats, warmup, budget_s, clock))
-            del models, forwards
+                del models, forwards
     _print(rows, _conditions(device, dtype, channels_last, modes, compile_backend, threads, frames_list, batch,
                              size, repeats, warmup, budget_s, clock))
     return rows
@@ -507,7 +517,8 @@ def configure_parser(parser) -> None:
     """Arguments of ``gsf bench model``."""
     parser.add_argument("--backbone", nargs="+", default=list(DEFAULT_BACKBONES), help="backbones to compare")
     parser.add_argument("--temporal", nargs="+", default=list(DEFAULT_TEMPORAL),
-                        help="temporal modules (TSN = none is always included, as the ratio baseline)")
+                        help="temporal modules, kinds of gsf.ops.TEMPORAL_MODULES (TSN = none is always included, as "
+                             "the ratio baseline)")
     parser.add_argument("--fractions", type=float, nargs="+", default=list(DEFAULT_FRACTIONS),
                         help="GSM/GSF channel fractions")
     parser.add_argument("--frames", type=int, nargs="+", default=[8], help="clip lengths T")

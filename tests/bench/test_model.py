@@ -97,3 +97,12 @@ def test_variants_put_tsn_first_and_give_tsm_no_fraction():
         ("none", 1.0, "auto"), ("gsf", 0.25, "auto"), ("gsf", 1.0, "auto"), ("tsm", 1.0, "auto")]
     assert bench._variants(("gsf",), (1.0,), ("auto", "fused")) == [
         ("none", 1.0, "auto"), ("gsf", 1.0, "auto"), ("gsf", 1.0, "fused")]
+
+
+def test_bench_model_times_tam_and_tin_built_for_each_clip_length(tmp_path):
+    rows = bench.bench_model(backbones=("resnet_tiny",), temporal=("tam", "tin"), frames=(2, 3), size=32, repeats=1,
+                             warmup=0, threads=1, memory=False, out_dir=None)
+    assert [(r["frames"], r["model"]) for r in rows] == [
+        (t, f"resnet_tiny_{kind}") for t in (2, 3) for kind in ("tsn", "tam", "tin")]
+    assert all(r["infer_ms"] > 0 and r["train_step_ms"] > 0 and r["gsf_path"] == "" for r in rows)
+    assert rows[1]["gmacs"] > rows[0]["gmacs"]  # TAM's aggregation conv is counted
