@@ -1,6 +1,6 @@
 """Short names of model variants, as the paper's tables and figures write them: ``TSN``, ``TSM``, ``GSM``,
-``GSF``, and a GSF with the knobs that differ from the paper's setting appended (``GSF G=1``, ``GSF sum``,
-``GSF avg``, ``GSF 25 %``, ``GSF after conv2``).
+``GSF``, ``TAM``, ``TIN``, and a variant with the knobs that differ from the paper's setting appended
+(``GSF G=1``, ``GSF sum``, ``GSF avg``, ``GSF 25 %``, ``GSF after conv2``, ``TAM kernel_size=5``).
 
 The paper's setting of every knob is the default of :class:`gsf.engine.config.ModelConfig` (GSF.md
 sections 1-2), read from there, so a grid never types a name: a variant is named from its flat config
@@ -12,24 +12,34 @@ name; neither do backbone, frames or recipe, which tables show as columns of the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
 
-KIND_NAMES = {"none": "TSN", "tsm": "TSM", "gsm": "GSM", "gsf": "GSF"}
-# The knobs each temporal kind has (gsf/ops/factory.py: TSM only shifts, GSM always fuses by sum).
 INSERTION_KNOBS = ("placement", "stages", "last_n_blocks")
-KIND_KNOBS = {
-    "none": (),
-    "tsm": INSERTION_KNOBS,
-    "gsm": ("groups", "gate", "channel_fraction", *INSERTION_KNOBS),
-    "gsf": ("groups", "gate", "fusion", "channel_fraction", *INSERTION_KNOBS),
-}
 FUSION_NAMES = {"sum": "sum", "average": "avg", "channel_weighting": "channel weighting"}
-# Placements that mean "where the paper puts it" for a kind (null: the backbone's default; ResNet's TSM
-# default is before conv1, gsf/models/registry.py).
-DEFAULT_PLACEMENTS = {"tsm": (None, "before_conv1"), "gsm": (None, "paper", "authors"),
-                      "gsf": (None, "paper", "authors")}
+
+
+@functools.cache
+def kind_facts() -> tuple[dict[str, str], dict[str, tuple[str, ...]], dict[str, tuple]]:
+    """From the registry of temporal modules (:data:`gsf.ops.TEMPORAL_MODULES`): each kind's name in tables
+    (``"TSM"``), the configuration knobs it has, in the order names show them (TSM only shifts, GSM always
+    fuses by sum), and the placements that mean "where its paper puts it" (null: the default; a kind with a
+    placement of its own, TSM's and TIN's before conv1 or TAM's before conv2, has only that one)."""
+    from gsf.engine.config import ModelConfig
+    from gsf.models import BACKBONES
+    from gsf.ops import TEMPORAL_MODULES
+
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    backbone_defaults = tuple(dict.fromkeys(spec.default_placement for spec in BACKBONES.values()))
+    names = {name: kind.label for name, kind in TEMPORAL_MODULES.items()}
+    knobs = {name: () if kind.build is None else
+             (*(k.name for k in kind.knobs if k.name in fields), *INSERTION_KNOBS)
+             for name, kind in TEMPORAL_MODULES.items()}
+    placements = {name: (None, *(kind.placements.values() or backbone_defaults))
+                  for name, kind in TEMPORAL_MODULES.items()}
+    return names, knobs, placements
 
 
 def paper_setting() -> dict[str, Any]:
@@ -67,7 +77,7 @@ def _percent(fraction: float) -> str:
     return f"{text} %"
 
 
-def _knob_text(knob: str, value: Any) -> str:
+def _knob_text(knob: str, value: Any, kind: str = "") -> str:
     if knob == "groups":
         return f"G={value}"
     if knob == "fusion":
@@ -84,14 +94,15 @@ def _knob_text(knob: str, value: Any) -> str:
             "stages " + ",".join(str(s) for s in stages)
     if knob == "last_n_blocks":
         return f"last {value} blocks"
-    return f"{knob}={value}"
+    return f"{knob.removeprefix(kind + '_')}={value}"  # a kind's own knob without its prefix: "TAM kernel_size=5"
 
 
 def variant_name(flat_config: Mapping[str, Any]) -> str:
     """The short name of the variant a flat config trains, e.g. ``"GSF G=1"`` or ``"TSM"``.
 
     Keys are ``model.<knob>`` (bare ``<knob>`` is accepted too); missing knobs take the paper's setting.
-    Knobs appear in the order of :data:`KIND_KNOBS`. An unknown temporal kind is named as written.
+    Knobs appear in the order of the kind's registry entry (:func:`kind_facts`). An unknown temporal kind is
+    named as written.
     """
     def get(knob: str) -> Any:
         if f"model.{knob}" in flat_config:
@@ -99,14 +110,15 @@ def variant_name(flat_config: Mapping[str, Any]) -> str:
         return _plain(flat_config.get(knob, defaults[knob]))
 
     defaults = paper_setting()
+    kind_names, kind_knobs, default_placements = kind_facts()
     kind = str(flat_config.get("model.temporal", flat_config.get("temporal", defaults["temporal"]))).strip().lower()
-    parts = [KIND_NAMES.get(kind, kind)]
-    for knob in KIND_KNOBS.get(kind, ()):
+    parts = [kind_names.get(kind, kind)]
+    for knob in kind_knobs.get(kind, ()):
         value = get(knob)
         if knob == "placement":
-            if value in DEFAULT_PLACEMENTS.get(kind, (None,)):
+            if value in default_placements.get(kind, (None,)):
                 continue
         elif value is None or _same(value, _plain(defaults[knob])):
             continue
-        parts.append(_knob_text(knob, value))
+        parts.append(_knob_text(knob, value, kind))
     return " ".join(parts)
