@@ -244,3 +244,33 @@ def test_gsf_keys_are_the_releases_under_the_authors_row_ids():
                   "channel_conv2.weight", "channel_conv2.bias"}
     rows = [row[0] for row in bn_spec.GRAPH if row[1] == "temporal"]
     assert added == {f"{row}.{key}" for row in rows for key in per_module}
+
+
+# Keys of the GSF modules in the release's Inception checkpoints, written out from the GSF rows of the layer
+# graphs (inception-graphs.md; 100 % of the channels, so C' = C), with their shapes (GSF.md section 1)
+RELEASE_GSF_KEYS = {
+    "bninception": {
+        "gsf_inception_3a_1x1.conv3D.weight": (2, 32, 3, 3, 3),  # C = 64
+        "gsf_inception_3c_3x3_reduce.bn.running_mean": (128,),
+        "gsf_inception_4d_1x1.conv3D.weight": (2, 48, 3, 3, 3),  # the module id (its output is "..._1x1c")
+        "gsf_inception_5b_1x1.bn.weight": (352,),
+        "gsf_inception_5b_1x1.channel_conv2.weight": (1, 2, 3, 3),
+    },
+    "inceptionv3": {
+        "gsf_mixed_conv_Conv2D.conv3D.weight": (2, 32, 3, 3, 3),  # C = 64
+        "gsf_mixed_3_conv_Conv2D.bn.running_var": (384,),
+        "gsf_mixed_8_tower_conv_Conv2D.conv3D.bias": (2,),
+        "gsf_mixed_10_conv_Conv2D.conv3D.weight": (2, 160, 3, 3, 3),  # C = 320
+        "gsf_mixed_10_conv_Conv2D.channel_conv1.bias": (1,),
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELEASE_GSF_KEYS))
+def test_gsf_modules_carry_the_release_keys_and_shapes(name):
+    from gsf.models import build_model
+
+    state = build_model(backbone=name, temporal="gsf", num_classes=3).backbone.state_dict()
+    for key, shape in RELEASE_GSF_KEYS[name].items():
+        assert key in state, key
+        assert tuple(state[key].shape) == shape, key

@@ -169,6 +169,51 @@ def test_release_inception_file_gives_the_release_computation(hub, backbone, row
     torch.testing.assert_close(ours, release, rtol=1e-6, atol=1e-6 * float(release.abs().max()))
 
 
+# Literal keys of the release's ImageNet Inception files (GSF.md section 2, inception-graphs.md) with the
+# shapes they are stored at (1-D tensors as (1, C)), and the tensor of our backbone each lands on.
+INCEPTION_FILE_KEYS = {
+    "bninception": {
+        "conv1_7x7_s2.weight": ((64, 3, 7, 7), "conv1_7x7_s2.weight"),
+        "conv1_7x7_s2.bias": ((1, 64), "conv1_7x7_s2.bias"),
+        "conv1_7x7_s2_bn.running_mean": ((1, 64), "conv1_7x7_s2_bn.running_mean"),
+        "conv1_7x7_s2_bn.weight": ((1, 64), "conv1_7x7_s2_bn.weight"),
+        "inception_3a_1x1.weight": ((64, 192, 1, 1), "inception_3a_1x1.weight"),
+        "inception_4e_3x3_reduce_bn.running_var": ((1, 128), "inception_4e_3x3_reduce_bn.running_var"),
+        "inception_5b_pool_proj_bn.weight": ((1, 128), "inception_5b_pool_proj_bn.weight"),
+    },
+    "inceptionv3": {
+        "conv_Conv2D.weight": ((32, 3, 3, 3), "conv_Conv2D.weight"),
+        "conv_batchnorm.running_var": ((1, 32), "conv_batchnorm.running_var"),
+        "mixed_conv_Conv2D.weight": ((64, 192, 1, 1), "mixed_conv_Conv2D.weight"),
+        "mixed_9_conv_Conv2D.weight": ((320, 1280, 1, 1), "mixed_9_conv_Conv2D.weight"),
+        "mixed_10_tower_1_conv_Conv2D.bias": ((1, 448), "mixed_10_tower_1_conv_Conv2D.bias"),
+    },
+}
+IMAGENET_CLASSIFIERS = {"bninception": {"fc.weight": (1000, 1024), "fc.bias": (1, 1000)},
+                        "inceptionv3": {"top_cls_fc.weight": (1000, 2048), "top_cls_fc.bias": (1, 1000)}}
+
+
+@pytest.mark.parametrize("backbone", ["bninception", "inceptionv3"])
+def test_release_inception_file_keys_land_on_our_backbone_squeezed(tmp_path, backbone):
+    state = _release_inception_file(backbone, seed=4)
+    pinned, classifier = INCEPTION_FILE_KEYS[backbone], IMAGENET_CLASSIFIERS[backbone]
+    assert set(pinned) | set(classifier) <= set(state)
+    assert not any(key.endswith("num_batches_tracked") for key in state)  # the files have no BN counters
+    generator = torch.Generator().manual_seed(5)
+    for key, (shape, _) in pinned.items():  # values of their own at the literal shapes
+        state[key] = torch.rand(shape, generator=generator) + 0.5
+    for key, shape in classifier.items():
+        assert tuple(state[key].shape) == shape, key
+    path = tmp_path / f"{backbone}.pth"
+    torch.save(state, path)
+    model = build_model(backbone=backbone, temporal="gsf", num_classes=3, pretrained=path)
+    ours = model.backbone.state_dict()
+    for key, (shape, our_name) in pinned.items():
+        expected = state[key][0] if len(shape) == 2 else state[key]  # (1, C) lands as (C,)
+        torch.testing.assert_close(ours[our_name], expected, rtol=0, atol=0, msg=f"{key} -> {our_name}")
+    assert not any(name.startswith(("fc.", "top_cls_fc.")) for name in ours)  # the ImageNet classifier is dropped
+
+
 def test_a_path_loads_and_temporal_modules_keep_their_init(tmp_path):
     path = tmp_path / "bn_inception_weights.pth"
     state = _release_inception_file("bninception", seed=2)
