@@ -236,13 +236,19 @@ def test_sync_bn_converts_every_batch_norm_and_needs_cuda(odd_root):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="passes alone and with its file; failed in two full-suite runs of "
-                   "2026-12-01 after earlier tests (order-dependent state not yet found; see the issue note)")
-def test_gsf_train_nproc_keeps_a_rank_whose_batch_was_all_unreadable_in_lock_step(odd_root, tmp_path, capsys):
+def test_gsf_train_nproc_keeps_a_rank_whose_batch_was_all_unreadable_in_lock_step(odd_root, tmp_path, capsys,
+                                                                                   monkeypatch):
     import yaml
 
     from gsf.cli import main
 
+    # What an earlier test of the session could leave to this in-process command: MLFLOW_TRACKING_URI (an
+    # MLflow call of an earlier test once left it, and --nproc refused to start: the conftest removes it), a
+    # RAY_ADDRESS (the local Ray would join that cluster) or a connected Ray (the run would go to it).
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    ray = sys.modules.get("ray")
+    assert ray is None or not ray.is_initialized(), "an earlier test left this process connected to a Ray"
     root = tmp_path / "data"
     shutil.copytree(odd_root, root)
     bad = json.loads((root / "train.json").read_text())[0]["id"]
