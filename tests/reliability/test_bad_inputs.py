@@ -4,6 +4,7 @@ value at fault, a non-zero exit code, and nothing written that could pass for a 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -43,8 +44,9 @@ def test_malformed_yaml_names_the_file_and_line_and_exits_2(tmp_path):
     bad.write_text("model: {backbone: resnet_tiny\ndata: [\n")
     out = tmp_path / "out"
     # a real process: the exit code the shell sees
-    done = subprocess.run([str(REPO / ".venv" / "bin" / "gsf"), "train", str(bad), "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run([sys.executable, "-m", "gsf", "train", str(bad), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert done.returncode == 2
     assert f"{bad}: invalid YAML" in done.stderr and "line 2" in done.stderr
     assert "Traceback" not in done.stderr
