@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from gsf.errors import GSFDataError, GSFError
+from analysis.findings import findings_markdown, mark_training, study_findings
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 DEFAULT_OUT = Path("results/report")
@@ -187,6 +188,7 @@ def report_study(uri: str, study: str, runs: pd.DataFrame, out: Path, paper: pd.
 
     folder = out / slugify(study)
     history = metric_history(uri, list(runs["run_id"]))
+    runs = mark_training(runs, history)
     final_epochs = _final_epochs(runs, history)
     table = tables.study_table(runs, paper, final_epochs, history)
     table_ids = sorted({t for t in runs["table"] if t})
@@ -208,6 +210,11 @@ def report_study(uri: str, study: str, runs: pd.DataFrame, out: Path, paper: pd.
         (folder / "pairs.md").write_text(f"# {study}: within-pair accuracy (chance 50 %)\n\n"
                                          + tables.to_markdown(summary), encoding="utf-8")
         written += [folder / "pairs.csv", folder / "pairs.md"]
+    findings = study_findings(table, pairs)
+    (folder / "findings.md").write_text(f"# {study}: findings\n\nComputed from the runs by `gsf report`; nothing "
+                                        f"here is typed by hand.\n\n" + findings_markdown(findings),
+                                        encoding="utf-8")
+    written.append(folder / "findings.md")
     figure_paths = []
     if figures:
         from analysis import figures as fig
@@ -223,10 +230,11 @@ def report_study(uri: str, study: str, runs: pd.DataFrame, out: Path, paper: pd.
                                    title=f"{study}: within-pair accuracy", order=list(table["label"]),
                                    colours=colours)
             if not pairs.empty else None,
+            fig.gsf_internals(runs, table, folder / "figures" / "gsf_internals", title=title),
         ]
         figure_paths = [p for paths in made if paths for p in paths]
     return {"study": study, "folder": folder, "tables": written, "figures": figure_paths, "table": table,
-            "statuses": runs["status"].value_counts().sort_index().to_dict()}
+            "statuses": runs["status"].value_counts().sort_index().to_dict(), "findings": findings}
 
 
 def _complexity_files(directory: Path) -> list[Path]:
@@ -250,6 +258,8 @@ def write_index(out: Path, args: argparse.Namespace, studies: list[dict], comple
         lines += [f"- [{p.relative_to(out).as_posix()}]({p.relative_to(out).as_posix()})" for p in entry["figures"]]
         lines += ["", tables.to_markdown(tables.display_frame(entry["table"])).rstrip("\n"), ""]
         lines += [f"- {note}" for note in tables.table_notes(entry["table"])] + [""]
+        if entry.get("findings"):
+            lines += ["### Findings (computed from the runs)", "", findings_markdown(entry["findings"]).rstrip("\n"), ""]
     lines += ["## Complexity at paper resolution (`gsf sweep GRID --complexity-only`)", ""]
     if complexity:
         for path in complexity:

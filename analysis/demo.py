@@ -19,6 +19,8 @@ import os
 import time
 from pathlib import Path
 
+from experiments.cli import seed_list
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_GRID = REPO_ROOT / "experiments" / "grids" / "demo.yaml"
 DEMO_STUDY = "gsf-demo"
@@ -44,8 +46,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="Ray Tune storage folder (trial checkpoints; not committed)")
     parser.add_argument("--out", type=Path, default=Path("results/demo"), help="tables and figures")
     parser.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: CPU count)")
+    parser.add_argument("--seeds", type=seed_list, default=None, metavar="S,S,...",
+                        help="run the demo grid on these seeds instead of its own (e.g. 3,4,5): the same story "
+                             "on other seeds; the report then covers every seed the study holds")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="extra config override for every trial (e.g. optim.epochs=2)")
+
+
+def sweep_name_for(seeds: list[int] | None) -> str:
+    """The demo's sweep name: fixed, so that a rerun resumes it; one per seed set given by ``--seeds``."""
+    return SWEEP_NAME if seeds is None else f"{SWEEP_NAME}-seeds-{'-'.join(str(s) for s in seeds)}"
 
 
 def _step(title: str) -> float:
@@ -82,14 +92,17 @@ def run(args: argparse.Namespace) -> int:
         _took("the data", since, started_cpu)
 
     _step(f"sweep {DEMO_GRID.relative_to(REPO_ROOT)} on a local Ray, tracked in {tracking_uri}")
+    sweep_name = sweep_name_for(args.seeds)
     sweep = ["sweep", str(DEMO_GRID), "--tracking-uri", tracking_uri, "--storage", str(args.storage),
-             "--name", SWEEP_NAME, "--set", f"data.root={args.data.resolve()}", "--no-models"]
+             "--name", sweep_name, "--set", f"data.root={args.data.resolve()}", "--no-models"]
+    if args.seeds is not None:
+        sweep += ["--seeds", ",".join(str(seed) for seed in args.seeds)]
     for override in args.overrides:
         sweep += ["--set", override]
     if args.max_concurrent:
         sweep += ["--max-concurrent", str(args.max_concurrent)]
-    if (args.storage / SWEEP_NAME).is_dir():
-        print(f"gsf demo: {args.storage / SWEEP_NAME} exists: resuming that sweep")
+    if (args.storage / sweep_name).is_dir():
+        print(f"gsf demo: {args.storage / sweep_name} exists: resuming that sweep")
         sweep.append("--resume")
     since, since_cpu = time.monotonic(), _cpu_seconds()
     code = gsf_main(sweep)

@@ -238,14 +238,20 @@ def draw_ablation_bars(table: pd.DataFrame, *, title: str):
         x += 0.6  # gap between groups
     figure, (ax,) = _figure(max(6.4, 0.62 * len(slots) + 1.6), 4.6)
     colour_of = variant_colours(table)
+    any_dead = False
     for position, i in slots:
         row = table.loc[i]
         colour = colour_of[row["label"]]
         below, above = _interval(row)
         ax.bar(position, row["primary_mean_pct"], width=0.8, color=colour, edgecolor="black", linewidth=0.5,
                hatch="//" if i == reference else None, yerr=[[below], [above]], capsize=3)
-        values = row["top1_values"]
-        ax.scatter(np.full(len(values), position), values, color="black", s=8, zorder=3)
+        values = np.asarray(row["top1_values"], dtype=float)
+        dead = np.asarray(row.get("did_not_train_flags", [False] * len(values)) or [False] * len(values), dtype=bool)
+        ax.scatter(np.full(int((~dead).sum()), position), values[~dead], color="black", s=8, zorder=3)
+        if dead.any():
+            ax.scatter(np.full(int(dead.sum()), position), values[dead], color="red", marker="x", s=36,
+                       linewidths=1.5, zorder=4)
+            any_dead = True
     ax.set_xticks([p for p, _ in slots], [_wrapped(table.at[i, "label"]) for _, i in slots], fontsize="small")
     if any(title for _, title in centres):
         for centre, name in centres:
@@ -254,7 +260,8 @@ def draw_ablation_bars(table: pd.DataFrame, *, title: str):
     ax.set_xlim(-0.6, x - 0.6 + 0.0)
     ax.set_ylabel(f"{_metric_label(table)} (%)")
     marks = ["grey: baseline"] + (["hatched: the paper's setting, repeated in each group"] if reference is not None else [])
-    ax.set_title(f"{title}\n(bars: mean, error bars: 95 % t-interval, dots: seeds;\n{'; '.join(marks)})",
+    dead_note = "; red x: a seed that did not train" if any_dead else ""
+    ax.set_title(f"{title}\n(bars: mean, error bars: 95 % t-interval, dots: seeds{dead_note};\n{'; '.join(marks)})",
                  fontsize="small")
     return figure
 
@@ -369,3 +376,61 @@ def draw_pair_accuracy_bars(pairs: pd.DataFrame, *, title: str, order: list[str]
 def pair_accuracy_bars(pairs: pd.DataFrame, stem: Path, *, title: str, order: list[str] | None = None,
                        colours: dict[str, object] | None = None) -> list[Path] | None:
     return _saved(draw_pair_accuracy_bars(pairs, title=title, order=order, colours=colours), stem)
+
+
+# --- what GSF routes --------------------------------------------------------------------------------------
+
+ROUTING_MEASURES = (("gate_abs", "mean |gate|", "o", "-"), ("gate_saturated", "gates saturated (|g| > 0.99)", "s", "--"),
+                    ("fusion_weight", "mean fusion weight w", "^", ":"))
+
+
+def _stage_key(stage: str) -> tuple:
+    digits = "".join(ch for ch in stage if ch.isdigit())
+    return (stage.rstrip("0123456789abcdef"), int(digits) if digits else 0, stage)
+
+
+def draw_gsf_internals(runs: pd.DataFrame, table: pd.DataFrame, *, title: str):
+    """Per variant with gated temporal modules (GSF, GSM), one panel: at the best checkpoint, per backbone
+    stage, the mean |gate|, the share of saturated gates and the mean fusion weight (lines: mean over seeds,
+    dots: seeds). None if no run logged them (``ckpt_*`` metrics, :mod:`gsf.engine.health`)."""
+    columns = [c for c in runs.columns if str(c).startswith("ckpt_")]
+    panels = []
+    for _, row in table.iterrows():
+        part = runs[runs["run_id"].isin(row["run_ids"]) & (runs["status"] == "FINISHED")]
+        measures = {}
+        for measure, *_ in ROUTING_MEASURES:
+            prefix = f"ckpt_{measure}/"
+            stage_columns = {c[len(prefix):]: c for c in columns if c.startswith(prefix) and part[c].notna().any()}
+            if stage_columns:
+                measures[measure] = stage_columns
+        if measures:
+            panels.append((row["label"], part, measures))
+    if not panels:
+        return None
+    figure, axes = _figure(max(6.4, 3.2 * len(panels) + 1.8), 3.8, ncols=len(panels))
+    for ax, (label, part, measures) in zip(axes, panels):
+        stages = sorted({s for cols in measures.values() for s in cols}, key=_stage_key)
+        x = np.arange(len(stages))
+        for measure, name, marker, style in ROUTING_MEASURES:
+            if measure not in measures:
+                continue
+            cols = measures[measure]
+            values = np.array([[part[cols[s]].iloc[j] if s in cols else np.nan for s in stages]
+                               for j in range(len(part))], dtype=float)
+            ax.plot(x, np.nanmean(values, axis=0), marker=marker, linestyle=style, color="black", linewidth=1.2,
+                    label=name if ax is axes[0] else None)
+            for seed_values in values:
+                ax.scatter(x, seed_values, marker=marker, color="0.55", s=10, zorder=3)
+        ax.set_xticks(x, stages, fontsize="small")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(f"{label} (n={len(part)})", fontsize="small")
+        ax.set_xlabel("backbone stage")
+    axes[0].set_ylabel("at the best checkpoint")
+    figure.legend(loc="outside lower center", ncols=3, fontsize="small",
+                  title="line: mean over seeds, dots: seeds", title_fontsize="small")
+    figure.suptitle(f"{title}: where GSF routes features through time", fontsize="small")
+    return figure
+
+
+def gsf_internals(runs: pd.DataFrame, table: pd.DataFrame, stem: Path, *, title: str) -> list[Path] | None:
+    return _saved(draw_gsf_internals(runs, table, title=title), stem)

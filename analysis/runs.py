@@ -33,7 +33,8 @@ HISTORY_KEYS = schema.HISTORY_METRICS
 METRIC_COLUMNS = {"gmacs": schema.GMACS, "gmacs_all_ops": schema.GMACS_ALL_OPS, "params": schema.PARAMS,
                   "temporal_params": schema.TEMPORAL_PARAMS, "top1": schema.FINAL_VAL_TOP1,
                   "top5": schema.FINAL_VAL_TOP5, "best_top1": schema.BEST_VAL_TOP1, "best_epoch": schema.BEST_EPOCH,
-                  "mean_class_acc": schema.FINAL_VAL_MEAN_CLASS_ACC, "last_epoch_metric": schema.EPOCH}
+                  "mean_class_acc": schema.FINAL_VAL_MEAN_CLASS_ACC, "last_epoch_metric": schema.EPOCH,
+                  "num_classes": schema.NUM_CLASSES}
 _PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
@@ -151,9 +152,10 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
     ``config_key`` (its canonical JSON), ``baseline`` (dict, from a ``gsf.baseline`` tag or ``baseline``
     param of the trial or of its parent sweep run; empty, with a warning, for a sweep that logged none),
     ``variant`` (the ``gsf.variant`` tag), ``backbone, temporal, dataset, frames, input_size, views, gmacs,
-    gmacs_all_ops, params, temporal_params, top1, top5, best_top1, best_epoch, mean_class_acc`` (accuracies
-    as fractions, as logged), one column per test-protocol metric logged (``test_2x3_top1``, ...; see
-    :func:`gsf.mlflow_schema.parse_protocol_metric`), ``params_json`` (all params), ``artifact_uri`` and
+    gmacs_all_ops, params, temporal_params, top1, top5, best_top1, best_epoch, mean_class_acc, num_classes``
+    (accuracies as fractions, as logged), one column per test-protocol metric logged (``test_2x3_top1``, ...; see
+    :func:`gsf.mlflow_schema.parse_protocol_metric`) and per routing metric of the best checkpoint
+    (``ckpt_gate_abs/layer1``, ...; :mod:`gsf.engine.health`), ``params_json`` (all params), ``artifact_uri`` and
     ``start_time`` (only to order reruns; never written to a table). Sorted by study, config, seed, start
     time.
     """
@@ -219,7 +221,8 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
         out[name] = _number(_column(trials, schema.METRICS_COLUMN + metric)).to_numpy()
     for column in trials.columns:
         metric = column[len(schema.METRICS_COLUMN):]
-        if column.startswith(schema.METRICS_COLUMN) and schema.parse_protocol_metric(metric):
+        if column.startswith(schema.METRICS_COLUMN) and (schema.parse_protocol_metric(metric)
+                                                         or metric.startswith(schema.CHECKPOINT_PREFIX)):
             out[metric] = _number(trials[column]).to_numpy()
     out = out.sort_values(["study", "config_key", "seed", "start_time", "run_id"], na_position="last")
     return out.reset_index(drop=True)

@@ -31,6 +31,7 @@ NA = "n/a"
 
 FIXED_COLUMNS = (
     "variant", "backbone", "dataset", "frames", "views", "gmacs_per_view", "params_m", "status", "n", "seeds",
+    "trained",
     "top1_mean_pct", "top1_std_pct", "top5_mean_pct", "top5_std_pct", "best_top1_mean_pct", "best_epoch",
     "final_epoch", "primary_metric", "primary_mean_pct", "top1_ci_low_pct", "top1_ci_high_pct",
     "val_prev_epoch", "val_prev_top1_pct", "val_last_epoch", "val_last_top1_pct",
@@ -156,6 +157,23 @@ def _last_two_evaluations(history: pd.DataFrame | None, run_ids: list[str]) -> t
     return (*summary(previous), *summary(last))
 
 
+def _training_outcome(chosen: pd.DataFrame) -> tuple[int, list[int]]:
+    """How many of the chosen runs could be told trained or not (:mod:`analysis.findings`), and the seeds of
+    those that did not train."""
+    if "did_not_train" not in chosen:
+        return 0, []
+    told = [(seed, bool(v)) for seed, v in zip(chosen["seed"], chosen["did_not_train"]) if v is not None and not pd.isna(v)]
+    return len(told), [int(seed) for seed, dead in told if dead]
+
+
+def _trained_text(told: int, dead: list[int]) -> str:
+    """``3 of 3``, ``2 of 3 (not seed 3)``, or empty where no run could be told."""
+    if not told:
+        return ""
+    text = f"{told - len(dead)} of {told}"
+    return text + f" (not seed {', '.join(str(s) for s in dead)})" if dead else text
+
+
 def _group_rows(study_runs: pd.DataFrame, final_epochs: Mapping[str, int],
                 history: pd.DataFrame | None = None) -> list[dict]:
     expected = sorted({int(s) for s in study_runs["seed"].dropna()})
@@ -201,6 +219,7 @@ def _group_rows(study_runs: pd.DataFrame, final_epochs: Mapping[str, int],
         else:
             primary_name, primary = "val top-1 (last epoch)", top1
         prev_epoch, prev_top1, last_epoch, last_top1 = _last_two_evaluations(history, list(chosen["run_id"]))
+        told, dead = _training_outcome(chosen)
         variant_tags = {v for v in runs.get("variant", pd.Series(dtype=object)) if isinstance(v, str) and v}
         rows.append({
             "variant_tag": variant_tags.pop() if len(variant_tags) == 1 else "",
@@ -226,6 +245,12 @@ def _group_rows(study_runs: pd.DataFrame, final_epochs: Mapping[str, int],
             "status": _status_text(Counter(runs["status"].where(~early, "stopped early")), missing),
             "n": len(top1),
             "seeds": ",".join(str(int(s)) for s in chosen["seed"].dropna()),
+            "trained": _trained_text(told, dead),
+            "trained_told": told,
+            "did_not_train_seeds": dead,
+            "did_not_train_flags": ([bool(v) if v is not None and not pd.isna(v) else False
+                                     for v in chosen["did_not_train"]] if "did_not_train" in chosen
+                                    else [False] * len(chosen)),
             "top1_values": top1,
             "top1_mean_pct": _mean_std(top1)[0],
             "top1_std_pct": _mean_std(top1)[1],
@@ -332,6 +357,13 @@ def study_table(study_runs: pd.DataFrame, paper: pd.DataFrame | None = None,
         record["paper_diff_pct"] = row["primary_mean_pct"] - record["paper_top1_pct"]
         record["paper_source"] = hit["source"] if hit is not None else ""
         record["n_top5"] = row["n_top5"]
+        record["temporal"] = row["temporal"]
+        record["trained_told"] = row["trained_told"]
+        record["did_not_train_seeds"] = row["did_not_train_seeds"]
+        # aligned with top1_values where the primary metric is the validation top-1 of every chosen run
+        record["did_not_train_flags"] = (row["did_not_train_flags"]
+                                         if len(row["did_not_train_flags"]) == len(row["primary_values"])
+                                         else [False] * len(row["primary_values"]))
         record["top1_values"] = row["primary_values"]
         record["run_ids"] = row["run_ids"]
         record["label"] = row["variant"]
@@ -339,7 +371,8 @@ def study_table(study_runs: pd.DataFrame, paper: pd.DataFrame | None = None,
     protocol_columns = [f"{kind}_{p}_{part}" for p in protocols
                         for kind, part in (("top1", "mean_pct"), ("top1", "ci_low_pct"), ("top1", "ci_high_pct"),
                                            ("paper_top1", "pct"))]
-    columns = list(axis_keys) + list(FIXED_COLUMNS) + protocol_columns + ["n_top5", "top1_values", "run_ids", "label"]
+    columns = list(axis_keys) + list(FIXED_COLUMNS) + protocol_columns + [
+        "n_top5", "temporal", "trained_told", "did_not_train_seeds", "did_not_train_flags", "top1_values", "run_ids", "label"]
     table = pd.DataFrame(records, columns=columns)
     table.attrs["axis_columns"] = list(axis_keys)
     table.attrs["protocols"] = protocols
@@ -379,6 +412,7 @@ def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
     out["status"] = table["status"]
     out["n"] = table["n"].astype(int).astype(str)
     out["seeds"] = table["seeds"]
+    out["trained"] = table["trained"]
     out["top1_mean_pct"] = [_fmt(v, 2) for v in table["top1_mean_pct"]]
     out["top1_std_pct"] = [_fmt_std(v, n) for v, n in zip(table["top1_std_pct"], table["n"])]
     out["top5_mean_pct"] = [_fmt(v, 2) for v in table["top5_mean_pct"]]
@@ -439,6 +473,8 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
     out["params (M)"] = [_fmt(v, decimals_to_tell_apart(table["params_m"], minimum=2)) for v in table["params_m"]]
     out["status"] = csv["status"]
     out["n"] = csv["n"]
+    if any(csv["trained"]):
+        out["trained (seeds)"] = csv["trained"]
     protocols = table.attrs.get("protocols", [])
     paper_columns = []
     for protocol in protocols:
@@ -496,6 +532,9 @@ def table_notes(table: pd.DataFrame) -> list[str]:
     primary = next((m for m in table["primary_metric"] if m), "")
     notes.append(f"Δ and Welch's p (unequal variances, two-sided) on {primary} against the baseline row; "
                  f"* marks p < {SIGNIFICANCE}.")
+    if any(table["trained"].astype(str)):
+        notes.append("trained: seeds whose training loss left chance (below 0.9 ln K for K classes) after the "
+                     "warm-up; a seed that did not train is kept in n and in the mean, and marked in the figures.")
     if not any(table["paper_source"].astype(str)):
         notes.append("No published number matches this data set, backbone and frame count.")
     return notes

@@ -39,6 +39,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="--complexity-only: the backbone's paper input size (its BackboneSpec) or the config's")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override a configuration key of every trial (e.g. data.root=data/synth)")
+    parser.add_argument("--seeds", type=seed_list, default=None, metavar="S,S,...",
+                        help="run these seeds instead of the grid's (e.g. 3,4,5); a resumed sweep keeps its own")
     parser.add_argument("--address", default=None,
                         help="existing Ray cluster: 'auto', HOST:PORT or ray://HOST:PORT (default: start a local "
                              "Ray on 127.0.0.1)")
@@ -61,6 +63,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                              "version of registered model NAME: one version per sweep")
 
 
+def seed_list(text: str) -> list[int]:
+    """``--seeds 3,4,5`` as ``[3, 4, 5]``."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
 def parse_overrides(pairs: list[str]) -> dict:
     """``--set KEY=VALUE`` pairs as a mapping."""
     from gsf.engine.config import parse_override
@@ -76,13 +86,15 @@ def _resolved(grid, overrides: dict):
     return resolve(grid, expand(grid), extra=overrides)
 
 
-def _dry_run(grid_path: str, overrides: dict) -> int:
+def _dry_run(grid_path: str, overrides: dict, seeds: list[int] | None = None) -> int:
     from experiments.grid.complexity import complexity_of
     from experiments.grid.expand import describe_tune, planned_trials
     from experiments.grid.load import load_grid
     from experiments.grid.validate import validate_grid
 
-    grid = validate_grid(load_grid(grid_path))
+    from experiments.runner import with_seeds
+
+    grid = with_seeds(validate_grid(load_grid(grid_path)), seeds)
     resolved = _resolved(grid, overrides)
     cache: dict = {}
     rows = []
@@ -150,7 +162,7 @@ def sweep_options(args: argparse.Namespace, overrides: dict):
     return SweepOptions(address=args.address, tracking_uri=args.tracking_uri, storage=args.storage, name=args.name,
                         resume=args.resume, max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
                         gpus_per_trial=args.gpus_per_trial, overrides=overrides, register_best=args.register_best,
-                        log_models=args.log_models)
+                        log_models=args.log_models, seeds=args.seeds)
 
 
 def setup_logging() -> None:
@@ -180,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         if len(grids) != 1:
             raise GSFConfigError(f"--dry-run and a sweep take one grid, got {len(grids)}")
         if args.dry_run:
-            return _dry_run(grids[0], overrides)
+            return _dry_run(grids[0], overrides, args.seeds)
         from experiments.runner import run_sweep
 
         setup_logging()

@@ -23,6 +23,7 @@ Fault tolerance:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -69,6 +70,7 @@ class SweepOptions:
     verbose: int = 1
     trial_callbacks: TrialCallbacks | None = None
     register_best: str | None = None  # registered model name: the best trial's model becomes a new version
+    seeds: Sequence[int] | None = None  # run these seeds instead of the grid's ``seeds``
     log_models: bool = True  # each finished trial's best checkpoint as an MLflow (ONNX) model
 
 
@@ -81,6 +83,7 @@ class SweepFolder:
     state: dict | None
     overrides: dict[str, Any]
     tracking_uri: str
+    seeds: list[int] | None = None  # the seeds the sweep runs in place of the grid's (``--seeds``)
 
 
 @dataclass(frozen=True)
@@ -448,11 +451,22 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
         local_ray_on_loopback()
     grid = validate_grid(load_grid(grid_path))
     folder = locate_sweep(grid, options)
+    grid = with_seeds(grid, folder.seeds)
     trials = plan_trials(grid, resolve(grid, expand(grid), extra=folder.overrides),
                          gpus_per_trial=options.gpus_per_trial)
     context = open_sweep(grid, folder, trials, trial_callbacks=options.trial_callbacks, log_models=options.log_models)
     announce(grid, context)
     return run_trials(grid, context, options)
+
+
+def with_seeds(grid: Grid, seeds: Sequence[int] | None) -> Grid:
+    """``grid`` with its ``seeds`` replaced by ``seeds`` (None: as it is), checked again as the file's would be."""
+    if seeds is None:
+        return grid
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
+        raise GSFConfigError(f"--seeds must be distinct integers, got {seeds!r}")
+    return validate_grid(dataclasses.replace(grid, seeds=seeds))
 
 
 def locate_sweep(grid: Grid, options: SweepOptions) -> SweepFolder:
@@ -467,12 +481,19 @@ def locate_sweep(grid: Grid, options: SweepOptions) -> SweepFolder:
         if not state_path.is_file():
             raise GSFConfigError(f"--resume: {path} holds no sweep ({SWEEP_STATE} missing)")
         state = json.loads(state_path.read_text(encoding="utf-8"))
-        folder = SweepFolder(path, state, state["overrides"], options.tracking_uri or state["tracking_uri"])
+        saved_seeds = state.get("seeds")
+        if options.seeds is not None and list(options.seeds) != (saved_seeds or grid.seeds):
+            raise GSFConfigError(f"--resume: the sweep in {path} runs seeds {saved_seeds or grid.seeds}, not "
+                                 f"--seeds {','.join(str(s) for s in options.seeds)}; resume it without --seeds "
+                                 "or start another --name")
+        folder = SweepFolder(path, state, state["overrides"], options.tracking_uri or state["tracking_uri"],
+                             saved_seeds)
     else:
         if path.exists():
             raise GSFConfigError(f"sweep folder {path} exists: pass --resume to continue it or another --name")
         folder = SweepFolder(path, None, dict(options.overrides or {}),
-                             options.tracking_uri or tracking.default_tracking_uri())
+                             options.tracking_uri or tracking.default_tracking_uri(),
+                             list(options.seeds) if options.seeds is not None else None)
     tracking.preflight(folder.tracking_uri)
     return folder
 
@@ -533,7 +554,8 @@ def open_sweep(grid: Grid, folder: SweepFolder, trials: dict[str, TrialSpec], *,
         mlflow_client.log_param(parent, schema.NUM_TRIALS_PARAM, planned_trials(grid, len(trials)))
         folder.path.mkdir(parents=True)
         state = {"sweep_id": sweep_id, "grid": str(grid.path.resolve()), "tracking_uri": uri,
-                 "overrides": folder.overrides, "code_version": code, "parent_run_id": parent}
+                 "overrides": folder.overrides, "code_version": code, "parent_run_id": parent,
+                 "seeds": folder.seeds}
         (folder.path / SWEEP_STATE).write_text(json.dumps(state, indent=2), encoding="utf-8")
     return SweepContext(trials=trials, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent,
                         sweep_id=sweep_id, grid=grid.name, table=grid.table, code_version=code,
