@@ -31,8 +31,9 @@ def make_temporal_module(kind: str, channels: int, *, num_frames: int | None = N
     if entry.build is None:
         return None
     if entry.fixed_num_frames and num_frames is None:
-        raise GSFConfigError(f"layer {layer_name!r}: temporal module {kind!r} is built for one clip length (its "
-                             "weights are shaped by T): pass num_frames=T")
+        where = f"layer {layer_name!r}: " if layer_name else ""
+        raise GSFConfigError(f"{where}temporal module {kind!r} is built for one clip length (its weights are shaped "
+                             "by T): pass num_frames=T")
     return entry.build(channels, layer_name=layer_name, num_frames=num_frames,
                        **{knob.name: values[knob.name] for knob in entry.knobs})
 

@@ -212,3 +212,15 @@ def test_a_checkpoint_written_before_the_new_knobs_still_loads(tmp_path):
     _save_tam_checkpoint(tmp_path / "old.pt", drop_new_keys=True)
     model, _ = load_checkpoint_model(tmp_path / "old.pt")
     assert len(model.temporal_modules) == 4
+
+
+def test_an_export_carries_the_clip_length_and_refuses_another(tmp_path):
+    from gsf.errors import GSFCheckpointError
+    from gsf.inference.export import export_model
+
+    _save_tam_checkpoint(tmp_path / "tam.pt")
+    result = export_model(tmp_path / "tam.pt", format="torchscript", out=tmp_path / "tam.ts")
+    assert result.preprocessing.num_frames == 4
+    with pytest.raises(GSFCheckpointError, match="built for clips of T=4 frames .* given clips of T=8"):
+        export_model(tmp_path / "tam.pt", format="torchscript", out=tmp_path / "tam8.ts", frames=8)
+    assert not (tmp_path / "tam8.ts").exists()
