@@ -65,8 +65,11 @@ def test_the_gpu_command_code_path_runs_on_cpu(tmp_path, capsys):
     assert "T=3 resnet_tiny_gsf_fraction1_composed compile: warm-up" in out  # progress lines
 
 
-def test_time_budget_skips_warm_ups_that_would_not_fit(tmp_path):
-    # 60 s fit the eager warm-ups (first estimate 5 s each) but not a compile (first estimate 90 s).
+def test_time_budget_skips_warm_ups_that_would_not_fit(tmp_path, monkeypatch):
+    # 60 s fit the eager warm-ups (first estimate 5 s, then the longest measured, well under a second here) but
+    # not a compile (first estimate 90 s). The budget's clock is held at 0 s spent, so the decisions do not
+    # depend on how loaded the machine is.
+    monkeypatch.setattr(bench._Clock, "elapsed", lambda self: 0.0)
     rows = bench.bench_model(backbones=("resnet_tiny",), temporal=("gsf",), fractions=(1.0,), frames=2, size=32,
                              modes=("eager", "compile"), compile_backend="eager", repeats=3, warmup=1, threads=1,
                              memory=False, gmacs=False, budget_s=60, out_dir=tmp_path)
