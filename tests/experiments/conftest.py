@@ -1,5 +1,6 @@
 """Shared fixtures of the sweep tests: one tiny synthetic data set per session, sweep subprocesses that
-never outlive their test (each runs in its own process group, killed in teardown)."""
+never outlive their test (each runs in its own process group, killed in teardown with every process that
+carries its environment marker)."""
 
 from __future__ import annotations
 
@@ -43,11 +44,85 @@ def resolved(grid, *, extra=None):
     return resolve(grid, expand(grid), extra=extra)
 
 
+# Every process a test starts with :func:`sweep_env`, and every process those start (a local Ray's servers and
+# workers inherit it), carries this variable with a value of its own: what is left of a command is found by it.
+MARKER = "GSF_TEST_PROCESS_MARKER"
+
+
 def sweep_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "GSF_SWEEP_"))}
+    """The environment of a sweep subprocess (a new :data:`MARKER` value for each call)."""
+    import uuid
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "GSF_SWEEP_", MARKER))}
     env.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
-                "RAY_DEDUP_LOGS": "0", **extra})
+                "RAY_DEDUP_LOGS": "0", MARKER: uuid.uuid4().hex, **extra})
     return env
+
+
+def marked_processes(marker: str) -> dict[int, str]:
+    """pid -> command line of every live process (but this one) whose environment carries ``marker``."""
+    needle = f"{MARKER}={marker}".encode() + b"\0"
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if needle not in Path(f"/proc/{entry}/environ").read_bytes() + b"\0":
+                continue
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":  # exited, not yet reaped by its parent
+                continue
+            found[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace").strip()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def wait_marked_gone(marker: str, timeout: float = 60.0) -> dict[int, str]:
+    """The processes of ``marker`` still alive after waiting up to ``timeout`` s for them to end (a hang guard:
+    a local Ray's servers and workers exit within seconds of its driver's ray.shutdown)."""
+    deadline = time.monotonic() + timeout
+    while (left := marked_processes(marker)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+def kill_marked(marker: str) -> None:
+    """SIGKILL every process of ``marker`` (Ray puts its workers in process groups of their own)."""
+    for _ in range(20):
+        left = marked_processes(marker)
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+
+
+def tune_state_epochs(sweep_folder: Path) -> list[tuple[dict, int]]:
+    """``(config, epoch)`` of each trial in the sweep's backed-up Tune state (``.gsf-state-backup``,
+    :mod:`experiments.tune_state`): its Tune config (``trial``, the grid point, and any sampled values) and the
+    epoch of its last report there (0 before the first).
+
+    ``--resume`` restores the trials from Tune's state file, or from this copy when a killed driver cut the file
+    off, and the copy is never newer than the file; every report of a trial carries its checkpoint. So a driver
+    killed once a trial shows epoch E here is resumed with that trial's checkpoint of epoch E or a later one."""
+    import json
+
+    found = []
+    for path in sorted(Path(sweep_folder).glob(".gsf-state-backup/experiment_state-*.json")):
+        try:
+            trials = json.loads(path.read_text())["trial_data"]
+        except (OSError, ValueError, KeyError):  # being replaced
+            continue
+        for _, metadata in trials:
+            result = json.loads(metadata).get("last_result") or {}
+            if "config" in result:
+                found.append((result["config"], int(result.get("epoch", 0))))
+    return found
 
 
 def ray_train_checkpointed_epoch(sweep_folder: Path) -> int:
@@ -96,6 +171,7 @@ class Processes:
         handle = log.open("wb")
         process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=cwd,
                                    start_new_session=True)
+        process.marker = env.get(MARKER)  # the processes it starts carry it too (sweep_env)
         self.started.append(process)
         return process
 
@@ -114,6 +190,8 @@ class Processes:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
             wait_pg_gone(process.pid, timeout=30)
+            if process.marker:  # what left its process group (Ray workers have their own)
+                kill_marked(process.marker)
 
 
 @pytest.fixture

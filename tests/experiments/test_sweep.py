@@ -18,11 +18,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY_GRID, pg_alive, sweep_env, wait_pg_gone
+from conftest import MARKER, TINY_GRID, kill_marked, marked_processes, sweep_env, tune_state_epochs, \
+    wait_marked_gone, wait_pg_gone
 from sweep_failing_once import start_epochs
+from sweep_recording_starts import attempts
 
 pytestmark = pytest.mark.slow
-SWEEP_TIMEOUT_S = 300
+# A hang guard, not a budget: a sweep of these tests takes 30-120 s on a loaded 2-core machine.
+SWEEP_TIMEOUT_S = 900
+RECORDING_STARTS = Path(__file__).resolve().with_name("sweep_recording_starts.py")
 
 
 def sweep_args(tmp_path: Path, synth_root: Path, grid: Path = TINY_GRID, *extra: str) -> list[str]:
@@ -36,7 +40,11 @@ def finish(process, log: Path, *, expect: int = 0) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail(f"sweep did not finish in {SWEEP_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
     assert code == expect, log.read_text()[-6000:]
-    assert wait_pg_gone(process.pid), "a Ray process outlived its sweep"
+    assert wait_pg_gone(process.pid), "a process of the sweep's process group outlived it"
+    # what the sweep started (its local Ray's servers and workers carry the sweep's environment marker) must be
+    # gone with it: its driver shuts that Ray down
+    left = wait_marked_gone(process.marker)
+    assert not left, f"Ray processes outlived their sweep: {left}"
 
 
 def runs_of(tmp_path: Path, study: str = "gsf-test-tiny"):
@@ -137,57 +145,70 @@ def test_a_trial_that_fails_once_is_retried_from_its_checkpoint_without_gap_or_r
 
 
 def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, synth_root, processes):
-    args = sweep_args(tmp_path, synth_root, TINY_GRID, "--set", "optim.epochs=3", "--max-concurrent", "1")
+    epochs = 5  # room for the kill between the second trial's first checkpoint and its end
+    args = sweep_args(tmp_path, synth_root, TINY_GRID, "--set", f"optim.epochs={epochs}", "--max-concurrent", "1")
+    records, folder = tmp_path / "records", tmp_path / "sweeps" / "s"
     log = tmp_path / "first.log"
-    first = processes.sweep(args, log=log, env=sweep_env(), cwd=tmp_path)
+    first = processes.start([sys.executable, str(RECORDING_STARTS), str(records), *args], log=log, env=sweep_env(),
+                            cwd=tmp_path)
     deadline = time.monotonic() + SWEEP_TIMEOUT_S
 
-    def one_finished_one_started() -> bool:  # one trial FINISHED, the next one mid-run
-        # Open the store only once the driver has made it and started: a client opened while the driver
-        # still creates the SQLite schema can make the driver's own migration fail.
-        if "trials, sweep" not in log.read_text(errors="replace"):
-            return False
-        client, _, children = runs_of(tmp_path)
-        done = [r for r in children if r.info.status == "FINISHED"]
-        return len(done) == 1 and any(epochs_logged(client, r) for r in children if r.info.status == "RUNNING")
+    def one_done_one_checkpointed_mid_trial() -> bool:
+        """In the state --resume restores (a file read per poll): one trial at its last epoch, the other (one at a
+        time, so the first has ended) past its first checkpoint and short of its last epoch."""
+        reached = sorted(epoch for _, epoch in tune_state_epochs(folder))
+        return len(reached) == 2 and 1 <= reached[0] < epochs == reached[1]
 
-    while not one_finished_one_started():
+    while not one_done_one_checkpointed_mid_trial():
         assert first.poll() is None, log.read_text()[-4000:]
-        assert time.monotonic() < deadline, "no trial finished"
-        time.sleep(0.5)
-    os.kill(first.pid, signal.SIGKILL)  # the driver only, mid-sweep
+        assert time.monotonic() < deadline, f"no trial checkpointed mid-sweep in {SWEEP_TIMEOUT_S} s"
+        time.sleep(0.2)
+    at_kill = {config["trial"]: epoch for config, epoch in tune_state_epochs(folder)}
+    # the driver's local Ray (its servers and the trial's worker) carries the driver's marker: finish() looks
+    # for exactly these after a sweep
+    assert any(title.startswith("ray::") for title in marked_processes(first.marker).values())
+    os.kill(first.pid, signal.SIGKILL)  # the driver only, mid-trial
     first.wait(timeout=30)
     if not wait_pg_gone(first.pid, timeout=10):  # what a dead driver's local Ray leaves: gone with its node
         os.killpg(first.pid, signal.SIGKILL)
         assert wait_pg_gone(first.pid)
+    kill_marked(first.marker)
+    (interrupted,) = (slug for slug, epoch in at_kill.items() if epoch < epochs)
+    (done,) = set(at_kill) - {interrupted}
     client, _, children = runs_of(tmp_path)
-    finished = next(r for r in children if r.info.status == "FINISHED")
+    by_slug = {r.data.tags["gsf.slug"]: r for r in children}
+    finished = by_slug[done]
+    assert finished.info.status == "FINISHED" and by_slug[interrupted].info.status == "RUNNING"
     history_before = [(m.step, m.timestamp, m.value) for m in client.get_metric_history(finished.info.run_id, "epoch")]
-    assert [step for step, _, _ in history_before] == [1, 2, 3]
-    tune_before = tune_epochs(tmp_path)
+    assert [step for step, _, _ in history_before] == list(range(1, epochs + 1))
+    (cut,) = attempts(records)[interrupted]  # the trial's own record of the attempt the kill cut short
+    assert cut["start_epoch"] == 1 and cut["epochs"] == list(range(1, len(cut["epochs"]) + 1))
+    assert at_kill[interrupted] <= len(cut["epochs"]) < epochs, "the trial had finished before the kill"
     # the driver kept a complete copy of Tune's experiment state, which --resume puts back if the kill cut
     # the file off mid-write (a CI run once failed so: Tune then restarts the whole experiment)
-    copies = list((tmp_path / "sweeps" / "s" / ".gsf-state-backup").glob("experiment_state-*.json"))
+    copies = list((folder / ".gsf-state-backup").glob("experiment_state-*.json"))
     assert copies and json.loads(copies[0].read_text())
 
     log = tmp_path / "resume.log"
-    second = processes.sweep([*args, "--resume"], log=log, env=sweep_env(), cwd=tmp_path)
+    second = processes.start([sys.executable, str(RECORDING_STARTS), str(records), *args, "--resume"], log=log,
+                             env=sweep_env(), cwd=tmp_path)
     finish(second, log)
     client, parents, children = runs_of(tmp_path)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(r.data.tags["gsf.slug"] for r in children) == ["temporal=gsf,seed=0", "temporal=none,seed=0"]
     for run in children:
         assert run.info.status == "FINISHED"
-        assert epochs_logged(client, run) == [1, 2, 3]
-    # the finished trial was not rerun: its run got no new epoch, Tune no new report
+        assert epochs_logged(client, run) == list(range(1, epochs + 1))
+    # the finished trial was not rerun: one attempt, and its run got no new epoch
+    assert [(a["start_epoch"], a["epochs"]) for a in attempts(records)[done]] == [(1, list(range(1, epochs + 1)))]
     again = [(m.step, m.timestamp, m.value) for m in client.get_metric_history(finished.info.run_id, "epoch")]
     assert again == history_before
-    # Tune's copy of a trial's results in the sweep folder is synced with its state snapshots, so right
-    # after the kill it may lag a report behind; after the resume it must hold each epoch exactly once.
-    tune_after = tune_epochs(tmp_path)
-    slug = finished.data.tags["gsf.slug"]  # Tune's name of the trial
-    assert tune_before.get(slug, []) == [1, 2, 3][:len(tune_before.get(slug, []))]
-    assert tune_after[slug] == [1, 2, 3]
+    # the interrupted one continued from a checkpoint (at least the one in the state at the kill), not from
+    # epoch 1, and trained each remaining epoch once
+    before, resumed = attempts(records)[interrupted]
+    assert before == cut
+    assert at_kill[interrupted] + 1 <= resumed["start_epoch"] <= len(cut["epochs"]) + 1, (at_kill, cut, resumed)
+    assert resumed["epochs"] == list(range(resumed["start_epoch"], epochs + 1))
 
 
 def free_port() -> int:
@@ -214,28 +235,48 @@ def wait_started(process: subprocess.Popen, log: Path) -> None:
         time.sleep(0.5)
 
 
+RAY_IDLE_TITLES = ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent")  # a node's own, job or not
+
+
 def test_a_sweep_runs_on_an_existing_two_node_cluster_through_address(tmp_path, synth_root, processes, request):
     port = free_port()
-    env = sweep_env(PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    path = str(Path(__file__).resolve().parents[2])
+    cluster_env = sweep_env(PYTHONPATH=path)  # the nodes' marker: their servers and the workers they start
     temp_dir = tempfile.mkdtemp(prefix="gsfrc", dir="/tmp")  # short: Ray's socket paths have a length limit
     request.addfinalizer(lambda: shutil.rmtree(temp_dir, ignore_errors=True))
     head = ray_start(processes, tmp_path, "head", "--head", "--port", str(port), "--include-dashboard", "false",
-              "--temp-dir", temp_dir, env=env)
+                     "--temp-dir", temp_dir, env=cluster_env)
     address = f"127.0.0.1:{port}"
     wait_started(head, tmp_path / "head.log")
-    worker = ray_start(processes, tmp_path, "worker", "--address", address, env=env)
+    worker = ray_start(processes, tmp_path, "worker", "--address", address, env=cluster_env)
     wait_started(worker, tmp_path / "worker.log")
 
+    def trial_workers() -> dict[int, str]:
+        """The cluster's worker processes that run a task or an actor (the sweep's trials), not its servers."""
+        return {pid: title for pid, title in marked_processes(cluster_env[MARKER]).items()
+                if title.startswith("ray::") and not title.startswith(RAY_IDLE_TITLES)}
+
     log = tmp_path / "sweep.log"
-    process = processes.sweep(sweep_args(tmp_path, synth_root, TINY_GRID, "--address", address), log=log, env=env,
-                              cwd=tmp_path)
-    finish(process, log)
+    process = processes.sweep(sweep_args(tmp_path, synth_root, TINY_GRID, "--address", address), log=log,
+                              env=sweep_env(PYTHONPATH=path), cwd=tmp_path)
+    seen: dict[int, str] = {}
+    deadline = time.monotonic() + SWEEP_TIMEOUT_S
+    while process.poll() is None and time.monotonic() < deadline:  # the trials ran in the cluster's workers
+        seen.update(trial_workers())
+        time.sleep(0.2)
+    finish(process, log)  # the driver and whatever it started itself are gone
+    assert seen, "no trial ran in a worker of the cluster"
     assert "/2 CPUs" in log.read_text()  # both nodes' CPUs were offered to the sweep
     _, parents, children = runs_of(tmp_path)
     assert len(parents) == 1 and len(children) == 2
     assert {r.info.status for r in [*parents, *children]} == {"FINISHED"}
-    processes.kill_all()
-    assert not pg_alive(processes.started[0].pid)
+    # the cluster runs on, and nothing of the sweep runs in it: its trials' workers ended with its driver
+    assert head.poll() is None and worker.poll() is None
+    left = {}
+    while (left := {pid: title for pid, title in trial_workers().items() if pid in seen}) and \
+            time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"the sweep's trial workers outlived it in the cluster: {left}"
 
 
 def test_report_of_a_real_sweep_has_one_row_per_variant_matching_its_runs(tmp_path, synth_root, processes):
