@@ -272,12 +272,22 @@ def ablation_bars(table: pd.DataFrame, stem: Path, *, title: str) -> list[Path] 
 
 # --- accuracy vs frames ---------------------------------------------------------------------------------
 
+def _without_frames(label: str) -> str:
+    """A row's label without its clip length: ``GSF (num_frames=8, backbone=resnet18)`` -> ``GSF (backbone=resnet18)``,
+    ``GSF (num_frames=8)`` -> ``GSF`` (:func:`analysis.tables.variant_names` appends what tells rows apart)."""
+    name, sep, rest = label.partition(" (")
+    if not sep or not rest.endswith(")"):
+        return label
+    kept = [part for part in rest[:-1].split(", ") if not part.startswith("num_frames=")]
+    return f"{name} ({', '.join(kept)})" if kept else name
+
+
 def draw_accuracy_vs_frames(table: pd.DataFrame, *, title: str):
     """Top-1 against the number of frames, one line per variant of the other axes; None if frames are fixed."""
     rows = _measured(table).dropna(subset=["frames"])
     if rows["frames"].nunique() < 2:
         return None
-    names = [label.split(" (")[0] for label in rows["label"]]  # the frames part of a unique label goes
+    names = [_without_frames(label) for label in rows["label"]]
     figure, (ax,) = _figure(7.4, 4.0)
     groups = list(dict.fromkeys(names))
     for colour, group in zip(_palette(len(groups)), groups):

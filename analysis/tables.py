@@ -270,8 +270,11 @@ def _group_rows(study_runs: pd.DataFrame, final_epochs: Mapping[str, int],
 
 
 def _paper_order(row: dict) -> tuple:
-    """Rows as the paper's tables list them: TSN, TSM, GSM, GSF, then GSF's variants, then the rest."""
-    kinds = ("none", "tsm", "gsm", "gsf")
+    """Rows as the paper's tables list them: TSN, TSM, GSM, GSF (then TAM, TIN: :data:`TEMPORAL_KINDS`'s order),
+    each kind's variants after it, then the rest."""
+    from gsf.vocabulary import TEMPORAL_KINDS
+
+    kinds = TEMPORAL_KINDS
     kind = str(row["temporal"])
     rank = kinds.index(kind) if kind in kinds else len(kinds)
     return (rank, " " in row["variant"], natural_key(row["variant"]), row["config_key"])

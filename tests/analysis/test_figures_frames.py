@@ -74,11 +74,6 @@ def test_no_figure_when_the_clip_length_does_not_vary(tmp_path):
     assert [p.name for p in paths] == ["frames.png", "frames.pdf"] and all(p.stat().st_size > 0 for p in paths)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "analysis/figures.py draw_accuracy_vs_frames groups rows by label.split(' (')[0], which drops every axis value "
-    "that variant_names appends, not only num_frames: the GSF rows of two backbones ('GSF (num_frames=8, "
-    "backbone=resnet18)', '... backbone=resnet50)') become one line 'GSF' with two points at each clip length, "
-    "where the docstring promises one line per variant of the other axes"))
 def test_rows_that_differ_in_another_axis_than_frames_are_separate_lines():
     rows = [{"config": {"model.temporal": "gsf"}, "axes": {"model.backbone": backbone, "data.num_frames": frames}}
             for backbone in ("resnet18", "resnet50") for frames in (8, 16)]
