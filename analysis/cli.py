@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from gsf.errors import GSFDataError, GSFError
 from analysis.findings import findings_markdown, mark_training, study_findings
+from gsf.errors import GSFDataError, GSFError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 DEFAULT_OUT = Path("results/report")
@@ -244,7 +244,7 @@ def _complexity_files(directory: Path) -> list[Path]:
 def write_index(out: Path, args: argparse.Namespace, studies: list[dict], complexity: list[Path]) -> Path:
     from analysis import tables
 
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     lines = ["# GSF Bench report", "",
              f"- tracking URI: `{shown_uri(args.tracking_uri)}`",
              f"- command: `{command_line(args)}`",

@@ -343,7 +343,7 @@ def study_table(study_runs: pd.DataFrame, paper: pd.DataFrame | None = None,
             record["welch_p"] = p
             record["significant"] = NA if math.isnan(p) else ("yes" if p < SIGNIFICANCE else "no")
 
-        def published(views: str) -> pd.Series | None:
+        def published(views: str, row: dict = row) -> pd.Series | None:
             if paper is None:
                 return None
             return match_accuracy(paper, dataset=row["dataset"], backbone=row["backbone"], frames=row["frames"],

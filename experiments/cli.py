@@ -91,7 +91,6 @@ def _dry_run(grid_path: str, overrides: dict, seeds: list[int] | None = None) ->
     from experiments.grid.expand import describe_tune, planned_trials
     from experiments.grid.load import load_grid
     from experiments.grid.validate import validate_grid
-
     from experiments.runner import with_seeds
 
     grid = with_seeds(validate_grid(load_grid(grid_path)), seeds)

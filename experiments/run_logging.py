@@ -277,10 +277,11 @@ def log_best_model(mlflow_client, run_id: str, out_dir: str | Path) -> str | Non
     metadata in the model's ``metadata``). Returns its ``models:/m-...`` URI, or None without a checkpoint
     or for a model ``gsf export`` refuses (several heads, an export check that failed): a warning, not an
     error, so a trained run never fails for it."""
+    from importlib.metadata import version
+
     import mlflow.onnx
     import numpy as np
     import onnx
-    from importlib.metadata import version
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 

@@ -20,7 +20,6 @@ norm) raises instead of counting as zero.
 from __future__ import annotations
 
 import contextlib
-
 import copy
 import functools
 import inspect
@@ -52,7 +51,8 @@ _ELEMENTWISE = (
 _REDUCTIONS = ("aten::mean", "aten::sum", "aten::max_pool2d", "aten::avg_pool2d", "aten::max_pool3d",
                "aten::adaptive_max_pool2d")
 # Pure data movement: no arithmetic.
-_ZERO = ("aten::roll", "aten::im2col", "aten::col2im", "aten::slice", "aten::cat", "aten::constant_pad_nd", "aten::pad", "aten::flip",
+_ZERO = ("aten::roll", "aten::im2col", "aten::col2im", "aten::slice", "aten::cat", "aten::constant_pad_nd", "aten::pad",
+         "aten::flip",
          "aten::index_select", "aten::narrow", "aten::zeros_like", "aten::new_zeros", "aten::fill_",
          "aten::copy_", "aten::stack", "aten::expand_as", "aten::repeat", "aten::unbind", "aten::split",
          "aten::chunk", "aten::select", "aten::gather")

@@ -141,7 +141,7 @@ def _write(rows: list[dict], out_dir: Path, conditions: str, input_size: int) ->
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = [f"# Data-loading throughput", "", conditions, "", "| " + " | ".join(rows[0]) + " |",
+    lines = ["# Data-loading throughput", "", conditions, "", "| " + " | ".join(rows[0]) + " |",
              "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows]
     (out_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")

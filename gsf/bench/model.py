@@ -350,7 +350,7 @@ def _bench_clip_length(backbone, variants, models, forwards, clock, *, num_frame
     """The rows of one backbone at one clip length: warm-ups (eager first), interleaved timed rounds,
     peak memory, ratios to the TSN row of the same mode."""
     entries = []  # (variant index, mode, runner or None, note)
-    for i, (kind, fraction, path) in enumerate(variants):
+    for i, (kind, _fraction, path) in enumerate(variants):
         used = _gsf_path_used(kind, path, device)
         for mode in modes:
             if mode == "compile" and device == "cuda" and used == "fused":
@@ -361,7 +361,7 @@ def _bench_clip_length(backbone, variants, models, forwards, clock, *, num_frame
             entries.append((i, mode, runner, ""))
     warm_s: dict[int, float] = {}
     for order_mode in modes if "eager" not in modes else ("eager",) + tuple(m for m in modes if m != "eager"):
-        for k, (i, mode, runner, note) in enumerate(entries):
+        for k, (i, mode, runner, _note) in enumerate(entries):
             if mode != order_mode or runner is None:
                 continue
             name = _name(backbone, *variants[i])
@@ -491,11 +491,11 @@ def profile_stages(*, fraction: float = 1.0, frames: int = 8, rows: int = 8, thr
         x_in = torch.randn(frames, channels // 4, px, px, requires_grad=True)
         upstream = torch.randn(frames, channels, px, px)
 
-        def infer():
+        def infer(module=module, conv3=conv3, x_in=x_in):
             with torch.no_grad():
                 module(conv3(x_in), num_frames=frames)
 
-        def train():
+        def train(module=module, conv3=conv3, x_in=x_in, upstream=upstream):
             module(conv3(x_in), num_frames=frames).backward(upstream)
 
         for mode, step in (("inference", infer), ("training", train)):

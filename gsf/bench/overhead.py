@@ -82,10 +82,10 @@ def _sweep_vs_train(work: Path, root: Path, repeats: int) -> list[dict]:
 
 
 def _ray_startup(repeats: int) -> dict:
-    code = ("import time, ray, sys; sys.path.insert(0, %r)\n"
+    code = (f"import time, ray, sys; sys.path.insert(0, {str(REPO_ROOT)!r})\n"
             "from experiments.runner import start_ray\n"
             "t = time.perf_counter(); start_ray(None, num_cpus=1); up = time.perf_counter() - t\n"
-            "ray.shutdown(); print(up)\n") % str(REPO_ROOT)
+            "ray.shutdown(); print(up)\n")
     times = []
     for _ in range(repeats):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -3,8 +3,8 @@
 The data set gives every video as ``(V, T, 3, H, W)`` with V = clips x crops views. Each view goes
 through the model (whose consensus already averages the frame logits), then the **raw logits** of the V
 views are averaged, as the release does by default; its softmax option (``data.test_softmax``) averages
-the views' softmax scores instead (kept as their log, so argmax and cross-entropy still apply). Every view of every video must be seen
-exactly once, otherwise evaluation stops with an error naming the video.
+the views' softmax scores instead (kept as their log, so argmax and cross-entropy still apply). Every view of every
+video must be seen exactly once, otherwise evaluation stops with an error naming the video.
 
 Metrics: top-1, top-5, mean class accuracy (the mean over the classes present of each class's recall)
 and the cross-entropy of the averaged logits. EPIC-Kitchens (two heads): verb and noun top-1/top-5 and
@@ -30,8 +30,15 @@ from torch import nn
 
 from gsf.engine import distributed
 from gsf.engine.checkpoint import check_compatible, is_authors_checkpoint, load_checkpoint
-from gsf.engine.config import (TrainConfig, check_config, model_kwargs, parse_protocols, parse_views, resolve_device,
-                               resolve_precision)
+from gsf.engine.config import (
+    TrainConfig,
+    check_config,
+    model_kwargs,
+    parse_protocols,
+    parse_views,
+    resolve_device,
+    resolve_precision,
+)
 from gsf.engine.loaders import autocast_for, build_split, eval_loader, num_classes_of
 from gsf.errors import GSFConfigError, GSFDataError
 

@@ -3,8 +3,10 @@
 SGD (momentum 0.9, weight decay 5e-4 on every parameter; ``optim.optimizer: adamw`` for CPU-sized nets), lr
 scaled linearly with the global batch (``lr * batch_size * world_size * accumulation_steps / base_batch_size``),
 linear warm-up from ``warmup_start_factor`` then cosine to ~0, **stepped per epoch** as the release does
-(every iteration of epoch e uses the lr of epoch e; see :func:`lr_factor`), gradient clipping at global norm 20, mixed precision on CUDA (bf16, or
-fp16 with a GradScaler), gradient accumulation, optional partial BN.
+(every iteration of epoch e uses the lr of epoch e; see :func:`lr_factor`), gradient clipping at global norm 20,
+mixed precision on CUDA (bf16, or fp16 with a GradScaler), gradient accumulation, optional partial BN. Every
+epoch also records the training health of :mod:`gsf.engine.health` (gradient norms, clipped steps, what GSF
+routes).
 
 Determinism: the train sampler and the loader workers of epoch e are seeded from ``(seed, e)``; the
 global torch/numpy/Python generators (dropout, augmentation in the main process) are saved in every
@@ -30,15 +32,22 @@ from torch import nn
 
 from gsf.engine import distributed
 from gsf.engine.callbacks import Callback
-from gsf.engine.checkpoint import (FORMAT, check_compatible, code_version_entry, load_checkpoint, model_state,
-                                   rng_state, save_checkpoint, set_rng_state)
-from gsf.engine.config import (OPTIMIZERS, TrainConfig, check_config, model_kwargs, parse_views, resolve_device,
-                               resolve_precision)
+from gsf.engine.checkpoint import (
+    FORMAT,
+    check_compatible,
+    code_version_entry,
+    load_checkpoint,
+    model_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from gsf.engine.config import OPTIMIZERS, TrainConfig, check_config, model_kwargs, parse_views, resolve_device, resolve_precision
 from gsf.engine.evaluate import classification_metrics, evaluate_protocols, predict_dataset, write_scores
 from gsf.engine.health import GradientRecord, gated_modules, temporal_module_statistics
-from gsf.mlflow_schema import CHECKPOINT_PREFIX
 from gsf.engine.loaders import autocast_for, build_split, epoch_seed, num_classes_of, seed_everything, train_loader
 from gsf.errors import GSFCheckpointError, GSFConfigError, NonFiniteLossError
+from gsf.mlflow_schema import CHECKPOINT_PREFIX
 
 log = logging.getLogger(__name__)
 

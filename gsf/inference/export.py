@@ -23,8 +23,14 @@ from pathlib import Path
 import torch
 
 from gsf.errors import GSFCheckpointError, GSFConfigError
-from gsf.inference.predict import (METADATA_FILE, METADATA_KEY, MODEL_FILE_FORMATS, Preprocessing,
-                                   load_checkpoint_model, load_model_file)
+from gsf.inference.predict import (
+    METADATA_FILE,
+    METADATA_KEY,
+    MODEL_FILE_FORMATS,
+    Preprocessing,
+    load_checkpoint_model,
+    load_model_file,
+)
 
 EXPORT_FORMATS = MODEL_FILE_FORMATS
 # Largest accepted |exported - eager| logit difference, relative to max(1, largest |eager logit|).
