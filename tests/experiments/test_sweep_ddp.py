@@ -15,6 +15,7 @@ from sweep_failing_once import start_epochs
 from test_sweep import assert_no_epoch_repeated, epochs_logged, finish, runs_of, sweep_args, tune_epochs
 
 pytestmark = pytest.mark.slow
+RECORDING_NODES = Path(__file__).resolve().with_name("sweep_recording_nodes.py")
 
 
 def ddp_grid(tmp_path: Path) -> Path:
@@ -71,18 +72,22 @@ def test_a_ddp_trial_on_two_cpu_workers_is_tracked_and_retried_from_its_checkpoi
 def test_a_killed_driver_resumes_a_ddp_trial_from_its_ray_train_checkpoint(tmp_path, synth_root, processes):
     import os
     import signal
+    import sys
     import time
 
-    from conftest import wait_pg_gone
+    from conftest import kill_marked, wait_pg_gone
+    from test_sweep import SWEEP_TIMEOUT_S
 
     epochs = 5  # an epoch takes a second or two here: room to kill the driver between two of them
     args = sweep_args(tmp_path, synth_root, ddp_grid(tmp_path), "--set", f"optim.epochs={epochs}")
+    records = tmp_path / "records"  # each rank's epochs, with its process, written by the rank itself
     log = tmp_path / "first.log"
-    first = processes.sweep(args, log=log, env=sweep_env(), cwd=tmp_path)
-    deadline = time.monotonic() + 900
+    first = processes.start([sys.executable, str(RECORDING_NODES), str(records), *args], log=log, env=sweep_env(),
+                            cwd=tmp_path)
+    deadline = time.monotonic() + SWEEP_TIMEOUT_S
     # Ray Train's snapshot, not MLflow: a file read per poll, so the kill lands right after the first
     # checkpoint (a CI run once polled MLflow for "epoch 1 only" while the run went past it to the end)
-    while ray_train_checkpointed_epoch(tmp_path / "sweeps" / "s") < 1:
+    while ray_train_checkpointed_epoch(tmp_path / "sweeps" / "s") < 1 or not rank0_epochs(records):
         assert first.poll() is None, log.read_text()[-4000:]
         assert time.monotonic() < deadline, "Ray Train recorded no checkpoint"
         time.sleep(0.2)
@@ -92,11 +97,14 @@ def test_a_killed_driver_resumes_a_ddp_trial_from_its_ray_train_checkpoint(tmp_p
     if not wait_pg_gone(first.pid, timeout=10):  # its local Ray goes with it
         os.killpg(first.pid, signal.SIGKILL)
         assert wait_pg_gone(first.pid)
-    assert checkpointed < epochs, "the trial finished before the driver was killed"
-    tune_before = tune_epochs(tmp_path).get("temporal=tsm,seed=0", [])
+    kill_marked(first.marker)
+    before = rank0_epochs(records)  # what rank 0 trained before the kill: epoch 1 on, not every epoch
+    assert before and [e for e, _ in before] == list(range(1, len(before) + 1)), before
+    assert checkpointed <= len(before) < epochs, "the trial finished before the driver was killed"
 
     log = tmp_path / "resume.log"
-    second = processes.sweep([*args, "--resume"], log=log, env=sweep_env(), cwd=tmp_path)
+    second = processes.start([sys.executable, str(RECORDING_NODES), str(records), *args, "--resume"], log=log,
+                             env=sweep_env(), cwd=tmp_path)
     finish(second, log)
     client, parents, children = runs_of(tmp_path)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -104,9 +112,14 @@ def test_a_killed_driver_resumes_a_ddp_trial_from_its_ray_train_checkpoint(tmp_p
     assert run.info.status == "FINISHED"
     assert epochs_logged(client, run) == list(range(1, epochs + 1))
     # the new worker group found the trial's Ray Train run by name and continued from its checkpoint (at least
-    # the one recorded before the kill): the restored trial (no Tune checkpoint: Ray Train holds it) reported
-    # only the epochs after it, not epoch 1 again
-    assert tune_before == list(range(1, epochs + 1))[:len(tune_before)]
-    (results,) = (tmp_path / "sweeps" / "s").glob("*/result.json")
-    last = json.loads(results.read_text().splitlines()[-1])
-    assert last["epoch"] == epochs and 1 <= last["iterations_since_restore"] <= epochs - checkpointed, last
+    # the one recorded before the kill): rank 0 of the new group trained only the epochs after it, not epoch 1
+    first_pids = {pid for _, pid in before}
+    later = [epoch for epoch, pid in rank0_epochs(records) if pid not in first_pids]
+    assert later and later == list(range(later[0], epochs + 1)), later
+    assert checkpointed + 1 <= later[0] <= len(before) + 1, (checkpointed, before, later)
+
+
+def rank0_epochs(records: Path) -> list[tuple[int, int]]:
+    """``(epoch, pid)`` of each epoch rank 0 finished, in order (:mod:`sweep_recording_nodes`'s files)."""
+    found = [json.loads(p.read_text()) for p in records.glob("rank0-epoch*-pid*.json")]
+    return sorted((r["epoch"], r["pid"]) for r in found)
