@@ -418,6 +418,7 @@ def draw_gsf_internals(runs: pd.DataFrame, table: pd.DataFrame, *, title: str):
     if not panels:
         return None
     figure, axes = _figure(max(6.4, 3.2 * len(panels) + 1.8), 3.8, ncols=len(panels))
+    labelled: set[str] = set()  # each measure named once in the legend, by the first panel that has it
     for ax, (label, part, measures) in zip(axes, panels):
         stages = sorted({s for cols in measures.values() for s in cols}, key=_stage_key)
         x = np.arange(len(stages))
@@ -428,7 +429,8 @@ def draw_gsf_internals(runs: pd.DataFrame, table: pd.DataFrame, *, title: str):
             values = np.array([[part[cols[s]].iloc[j] if s in cols else np.nan for s in stages]
                                for j in range(len(part))], dtype=float)
             ax.plot(x, np.nanmean(values, axis=0), marker=marker, linestyle=style, color="black", linewidth=1.2,
-                    label=name if ax is axes[0] else None)
+                    label=None if measure in labelled else name)
+            labelled.add(measure)
             for seed_values in values:
                 ax.scatter(x, seed_values, marker=marker, color="0.55", s=10, zorder=3)
         ax.set_xticks(x, stages, fontsize="small")
@@ -438,7 +440,7 @@ def draw_gsf_internals(runs: pd.DataFrame, table: pd.DataFrame, *, title: str):
     axes[0].set_ylabel("at the best checkpoint")
     figure.legend(loc="outside lower center", ncols=3, fontsize="small",
                   title="line: mean over seeds, dots: seeds", title_fontsize="small")
-    figure.suptitle(f"{title}: where GSF routes features through time", fontsize="small")
+    figure.suptitle(f"{title}: what the gates route through time, at the best checkpoint", fontsize="small")
     return figure
 
 

@@ -184,3 +184,16 @@ def test_a_run_without_a_class_count_is_not_told(store):
     history = metric_history(store["uri"], list(runs["run_id"]))
     runs["num_classes"] = math.nan
     assert mark_training(runs, history)["did_not_train"].isna().all()
+
+
+def test_the_internals_legend_names_every_measure_once_when_the_first_panel_has_no_fusion_weight():
+    from analysis import figures
+
+    runs = pd.DataFrame({"run_id": ["a", "b"], "status": ["FINISHED", "FINISHED"],
+                         "ckpt_gate_abs/layer1": [0.5, 0.6], "ckpt_gate_saturated/layer1": [0.1, 0.2],
+                         "ckpt_fusion_weight/layer1": [math.nan, 0.4]})
+    table = pd.DataFrame({"label": ["GSM", "GSF"], "run_ids": [["a"], ["b"]]})
+    figure = figures.draw_gsf_internals(runs, table, title="t")
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["mean |gate|", "gates saturated (|g| > 0.99)",
+                                                         "mean fusion weight w"]
