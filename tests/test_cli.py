@@ -29,3 +29,15 @@ def test_models_lists_variants(capsys):
     out = capsys.readouterr().out
     assert "resnet50_gsf " in out and "resnet50_tsm " in out
     assert main(["models", "nothing_like_this*"]) == 1
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """``gsf models | head -1``: no BrokenPipeError traceback, exit status 1 (the output was cut)."""
+    import subprocess
+    import sys
+
+    writer = subprocess.Popen([sys.executable, "-m", "gsf", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    writer.stdout.close()  # the reader is gone before the command writes (it takes a moment to start)
+    _, err = writer.communicate(timeout=120)
+    assert b"BrokenPipeError" not in err and b"Traceback" not in err, err.decode()
+    assert writer.returncode == 1
