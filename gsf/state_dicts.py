@@ -6,6 +6,7 @@ checkpoints (:mod:`gsf.engine.checkpoint`) and the models' weight loading (:mod:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,18 @@ from pathlib import Path
 import torch
 
 from gsf.errors import GSFCheckpointError
+
+
+def _why_unreadable(err: Exception) -> str:
+    """One line on why ``torch.load(weights_only=True)`` refused a file; never PyTorch's advice to load it
+    with ``weights_only=False``, which would run whatever code the file holds."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+    if found:
+        return (f"it holds Python objects ({found.group(1)}) besides tensors and plain containers, which are not loaded "
+                "(files are read with weights_only=True); expected a checkpoint written by gsf train or the "
+                "GSF release")
+    return (f"not a PyTorch file, or truncated ({type(err).__name__}); expected a checkpoint written by gsf train "
+            "or the GSF release")
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -24,7 +37,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise GSFCheckpointError(f"checkpoint {path} cannot be read (truncated or not a PyTorch file?): {err}") from err
+        raise GSFCheckpointError(f"checkpoint {path} cannot be read: {_why_unreadable(err)}") from None
     if not isinstance(checkpoint, dict):
         raise GSFCheckpointError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a dict")
     return checkpoint

@@ -34,3 +34,21 @@ def test_diff_lists_missing_unexpected_and_misshapen_keys():
     assert not state_dict_diff(model, dict(model))
     many = state_dict_diff({f"k{i}": torch.zeros(1) for i in range(6)}, {})
     assert many.describe(limit=2).startswith("missing [k0, k1 ... (6 in all)]")
+
+
+def test_a_file_with_python_objects_is_refused_in_one_line_without_torchs_unsafe_advice(tmp_path):
+    """torch.load(weights_only=True) suggests re-running with weights_only=False (arbitrary code execution):
+    our message stands alone, one line, naming the file, what it holds and what was expected."""
+    pickled = tmp_path / "objects.pt"
+    torch.save({"model": object()}, pickled)
+    with pytest.raises(GSFCheckpointError) as err:
+        read_checkpoint(pickled)
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {pickled} cannot be read: it holds Python objects (object)")
+    assert "expected a checkpoint written by gsf train" in message
+    assert "weights_only=False" not in message and "\n" not in message
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(GSFCheckpointError, match="notes.pt cannot be read: not a PyTorch file, or truncated"):
+        read_checkpoint(text)

@@ -200,7 +200,7 @@ def test_a_truncated_checkpoint_is_named_for_eval_and_resume(gsf, tmp_path, tiny
     truncated.write_bytes(data[: len(data) // 2])
     result = gsf("eval", tiny_config, "--checkpoint", truncated, "--views", "1x1", "--out", tmp_path / "scores")
     assert result.code == 2
-    assert f"checkpoint {truncated} cannot be read (truncated or not a PyTorch file?)" in result.err
+    assert f"checkpoint {truncated} cannot be read: not a PyTorch file, or truncated" in result.err
     assert not (tmp_path / "scores").exists()
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
