@@ -29,7 +29,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from gsf.errors import GSFError
-    from gsf.inference.predict import Predictor, parse_views
+    from gsf.inference.predict import Predictor, is_mlflow_uri, parse_views
 
     if args.top_k < 1:
         print(f"error: --top-k {args.top_k}: need at least 1", file=sys.stderr)
@@ -39,6 +39,12 @@ def run(args) -> int:
             parse_views(args.views)
         if args.checkpoint is not None:
             predictor = Predictor.from_checkpoint(args.checkpoint)
+        elif is_mlflow_uri(args.model) and not (args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+            # MLflow would fall back to ./mlflow.db, creating it (and ./mlruns) in the working folder.
+            print(f"error: {args.model} names a model in an MLflow store, but no store is given: pass "
+                  "--tracking-uri URI (the store the sweep logged to, e.g. sqlite:///mlflow.db) or set "
+                  "MLFLOW_TRACKING_URI; nothing was looked up or written", file=sys.stderr)
+            return 2
         else:
             from gsf.mlflow_uris import mlflow_uris
 

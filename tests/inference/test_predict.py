@@ -114,3 +114,16 @@ def test_bad_views_and_top_k_are_refused(trained, capsys):
     assert main(["predict", "--checkpoint", str(trained["checkpoint"]), "--views", "2by3", video]) == 2
     assert "2by3" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", str(trained["checkpoint"]), "--top-k", "0", video]) == 2
+
+
+def test_a_model_uri_without_a_store_is_refused_without_writing_anything(tmp_path, monkeypatch, capsys):
+    """MLflow's fallback store is ./mlflow.db, which it would create in the working folder."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    assert main(["predict", "--model", "models:/gsf-demo/1", str(video)]) == 2
+    err = capsys.readouterr().err
+    assert "models:/gsf-demo/1 names a model in an MLflow store, but no store is given" in err
+    assert "--tracking-uri" in err and "MLFLOW_TRACKING_URI" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
