@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from analysis import figures
 from analysis.tables import variant_names

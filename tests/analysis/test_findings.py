@@ -132,7 +132,8 @@ def test_findings_say_who_trained_tsn_at_chance_and_what_is_distinguishable(repo
     assert (f"GSF G=1 vs GSF (groups changed from the paper's setting): {(95 + 90 + 93) / 3 - (97 + 96 + 26) / 3:+.1f} "
             f"points, Welch p = {p:.2g}, 3 vs 3 seeds: not distinguishable at this budget.") in text
     p_gsf = stats.ttest_ind([97, 96, 26], [50, 49, 52], equal_var=False).pvalue
-    assert f"GSF vs TSN (against the baseline): {(97 + 96 + 26) / 3 - (50 + 49 + 52) / 3:+.1f} points, Welch p = {p_gsf:.2g}" in text
+    delta = (97 + 96 + 26) / 3 - (50 + 49 + 52) / 3
+    assert f"GSF vs TSN (against the baseline): {delta:+.1f} points, Welch p = {p_gsf:.2g}" in text
     assert "### Findings (computed from the runs)" in (report.parent / "README.md").read_text()
 
 

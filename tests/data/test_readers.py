@@ -18,6 +18,7 @@ from gsf.data import (
 from gsf.data.io import VideoFile
 from gsf.data.sampling import segment_offsets
 from gsf.errors import GSFDataError
+
 from .builders import SS_CLASSES, frame_index_of, grey_frames, write_video
 
 

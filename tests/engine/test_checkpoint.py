@@ -4,8 +4,15 @@ import pytest
 import torch
 
 from gsf.engine import checkpoint as ckpt
-from gsf.engine.checkpoint import (FORMAT, check_compatible, load_checkpoint, rng_state, save_checkpoint,
-                                   set_rng_state, unwrap_model)
+from gsf.engine.checkpoint import (
+    FORMAT,
+    check_compatible,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    unwrap_model,
+)
 from gsf.engine.config import load_config, model_kwargs
 from gsf.errors import GSFCheckpointError
 from gsf.models import build_model

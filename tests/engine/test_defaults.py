@@ -88,8 +88,8 @@ class WhoLoadsIt(Dataset):
 
     def __getitem__(self, index):
         worker = get_worker_info()
-        return {"index": index, "video": torch.zeros(1), "label": torch.tensor(0), "video_id": (worker.id, torch.initial_seed(), random.getrandbits(32),
-                                             int(np.random.randint(2**31)))}
+        origin = (worker.id, torch.initial_seed(), random.getrandbits(32), int(np.random.randint(2**31)))
+        return {"index": index, "video": torch.zeros(1), "label": torch.tensor(0), "video_id": origin}
 
 
 def loaded(config, epoch):
@@ -102,7 +102,7 @@ def test_each_loader_worker_gets_its_own_seeds_and_the_same_ones_in_every_run(ti
     items = loaded(config, epoch=1)
     assert sorted(i for i, _ in items) == list(range(8))
     seeds = {}
-    for _, (worker, seed, python_draw, numpy_draw) in items:
+    for _, (worker, seed, _python_draw, _numpy_draw) in items:
         seeds.setdefault(worker, seed)
         assert seeds[worker] == seed  # one seed per worker for the epoch
     assert set(seeds) == {0, 1} and seeds[0] != seeds[1]

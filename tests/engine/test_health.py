@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gsf.engine import train
-from gsf.engine.health import (GradientRecord, did_not_train, per_stage, stage_of, temporal_module_statistics)
+from gsf.engine.health import GradientRecord, did_not_train, per_stage, stage_of, temporal_module_statistics
 from gsf.models import build_model
 
 

@@ -10,8 +10,8 @@ import torch
 from gsf.engine import Callback, train
 from gsf.engine import trainer as trainer_module
 from gsf.engine.checkpoint import FORMAT, load_checkpoint
-from gsf.errors import NonFiniteLossError
 from gsf.engine.trainer import lr_factor, scaled_lr
+from gsf.errors import NonFiniteLossError
 
 
 class Interrupt(Exception):

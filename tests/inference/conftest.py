@@ -131,6 +131,7 @@ def foreign_videos(tmp_path_factory):
     frame_dir = folder / "frames_clip"
     frame_dir.mkdir()
     for n, frame in enumerate(render(1, seed=2000, frames=12, height=36, width=44), start=1):
-        (frame_dir / f"{n:05d}.jpg").write_bytes(encode_jpeg(torch.from_numpy(frame).permute(2, 0, 1), quality=95).numpy().tobytes())
+        jpeg = encode_jpeg(torch.from_numpy(frame).permute(2, 0, 1), quality=95)
+        (frame_dir / f"{n:05d}.jpg").write_bytes(jpeg.numpy().tobytes())
     videos.append((frame_dir, 1))
     return videos

@@ -79,8 +79,8 @@ def test_insertion_knobs_that_do_not_apply_are_rejected():
 def test_backbone_spec_states_what_the_built_backbone_is(name):
     from torchvision.models.resnet import BasicBlock, Bottleneck
 
-    from gsf.models.registry import build_meta_model
     from gsf.models import backbone_spec
+    from gsf.models.registry import build_meta_model
 
     spec = backbone_spec(name)
     backbone = build_meta_model(backbone=name, temporal="none", num_classes=2, pretrained="none").backbone

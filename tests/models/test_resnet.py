@@ -6,8 +6,7 @@ from torch import nn
 from torchvision.models import resnet as tv_resnet
 
 from gsf.errors import GSFConfigError
-from gsf.models.resnet import (TemporalResidualBlock, build_resnet, build_tiny_resnet,
-                               insert_temporal_modules)
+from gsf.models.resnet import TemporalResidualBlock, build_resnet, build_tiny_resnet, insert_temporal_modules
 
 
 class _Marker(nn.Module):

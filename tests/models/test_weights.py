@@ -16,8 +16,7 @@ from gsf.models import build_model
 from gsf.models import weights as weights_module
 from gsf.models.specs import bn_inception as bn_inception_spec
 from gsf.models.specs import inception_v3 as inception_v3_spec
-from gsf.models.weights import (IMAGENET_WEIGHTS, init_from_checkpoint, normalise_pretrained,
-                                torch_hub_checkpoint_dir)
+from gsf.models.weights import IMAGENET_WEIGHTS, init_from_checkpoint, normalise_pretrained, torch_hub_checkpoint_dir
 
 
 @pytest.fixture

@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from gsf.errors import GSFConfigError
-from gsf.ops import (TEMPORAL_KINDS, TEMPORAL_MODULES, GateShift, GateShiftFuse, TemporalAdaptive, TemporalInterlace,
-                     TemporalShift, make_temporal_module)
+from gsf.ops import (
+    TEMPORAL_KINDS,
+    TEMPORAL_MODULES,
+    GateShift,
+    GateShiftFuse,
+    TemporalAdaptive,
+    TemporalInterlace,
+    TemporalShift,
+    make_temporal_module,
+)
 
 
 def test_kinds_build_the_right_classes():
