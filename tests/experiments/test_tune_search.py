@@ -5,7 +5,6 @@ MLflow, with no checkpoint staging folder left in the sweep folder."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -321,83 +320,112 @@ def test_random_search_next_to_a_grid_axis_gives_each_sample_its_own_run(tmp_pat
 @pytest.mark.slow
 def test_random_search_resumed_after_a_killed_driver_keeps_its_samples_and_draws_none_again(
         tmp_path, synth_root, processes):
-    from mlflow.tracking import MlflowClient
+    import sys
 
-    from test_sweep import SWEEP_TIMEOUT_S, epochs_logged, finish, runs_of, sweep_args
+    from conftest import kill_marked, tune_state_epochs
+    from sweep_recording_starts import attempts
+    from test_sweep import RECORDING_STARTS, SWEEP_TIMEOUT_S, epochs_logged, finish, runs_of, sweep_args
 
+    epochs = 5  # room for the kill between the second sample's first checkpoint and its end
     args = sweep_args(tmp_path, synth_root, random_grid(tmp_path, ["gsf"]), "--max-concurrent", "1", "--set",
-                      "optim.epochs=3")
+                      f"optim.epochs={epochs}")
+    records, folder = tmp_path / "records", tmp_path / "sweeps" / "s"
     log = tmp_path / "first.log"
-    first = processes.sweep(args, log=log, env=sweep_env(), cwd=tmp_path)
+    first = processes.start([sys.executable, str(RECORDING_STARTS), str(records), *args], log=log, env=sweep_env(),
+                            cwd=tmp_path)
     deadline = time.monotonic() + SWEEP_TIMEOUT_S
-    store = None
 
-    def one_finished_one_started() -> bool:  # one client for every poll: a new one per poll is slow on 2 cores
-        nonlocal store
-        if store is None:
-            if "2 trials, sweep" not in log.read_text():  # the driver has made its store and runs
-                return False
-            store = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-        experiment = store.get_experiment_by_name("gsf-test-random")
-        children = store.search_runs([experiment.experiment_id], "tags.`gsf.role` = 'trial'")
-        done = [r for r in children if r.info.status == "FINISHED"]
-        return len(done) == 1 and any(epochs_logged(store, r) for r in children if r.info.status == "RUNNING")
+    def one_done_one_checkpointed_mid_trial() -> bool:
+        """In the state --resume restores (a file read per poll): one sample at its last epoch, the other (one at
+        a time, so the first has ended) past its first checkpoint and short of its last epoch."""
+        reached = sorted(epoch for _, epoch in tune_state_epochs(folder))
+        return len(reached) == 2 and 1 <= reached[0] < epochs == reached[1]
 
-    while not one_finished_one_started():
+    while not one_done_one_checkpointed_mid_trial():
         assert first.poll() is None, log.read_text()[-4000:]
-        assert time.monotonic() < deadline, "no trial finished"
-        time.sleep(0.3)
+        assert time.monotonic() < deadline, f"no sample checkpointed mid-sweep in {SWEEP_TIMEOUT_S} s"
+        time.sleep(0.2)
+    at_kill = [(float(config["optim.lr"]), epoch) for config, epoch in tune_state_epochs(folder)]
+
+    def epoch_at_kill(run) -> int:  # MLflow may round the logged value
+        (epoch,) = (e for lr, e in at_kill if math.isclose(lr, float(run.data.params["optim.lr"]), rel_tol=1e-5))
+        return epoch
+
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
     if not wait_pg_gone(first.pid, timeout=10):
         os.killpg(first.pid, signal.SIGKILL)
         assert wait_pg_gone(first.pid)
+    kill_marked(first.marker)
     client, _, before = runs_of(tmp_path, "gsf-test-random")
     lr_before = {r.info.run_id: r.data.params["optim.lr"] for r in before}
     assert len(lr_before) == 2
     finished = next(r for r in before if r.info.status == "FINISHED")
+    interrupted = next(r for r in before if r.info.status != "FINISHED")
+    assert epoch_at_kill(finished) == epochs
     history = [(m.step, m.timestamp) for m in client.get_metric_history(finished.info.run_id, "epoch")]
+    (cut,) = attempts(records)[interrupted.data.tags["gsf.slug"]]  # the sample's own record of its attempt
+    assert cut["start_epoch"] == 1 and cut["epochs"] == list(range(1, len(cut["epochs"]) + 1))
+    checkpointed = epoch_at_kill(interrupted)
+    assert checkpointed <= len(cut["epochs"]) < epochs, "the sample had finished before the kill"
 
     log = tmp_path / "resume.log"
-    finish(processes.sweep([*args, "--resume"], log=log, env=sweep_env(), cwd=tmp_path), log)
+    finish(processes.start([sys.executable, str(RECORDING_STARTS), str(records), *args, "--resume"], log=log,
+                           env=sweep_env(), cwd=tmp_path), log)
     client, parents, children = runs_of(tmp_path, "gsf-test-random")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert {r.info.run_id: r.data.params["optim.lr"] for r in children} == lr_before  # same runs, same draws
     assert {r.info.status for r in children} == {"FINISHED"}
-    assert all(epochs_logged(client, run) == [1, 2, 3] for run in children)
+    assert all(epochs_logged(client, run) == list(range(1, epochs + 1)) for run in children)
     assert [(m.step, m.timestamp) for m in client.get_metric_history(finished.info.run_id, "epoch")] == history
     assert_sampled_runs(children, key="optim.lr", bounds=LR_BOUNDS)
-    # Tune made no new trial. (A trial created after Tune's last state snapshot, at most every 10 s, is created
-    # again, with the same seeded draw, so it finds its run; it trains again from scratch, and its Tune rows
-    # may repeat epochs: MLflow, which logs each epoch once, is the record.)
-    results = list((tmp_path / "sweeps" / "s").glob("*/result.json"))
-    assert len(results) == 2
-    for path in results:
-        assert json.loads(path.read_text().splitlines()[-1])["epoch"] == 3
+    # Tune made no new trial: the finished sample was not rerun, and the interrupted one continued from its
+    # checkpoint (at least the one in the state at the kill), not from epoch 1
+    recorded = attempts(records)
+    assert sorted(recorded) == sorted(r.data.tags["gsf.slug"] for r in children)
+    assert [(a["start_epoch"], a["epochs"]) for a in recorded[finished.data.tags["gsf.slug"]]] == [
+        (1, list(range(1, epochs + 1)))]
+    again, resumed = recorded[interrupted.data.tags["gsf.slug"]]
+    assert again == cut
+    assert checkpointed + 1 <= resumed["start_epoch"] <= len(cut["epochs"]) + 1, (checkpointed, cut, resumed)
+    assert resumed["epochs"] == list(range(resumed["start_epoch"], epochs + 1))
+    assert len(list(folder.glob("*/result.json"))) == 2  # two trial folders: no third sample was drawn
     assert staging_left(tmp_path) == []
 
 
+WD_BOUNDS = (1e-5, 1e-4)
+
+
 @pytest.mark.slow
-def test_optuna_under_asha_gives_each_grid_point_its_samples_each_in_its_own_finished_run(
+def test_optuna_under_asha_stops_the_samples_worse_at_their_rung_and_runs_the_others_to_the_end(
         tmp_path, synth_root, processes):
     from test_sweep import epochs_logged, finish, runs_of, sweep_args
 
-    grid = tune_grid(tmp_path, "optuna", axes={"model.temporal": ["none", "gsf"]},
+    # Two grid points, one made clearly worse (lr 30 diverges), Optuna sampling the weight decay of each, two
+    # samples a point. One trial at a time, in Optuna's order (point n mod 2): 0.01, 30, 0.01, 30. ASHA's rung
+    # is epoch 1 (grace period 1); each lr-30 trial reaches it behind an lr-0.01 one and is stopped there.
+    grid = tune_grid(tmp_path, "optuna", axes={"optim.lr": [0.01, 30.0]}, baseline={"optim.lr": 0.01},
                      tune={"metric": "train_loss", "mode": "min", "max_failures": 0,
                            "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
                            "search": {"algorithm": "optuna", "num_samples": 2,
-                                      "space": {"optim.lr": {"loguniform": list(LR_BOUNDS)}}}})
+                                      "space": {"optim.weight_decay": {"loguniform": list(WD_BOUNDS)}}}})
     log = tmp_path / "sweep.log"
-    finish(processes.sweep(sweep_args(tmp_path, synth_root, grid, "--max-concurrent", "2"), log=log,
+    finish(processes.sweep(sweep_args(tmp_path, synth_root, grid, "--max-concurrent", "1"), log=log,
                            env=sweep_env(), cwd=tmp_path), log)
-    assert "2 grid points x 2 samples = 4 trials (optuna search" in log.read_text()
+    assert "2 grid points x 2 samples = 4 trials (optuna search over optim.weight_decay" in log.read_text()
     client, parents, children = runs_of(tmp_path, "gsf-test-optuna")
     assert len(parents) == 1 and parents[0].data.params["num_trials"] == "4"
     assert len(children) == 4 and {r.info.status for r in children} == {"FINISHED"}
-    assert sorted(r.data.tags["gsf.axis.model.temporal"] for r in children) == ["gsf", "gsf", "none", "none"]
-    assert_sampled_runs(children, key="optim.lr", bounds=LR_BOUNDS)
-    for run in children:
-        early = run.data.tags.get("gsf.stopped_early") == "true"
-        assert epochs_logged(client, run) == ([1] if early else [1, 2])
-        assert ("final_val_top1" in run.data.metrics) != early
+    assert_sampled_runs(children, key="optim.weight_decay", bounds=WD_BOUNDS)
+    by_lr = {lr: [r for r in children if float(r.data.params["optim.lr"]) == lr] for lr in (0.01, 30.0)}
+    assert [len(runs) for runs in by_lr.values()] == [2, 2]
+    loss_at_rung = {r.info.run_id: next(m.value for m in client.get_metric_history(r.info.run_id, "train_loss")
+                                        if m.step == 1) for r in children}
+    for run in by_lr[30.0]:  # worse at the rung than every trial that went on, and stopped there
+        assert run.data.tags.get("gsf.stopped_early") == "true" and run.data.tags["gsf.stopped_at_epoch"] == "1"
+        assert epochs_logged(client, run) == [1] and "final_val_top1" not in run.data.metrics
+        assert all(loss_at_rung[run.info.run_id] > loss_at_rung[good.info.run_id] for good in by_lr[0.01])
+    for run in by_lr[0.01]:  # the better ones went on to their last epoch
+        assert "gsf.stopped_early" not in run.data.tags
+        assert epochs_logged(client, run) == [1, 2] and "final_val_top1" in run.data.metrics
     assert staging_left(tmp_path) == []
