@@ -30,6 +30,8 @@ from gsf.vocabulary import DATASET_NAMES, PUBLISHED_NUM_CLASSES, RELEASE_CROP_SC
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("sgd", "adamw")
+PARAM_GROUP_POLICIES = ("uniform", "tsm")
+SCHEDULES = ("cosine", "step")
 
 
 def _knob(default, doc: str, choices: tuple | None = None):
@@ -123,6 +125,14 @@ class OptimConfig:
     epochs: int = _knob(60, "training epochs")
     warmup_epochs: int = _knob(10, "epochs of linear warm-up from warmup_start_factor * lr to lr")
     warmup_start_factor: float = _knob(0.1, "lr factor of the first warm-up epoch")
+    schedule: str = _knob("cosine", "after the warm-up: cosine to ~0 (the GSF release) or step, x0.1 at each of "
+                                    "optim.lr_steps (the TSM code base that TAM and TIN train with)", SCHEDULES)
+    lr_steps: list[int] = _knob([], "schedule step: 0-based epochs from which the lr is x0.1 once more (TAM on "
+                                    "Something-Something V1: [30, 40, 45])")
+    param_groups: str = _knob("uniform", "uniform: one lr and weight decay for every parameter (the GSF release); "
+                                         "tsm: TSM's policy, which TAM and TIN train with: every Linear weight lr x5, "
+                                         "every Linear bias lr x10 and conv bias lr x2 without decay, BatchNorm without "
+                                         "decay (docs/recipe.md)", PARAM_GROUP_POLICIES)
     clip_grad_norm: float | None = _knob(20.0, "clip gradients to this global L2 norm; null: no clipping")
     accumulation_steps: int = _knob(1, "micro-batches per optimizer step (gradient accumulation)")
     partial_bn: bool = _knob(False, "freeze every BatchNorm but the first (TSN's partial BN); release: off")
@@ -412,6 +422,10 @@ def check_config(config: TrainConfig, *, need_data: bool = True) -> None:
     if not 0 <= o.momentum < 1 or o.weight_decay < 0:
         raise GSFConfigError(f"optim.momentum={o.momentum} must be in [0, 1) and optim.weight_decay="
                              f"{o.weight_decay} >= 0")
+    if o.schedule == "step" and (not o.lr_steps or list(o.lr_steps) != sorted(set(o.lr_steps))
+                                 or not all(o.warmup_epochs <= s < o.epochs for s in o.lr_steps)):
+        raise GSFConfigError(f"optim.lr_steps={o.lr_steps} must be increasing epochs in [optim.warmup_epochs="
+                             f"{o.warmup_epochs}, optim.epochs={o.epochs}) for optim.schedule=step")
     if not 0 <= o.warmup_epochs < o.epochs:
         raise GSFConfigError(f"optim.warmup_epochs={o.warmup_epochs} must be in [0, optim.epochs={o.epochs})")
     if not 0 < o.warmup_start_factor <= 1:

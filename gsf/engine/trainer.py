@@ -57,16 +57,57 @@ PROBE_CLIPS = 4
 
 # --- schedule ----------------------------------------------------------------------------------------
 
-def lr_factor(epoch: int, *, epochs: int, warmup_epochs: int, warmup_start_factor: float) -> float:
+def lr_factor(epoch: int, *, epochs: int, warmup_epochs: int, warmup_start_factor: float, schedule: str = "cosine",
+              lr_steps: Sequence[int] = ()) -> float:
     """Multiplier of the (scaled) lr during 0-based epoch ``epoch`` (GSF.md section 4).
 
     Warm-up, ``epoch < W``: ``s + (1 - s) * epoch / W`` (``s = warmup_start_factor``), linear from s to
-    just below 1. Then cosine: ``0.5 * (1 + cos(pi * (epoch - W) / (E - W)))``, 1 at epoch W and ~0 at the
-    last epoch E - 1 (it would reach 0 at epoch E, which is never trained).
+    just below 1. Then ``cosine``: ``0.5 * (1 + cos(pi * (epoch - W) / (E - W)))``, 1 at epoch W and ~0 at the
+    last epoch E - 1 (it would reach 0 at epoch E, which is never trained); or ``step``, as TSM's code base
+    steps it for TAM and TIN: ``0.1 ** (number of lr_steps <= epoch)``.
     """
     if epoch < warmup_epochs:
         return warmup_start_factor + (1.0 - warmup_start_factor) * epoch / warmup_epochs
+    if schedule == "step":
+        return 0.1 ** sum(epoch >= step for step in lr_steps)
     return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup_epochs) / (epochs - warmup_epochs)))
+
+
+def parameter_groups(model: nn.Module, *, policy: str, lr: float, weight_decay: float) -> list[dict]:
+    """The optimiser's parameter groups (docs/recipe.md).
+
+    ``uniform``: one group, ``lr`` and ``weight_decay`` for every parameter (the GSF release). ``tsm``: the
+    policy of TSM's code base, with which TAM and TIN are trained: every ``nn.Linear`` weight at 5 x lr with
+    decay (the head's and the temporal modules' own linear layers alike), every ``nn.Linear`` bias at 10 x lr
+    and every convolution bias at 2 x lr, both without decay, BatchNorm weights and biases at lr without
+    decay, every other parameter (convolution weights) at lr with decay. The first group is always the one at
+    ``lr`` with decay, so ``param_groups[0]["lr"]`` is the run's lr. Frozen parameters (partial BN) are left
+    out of ``tsm``'s groups.
+    """
+    if policy == "uniform":  # every parameter, frozen ones too (they get no gradient), as checkpoints hold them
+        return [{"params": list(model.parameters()), "lr": lr, "weight_decay": weight_decay}]
+    if policy != "tsm":
+        raise GSFConfigError(f"optim.param_groups={policy!r} is not one of uniform, tsm")
+    # (lr multiplier, decays) -> parameters; the first key is the plain group
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {(1.0, True): [], (5.0, True): [], (10.0, False): [],
+                                                             (2.0, False): [], (1.0, False): []}
+    seen: set[int] = set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            if isinstance(module, nn.Linear):
+                key = (5.0, True) if name == "weight" else (10.0, False)
+            elif isinstance(module, nn.modules.batchnorm._NormBase):
+                key = (1.0, False)
+            elif isinstance(module, nn.modules.conv._ConvNd) and name == "bias":
+                key = (2.0, False)
+            else:
+                key = (1.0, True)
+            groups[key].append(param)
+    return [{"params": params, "lr": lr * mult, "weight_decay": weight_decay if decays else 0.0}
+            for (mult, decays), params in groups.items() if params or (mult, decays) == (1.0, True)]
 
 
 def scaled_lr(config: TrainConfig, world_size: int | None = None) -> float:
@@ -210,13 +251,15 @@ class _Run:
             apply_partial_bn(self.model)
         if self.where.rank > 0:  # same weights everywhere, but each rank its own dropout and augmentation
             seed_everything(epoch_seed(seed, 0, self.where.rank))
-        self.optimizer = make_optimizer(self.model.parameters(), optimizer=c.optim.optimizer,
-                                        lr=scaled_lr(c, self.where.world_size), momentum=c.optim.momentum,
-                                        weight_decay=c.optim.weight_decay)
         o = c.optim
+        lr = scaled_lr(c, self.where.world_size)
+        groups = parameter_groups(self.model, policy=o.param_groups, lr=lr, weight_decay=o.weight_decay)
+        self.optimizer = make_optimizer(groups, optimizer=o.optimizer, lr=lr, momentum=o.momentum,
+                                        weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda e: lr_factor(e, epochs=o.epochs, warmup_epochs=o.warmup_epochs,
-                                                warmup_start_factor=o.warmup_start_factor))
+                                                warmup_start_factor=o.warmup_start_factor, schedule=o.schedule,
+                                                lr_steps=o.lr_steps))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.epoch, self.step = 0, 0
         self.best_top1, self.best_epoch = -1.0, 0
