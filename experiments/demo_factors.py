@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -75,17 +74,6 @@ def apply_start(model, start: str, seed: int) -> None:
                     conv.reset_parameters()
 
 
-def machine_name() -> str:
-    """The processor's model name (Linux), else the architecture."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def seed_range(text: str) -> list[int]:
     """``0-8`` or ``1,3,5`` as a list of seeds."""
     seeds: list[int] = []
@@ -99,6 +87,7 @@ def run_one(*, seed: int, start: str, data: Path, overrides: list[str], out: Pat
     import gsf.models
     from gsf.engine import train
     from gsf.engine.health import did_not_train
+    from gsf.provenance import cpu_name
 
     all_overrides = [f"data.root={data}", f"runtime.seed={seed}", *overrides]
     config = demo_trial_config(all_overrides)
@@ -124,7 +113,7 @@ def run_one(*, seed: int, start: str, data: Path, overrides: list[str], out: Pat
         "train_loss": losses, "val_top1": [e.get("val_top1") for e in epochs], "best_val_top1": result["best_val_top1"],
         "did_not_train": did_not_train(losses, num_classes=int(result["num_classes"]),
                                        warmup_epochs=config.optim.warmup_epochs),
-        "seconds": round(time.time() - started, 1), "machine": machine_name(),
+        "seconds": round(time.time() - started, 1), "machine": cpu_name(),
     }
     out.mkdir(parents=True, exist_ok=True)
     name = f"{config.model.temporal}_g{config.model.groups}_{start}_lr{config.optim.lr:g}_{data.name}_s{seed}.json"

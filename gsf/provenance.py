@@ -1,8 +1,9 @@
-"""Which code produced a result: the one definition shared by checkpoints (``code_version`` entry) and
+"""Which code, and which processor, produced a result: the one definition shared by checkpoints (``code_version`` entry) and
 MLflow runs (tag ``gsf.code_version``), so a checkpoint and its run always name the same code."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from pathlib import Path
 
@@ -31,3 +32,14 @@ def code_version(repo: str | Path | None = None) -> str:
     import gsf
 
     return f"gsf-bench {gsf.__version__}"
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` knows of it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

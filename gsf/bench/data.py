@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -20,16 +19,7 @@ from torchvision.io import encode_jpeg, write_file
 
 from gsf.data.datasets import build_dataset, collate_clips
 from gsf.data.io import VideoFile
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from gsf.provenance import cpu_name
 
 
 def _as_ssv1(ssv2_root: Path, ssv1_root: Path) -> None:
@@ -123,7 +113,7 @@ def bench_data(
                     print(f"{rows[-1]['source']:24s} T={num_frames:<3d} workers={num_workers}  "
                           f"{rate:8.1f} clips/s")
     conditions = (
-        f"CPU: {_cpu_name()}, {os.cpu_count()} logical cores, torch threads {threads}; "
+        f"CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch threads {threads}; "
         f"train augmentation (RandAugment, multi-scale crop, flip) to {input_size}x{input_size}, "
         f"source {video_size}x{video_size} px, {video_frames}-frame videos, batch {batch_size}; "
         f"torch {torch.__version__}"

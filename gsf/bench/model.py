@@ -16,7 +16,6 @@ import contextlib
 import csv
 import multiprocessing
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -430,15 +429,9 @@ def _bench_clip_length(backbone, variants, models, forwards, clock, *, num_frame
 def _device_name(device: str) -> str:
     if device == "cuda":
         return f"GPU {torch.cuda.get_device_name()}"
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU {name}, {os.cpu_count()} logical cores"
+    from gsf.provenance import cpu_name
+
+    return f"CPU {cpu_name()}, {os.cpu_count()} logical cores"
 
 
 def _fmt(value) -> str:
