@@ -12,13 +12,15 @@ _CHECKOUT = Path(__file__).resolve().parents[1]  # the repository root when gsf 
 
 def git_commit(repo: str | Path | None = None) -> str | None:
     """The git commit of the checkout (default: the one this package runs from), with ``-dirty`` appended
-    when tracked files differ from it; None outside a git checkout or without git."""
+    when tracked files differ from it, outside ``results/`` (what the suite's own commands write: a demo run
+    rewrites results/demo, which changes no code); None outside a git checkout or without git."""
     repo = Path(repo) if repo is not None else _CHECKOUT
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=repo, capture_output=True, text=True, timeout=10,
+                               check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (commit + ("-dirty" if dirty else "")) if commit else None

@@ -26,6 +26,22 @@ def test_commit_gets_dirty_when_a_tracked_file_changes(tmp_path):
     assert git_commit(repo) == head + "-dirty" == code_version(repo)
 
 
+def test_results_written_by_the_suite_do_not_make_the_code_dirty(tmp_path):
+    """gsf demo rewrites the committed results/demo: the next sweep still runs the committed code."""
+    repo = tmp_path / "repo"
+    (repo / "results" / "demo").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    (repo / "results" / "demo" / "table.md").write_text("old\n")
+    (repo / "code.py").write_text("x = 1\n")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q", "-m", "first")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    (repo / "results" / "demo" / "table.md").write_text("new\n")
+    assert git_commit(repo) == head
+    (repo / "code.py").write_text("x = 2\n")
+    assert git_commit(repo) == head + "-dirty"
+
+
 def test_outside_a_checkout_there_is_no_commit_and_the_version_names_the_package(tmp_path):
     import gsf
 
