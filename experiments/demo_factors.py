@@ -116,7 +116,8 @@ def run_one(*, seed: int, start: str, data: Path, overrides: list[str], out: Pat
         "seconds": round(time.time() - started, 1), "machine": cpu_name(),
     }
     out.mkdir(parents=True, exist_ok=True)
-    name = f"{config.model.temporal}_g{config.model.groups}_{start}_lr{config.optim.lr:g}_{data.name}_s{seed}.json"
+    name = (f"{config.model.temporal}_g{config.model.groups}_{start}_lr{config.optim.lr:g}_{data.name}"
+            f"_t{config.runtime.num_threads}_s{seed}.json")
     (out / name).write_text(json.dumps(record, indent=1), encoding="utf-8")
     return record
 
