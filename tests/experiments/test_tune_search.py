@@ -327,8 +327,9 @@ def test_random_search_resumed_after_a_killed_driver_keeps_its_samples_and_draws
     from test_sweep import RECORDING_STARTS, SWEEP_TIMEOUT_S, epochs_logged, finish, runs_of, sweep_args
 
     epochs = 5  # room for the kill between the second sample's first checkpoint and its end
+    # batches of 2: epochs of a few seconds, so the kill lands while Tune's state names a checkpoint that exists
     args = sweep_args(tmp_path, synth_root, random_grid(tmp_path, ["gsf"]), "--max-concurrent", "1", "--set",
-                      f"optim.epochs={epochs}")
+                      f"optim.epochs={epochs}", "--set", "data.batch_size=2")
     records, folder = tmp_path / "records", tmp_path / "sweeps" / "s"
     log = tmp_path / "first.log"
     first = processes.start([sys.executable, str(RECORDING_STARTS), str(records), *args], log=log, env=sweep_env(),
