@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import read_grid, resolved
+
 from experiments.grid.resolve import config_hash
 from experiments.trials import TrialSpec, plan_trials
 from gsf.errors import GSFConfigError

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import Processes, sweep_env
 from test_sweep import SWEEP_TIMEOUT_S, epochs_logged, runs_of
 

@@ -6,8 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import read_grid, resolved
+
 from experiments.cli import configure_parser, run
 from experiments.grid.expand import expand, slug_names
 from experiments.grid.load import load_grids

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_GRID, read_grid, resolved
+
 from experiments.runner import SweepContext, SweepFolder, _final_metrics, open_sweep
 from experiments.trials import plan_trials
 

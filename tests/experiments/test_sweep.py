@@ -17,9 +17,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from conftest import (MARKER, TINY_GRID, kill_marked, marked_processes, sweep_env, tune_state_epochs,
-                      wait_marked_gone, wait_pg_gone)
+from conftest import (
+    MARKER,
+    TINY_GRID,
+    kill_marked,
+    marked_processes,
+    sweep_env,
+    tune_state_epochs,
+    wait_marked_gone,
+    wait_pg_gone,
+)
 from sweep_failing_once import start_epochs
 from sweep_recording_starts import attempts
 

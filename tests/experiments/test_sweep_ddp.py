@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import TINY_GRID, ray_train_checkpointed_epoch, sweep_env
 from sweep_failing_once import start_epochs
 from test_sweep import assert_no_epoch_repeated, epochs_logged, finish, runs_of, sweep_args, tune_epochs

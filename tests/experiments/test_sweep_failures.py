@@ -11,7 +11,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import TINY_GRID, Processes, sweep_env, wait_marked_gone, wait_pg_gone
 from test_sweep import SWEEP_TIMEOUT_S, epochs_logged, runs_of, sweep_args
 

@@ -9,7 +9,6 @@ import subprocess
 
 import pytest
 import torch
-
 from conftest import TINY_GRID, Processes, sweep_env
 from test_sweep import SWEEP_TIMEOUT_S, runs_of, sweep_args
 

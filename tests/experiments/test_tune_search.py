@@ -15,8 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-
 from conftest import TINY_GRID, read_grid, resolved, sweep_env, wait_pg_gone
+
 from experiments.grid.expand import planned_trials
 from gsf.errors import GSFConfigError
 
