@@ -43,6 +43,10 @@ def loopback_cluster(monkeypatch):
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
     temp = tempfile.mkdtemp(prefix="gsfc", dir="/tmp")  # short: Ray's socket paths have a length limit
+    # Ray's Cluster also writes the address file of its default temp folder (/tmp/ray/ray_current_cluster),
+    # which need not exist on a fresh machine: point that default into this cluster's own folder.
+    monkeypatch.setenv("RAY_TMPDIR", temp)
+    os.makedirs(os.path.join(temp, "ray"), exist_ok=True)
     node = {"node_ip_address": "127.0.0.1", "num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
     cluster = Cluster(initialize_head=True, connect=False,
                       head_node_args={**node, "include_dashboard": False, "temp_dir": temp})
