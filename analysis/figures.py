@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.tables import decimals_to_tell_apart
+from gsf import mlflow_schema as schema
 
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
@@ -390,8 +391,9 @@ def pair_accuracy_bars(pairs: pd.DataFrame, stem: Path, *, title: str, order: li
 
 # --- what GSF routes --------------------------------------------------------------------------------------
 
-ROUTING_MEASURES = (("gate_abs", "mean |gate|", "o", "-"), ("gate_saturated", "gates saturated (|g| > 0.99)", "s", "--"),
-                    ("fusion_weight", "mean fusion weight w", "^", ":"))
+ROUTING_MEASURES = ((schema.GATE_ABS, "mean |gate|", "o", "-"),
+                    (schema.GATE_SATURATED, "gates saturated (|g| > 0.99)", "s", "--"),
+                    (schema.FUSION_WEIGHT, "mean fusion weight w", "^", ":"))
 
 
 def _stage_key(stage: str) -> tuple:
@@ -403,13 +405,13 @@ def draw_gsf_internals(runs: pd.DataFrame, table: pd.DataFrame, *, title: str):
     """Per variant with gated temporal modules (GSF, GSM), one panel: at the best checkpoint, per backbone
     stage, the mean |gate|, the share of saturated gates and the mean fusion weight (lines: mean over seeds,
     dots: seeds). None if no run logged them (``ckpt_*`` metrics, :mod:`gsf.engine.health`)."""
-    columns = [c for c in runs.columns if str(c).startswith("ckpt_")]
+    columns = [c for c in runs.columns if str(c).startswith(schema.CHECKPOINT_PREFIX)]
     panels = []
     for _, row in table.iterrows():
         part = runs[runs["run_id"].isin(row["run_ids"]) & (runs["status"] == "FINISHED")]
         measures = {}
         for measure, *_ in ROUTING_MEASURES:
-            prefix = f"ckpt_{measure}/"
+            prefix = f"{schema.CHECKPOINT_PREFIX}{measure}/"
             stage_columns = {c[len(prefix):]: c for c in columns if c.startswith(prefix) and part[c].notna().any()}
             if stage_columns:
                 measures[measure] = stage_columns

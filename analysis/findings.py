@@ -20,8 +20,6 @@ import math
 
 import pandas as pd
 
-from gsf import mlflow_schema as schema
-
 CHANCE_WITHIN_PAIR_PCT = 50.0
 
 
@@ -163,8 +161,3 @@ def findings_markdown(lines: list[str]) -> str:
     """The lines as a Markdown list (sub-items indented under theirs)."""
     return "\n".join(f"  - {line[len(SUB_ITEM):]}" if line.startswith(SUB_ITEM) else f"- {line}"
                      for line in lines) + "\n"
-
-
-def routing_columns(runs: pd.DataFrame) -> list[str]:
-    """The best checkpoint's per-stage routing metrics the runs logged (``ckpt_gate_abs/layer1`` ...)."""
-    return [c for c in runs.columns if str(c).startswith(schema.CHECKPOINT_PREFIX)]

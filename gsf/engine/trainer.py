@@ -263,6 +263,7 @@ class _Run:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.epoch, self.step = 0, 0
         self.best_top1, self.best_epoch = -1.0, 0
+        self.probe: torch.Tensor | None = None  # the last epoch's first clips (training health)
         self.last_metrics: dict[str, float] = {}
 
     def _restore(self) -> None:
@@ -443,7 +444,7 @@ class _Run:
         """What the GSF / GSM modules route at the best checkpoint (the last one without validation), on the
         last epoch's probe clips: ``ckpt_gate_abs/<stage>`` ... (:mod:`gsf.engine.health`)."""
         path = self.best_path if self.best_path.exists() else self.last_path
-        if getattr(self, "probe", None) is None or not gated_modules(self.model) or not path.exists():
+        if self.probe is None or not gated_modules(self.model) or not path.exists():
             return {}
         import copy
 

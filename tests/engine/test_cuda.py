@@ -6,43 +6,29 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from gsf.engine import Callback, train
+from gsf.engine import train
 from gsf.engine import trainer as trainer_module
 from gsf.engine.checkpoint import load_checkpoint
 from gsf.engine.config import resolve_device, resolve_precision
+
+from .test_recipe import run_two_ranks
+from .test_train import Interrupt, StopAfter
 
 pytestmark = pytest.mark.gpu
 
 # CUDA runs: no deterministic algorithms (several CUDA backward kernels have none), no test views
 ON_CUDA = ("runtime.device=cuda", "runtime.deterministic=false", "data.test_views=")
 LOSS_FN = trainer_module.loss_fn
-RANK_SCRIPT = Path(__file__).with_name("recipe_rank_script.py")
 REPO = Path(__file__).resolve().parents[2]
 two_gpus = pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2,
                               reason="needs two CUDA devices")
-
-
-class Interrupt(Exception):
-    pass
-
-
-class StopAfter(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, metrics, checkpoint_path):
-        if epoch == self.epoch:
-            raise Interrupt
 
 
 def test_auto_precision_on_cuda_is_bf16_autocast_with_float32_weights_and_no_scaler(tiny_config, tmp_path,
@@ -107,18 +93,6 @@ def test_a_torchrun_rank_on_cuda_joins_an_nccl_group_on_its_local_device(monkeyp
     assert distributed.local_device("cuda") == torch.device("cuda", 0)
     total = distributed.all_sum([1.0, 2.0], distributed.local_device("cuda"))
     assert total == [1.0, 2.0]  # a collective over nccl, one process
-
-
-def run_two_ranks(*args) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-               "--master-port", str(port), str(RANK_SCRIPT), *map(str, args)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
 
 
 def two_gpu_run(tiny_config, tmp_path, *overrides) -> list[dict]:
