@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import math
-import socket
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from gsf.engine import train
 from gsf.engine import trainer as trainer_module
 from gsf.engine.checkpoint import load_checkpoint
 from gsf.engine.config import resolve_device, resolve_precision
+from tests.ports import free_port
 
 from .test_recipe import run_two_ranks
 from .test_train import Interrupt, StopAfter
@@ -81,9 +81,7 @@ def test_a_torchrun_rank_on_cuda_joins_an_nccl_group_on_its_local_device(monkeyp
 
     from gsf.engine import distributed
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
                        "MASTER_PORT": str(port)}.items():
         monkeypatch.setenv(key, value)

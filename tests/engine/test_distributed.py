@@ -23,6 +23,7 @@ from gsf.engine.config import TrainConfig, load_config
 from gsf.engine.evaluate import evaluate_checkpoint, merge_predictions, predict_views
 from gsf.engine.trainer import lr_factor, scaled_lr
 from gsf.errors import GSFCheckpointError, GSFConfigError, GSFDataError
+from tests.ports import free_port
 
 from .conftest import TINY
 from .ddp_rank_script import fixed_model_and_batch, seeded_model
@@ -55,13 +56,6 @@ def config_file(tmp_path: Path, config: TrainConfig, name: str = "c.yaml") -> Pa
     path.write_text(yaml.safe_dump(config.to_dict()))
     return path
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def torchrun(*args, check: bool = True) -> subprocess.CompletedProcess:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from gsf.engine import Callback, train
 from gsf.engine import trainer as trainer_module
 from gsf.engine.checkpoint import FORMAT, load_checkpoint
 from gsf.errors import NonFiniteLossError
+from tests.ports import free_port
 
 # One thread: on a shared machine torch's default thread pool mostly waits for the other processes.
 QUICK = ("data.test_views=", "runtime.num_threads=1")
@@ -139,9 +139,7 @@ REPO = Path(__file__).resolve().parents[2]
 def run_two_ranks(*args, timeout_s: int = 600) -> None:
     """``torchrun --nproc-per-node 2 recipe_rank_script.py ARGS`` on a free local port, this checkout first on the
     path; a failure shows the ranks' output."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",

@@ -105,13 +105,18 @@ def kill_marked(marker: str) -> None:
 def tune_state_epochs(sweep_folder: Path) -> list[tuple[dict, int]]:
     """``(config, epoch)`` of each trial in the sweep's backed-up Tune state (``.gsf-state-backup``,
     :mod:`experiments.tune_state`): its Tune config (``trial``, the grid point, and any sampled values) and the
-    epoch of its last report there (0 before the first).
+    epoch of the latest checkpoint its checkpoint manager holds there (0 before the first).
 
     ``--resume`` restores the trials from Tune's state file, or from this copy when a killed driver cut the file
-    off, and the copy is never newer than the file; every report of a trial carries its checkpoint. So a driver
-    killed once a trial shows epoch E here is resumed with that trial's checkpoint of epoch E or a later one."""
+    off, and the copy is never newer than the file; each trial continues from that latest checkpoint. So a
+    driver killed once a trial shows epoch E here is resumed with that trial's checkpoint of epoch E or a later
+    one. The trial's ``last_result`` can be an epoch ahead of it: Tune records a report's result before it
+    registers the report's checkpoint, and a snapshot of the state can fall between the two."""
     import json
 
+    from ray.tune.utils.serialization import TuneFunctionDecoder
+
+    decoder = TuneFunctionDecoder(allow_cloudpickle=True)  # the checkpoint manager is pickled; our own file
     found = []
     for path in sorted(Path(sweep_folder).glob(".gsf-state-backup/experiment_state-*.json")):
         try:
@@ -119,9 +124,11 @@ def tune_state_epochs(sweep_folder: Path) -> list[tuple[dict, int]]:
         except (OSError, ValueError, KeyError):  # being replaced
             continue
         for _, metadata in trials:
-            result = json.loads(metadata).get("last_result") or {}
+            state = decoder.decode(metadata)
+            result = state.get("last_result") or {}
             if "config" in result:
-                found.append((result["config"], int(result.get("epoch", 0))))
+                latest = state["checkpoint_manager"].latest_checkpoint_result
+                found.append((result["config"], int(latest.metrics["epoch"]) if latest else 0))
     return found
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from conftest import (
 )
 from sweep_failing_once import start_epochs
 from sweep_recording_starts import attempts
+
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 # A hang guard, not a budget: a sweep of these tests takes 30-120 s on a loaded 2-core machine.
@@ -220,12 +221,6 @@ def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, 
     assert before == cut
     assert at_kill[interrupted] + 1 <= resumed["start_epoch"] <= len(cut["epochs"]) + 1, (at_kill, cut, resumed)
     assert resumed["epochs"] == list(range(resumed["start_epoch"], epochs + 1))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ray_start(processes, tmp_path: Path, name: str, *args: str, env: dict) -> subprocess.Popen:

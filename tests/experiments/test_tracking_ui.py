@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
@@ -11,16 +10,11 @@ import pytest
 from experiments import tracking
 from experiments.ui import server_command
 from gsf.errors import GSFTrackingError
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.ports import free_port
 
 
 def test_preflight_fails_fast_naming_an_unreachable_server():
-    uri = f"http://127.0.0.1:{_closed_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(GSFTrackingError, match=uri.replace(".", r"\.")):
         tracking.preflight(uri, timeout=2)
 
@@ -45,7 +39,7 @@ def test_gsf_ui_prints_the_runs_page_of_the_study(tmp_path):
     uri = tracking.default_tracking_uri(tmp_path)
     client = tracking.client(uri)
     experiment_id = tracking.ensure_experiment(client, "gsf-ui-test", uri=uri)
-    port = _closed_port()
+    port = free_port()
     done = subprocess.run([sys.executable, "-m", "gsf.cli", "ui", "--tracking-uri", uri, "--port", str(port),
                            "--study", "gsf-ui-test", "--exit-when-ready"], capture_output=True, text=True,
                           timeout=180, cwd=tmp_path)  # the server may write beside it: not into the checkout

@@ -3,7 +3,6 @@ it, and ``gsf`` run in-process with its exit code and output."""
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,12 +57,6 @@ def gsf(capsys):
         return Outcome(code, captured.out, captured.err)
 
     return run
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def files_under(folder: Path) -> list[str]:

@@ -12,7 +12,9 @@ import sys
 import pytest
 import yaml
 
-from .conftest import REPO, files_under, free_port, write_config
+from tests.ports import free_port
+
+from .conftest import REPO, files_under, write_config
 
 TINY_GRID = REPO / "tests" / "experiments" / "tiny.yaml"
 

@@ -18,7 +18,9 @@ import pytest
 import torch
 import yaml
 
-from .conftest import REPO, free_port
+from tests.ports import free_port
+
+from .conftest import REPO
 
 TINY_GRID = REPO / "tests" / "experiments" / "tiny.yaml"
 # the sweep driver whose trials record each attempt's process and start epoch (shared with tests/experiments)

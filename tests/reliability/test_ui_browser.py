@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from experiments.ui_screenshot import CHROMIUM, browse, flat_runs_url, save_screenshot
+from tests.ports import free_port
 
-from .conftest import free_port
 from .test_faults import Group, sweep_env
 
 STUDY, SWEEP_NAME = "gsf-test-ui", "tiny-ui-sweep"
