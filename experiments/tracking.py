@@ -72,14 +72,39 @@ def artifact_root(uri: str) -> str | None:
 
 
 def ensure_experiment(mlflow_client, study: str, *, uri: str, description: str = "") -> str:
-    """The id of experiment ``study``, created (with its artifact root) if it does not exist."""
+    """The id of experiment ``study``, created (with its artifact root) if it does not exist; either way of
+    the model-training kind (:func:`mark_model_training`)."""
     experiment = mlflow_client.get_experiment_by_name(study)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             mlflow_client.restore_experiment(experiment.experiment_id)
+        mark_model_training(mlflow_client, experiment)
         return experiment.experiment_id
-    tags = {schema.NOTE: description} if description else None
+    tags = {schema.EXPERIMENT_KIND: schema.EXPERIMENT_KIND_MODEL_TRAINING}
+    if description:
+        tags[schema.NOTE] = description
     return mlflow_client.create_experiment(study, artifact_location=artifact_root(uri), tags=tags)
+
+
+def mark_model_training(mlflow_client, experiment) -> bool:
+    """Tag ``experiment`` (an MLflow ``Experiment``) as a model-training experiment, so that MLflow 3's UI opens
+    it in its "Model training" view (runs, metrics, charts) rather than the GenAI one (traces, judges, prompts).
+    A kind already set (by the suite, or chosen in the UI) is kept. Returns whether the tag was added."""
+    if schema.EXPERIMENT_KIND in experiment.tags:
+        return False
+    mlflow_client.set_experiment_tag(experiment.experiment_id, schema.EXPERIMENT_KIND,
+                                     schema.EXPERIMENT_KIND_MODEL_TRAINING)
+    return True
+
+
+def suite_experiments(mlflow_client) -> list:
+    """The active experiments holding at least one run the suite logged (a sweep, trial, train or eval run)."""
+    found = []
+    for experiment in mlflow_client.search_experiments(max_results=1000):
+        if mlflow_client.search_runs([experiment.experiment_id], filter_string=f"tags.`{schema.ROLE}` != ''",
+                                     max_results=1):
+            found.append(experiment)
+    return found
 
 
 def find_runs(mlflow_client, experiment_id: str, tags: Mapping[str, str], *, status: str | None = None) -> list:

@@ -44,6 +44,13 @@ TRUE = "true"
 PARENT_RUN_ID = "mlflow.parentRunId"
 RUN_NAME = "mlflow.runName"
 NOTE = "mlflow.note.content"  # an experiment's description
+# Which view MLflow 3's UI opens an experiment in: "Model training" (runs, metrics, charts) for the suite's
+# experiments, instead of the GenAI view (traces, judges, prompts) it assumes for an experiment without runs.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_MODEL_TRAINING = "custom_model_development"
+# An experiment's saved runs-page views: one experiment tag per view, ``<prefix><view id>``, listed under the
+# runs page's "Views" menu and opened by the URL parameter ``viewStateShareKey=<view id>``.
+SAVED_VIEW_PREFIX = "mlflow.sharedViewState."
 
 # --- params -------------------------------------------------------------------------------------------
 

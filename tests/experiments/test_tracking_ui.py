@@ -9,6 +9,7 @@ import pytest
 
 from experiments import tracking
 from experiments.ui import server_command
+from gsf import mlflow_schema as schema
 from gsf.errors import GSFTrackingError
 from tests.ports import free_port
 
@@ -26,6 +27,19 @@ def test_preflight_rejects_a_missing_sqlite_folder_and_the_deprecated_file_store
         tracking.preflight(str(tmp_path / "mlruns"))
     tracking.preflight(tracking.default_tracking_uri(tmp_path))
     assert tracking.default_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+
+
+def test_experiments_the_suite_creates_or_reuses_are_of_the_model_training_kind(tmp_path):
+    uri = tracking.default_tracking_uri(tmp_path)
+    client = tracking.client(uri)
+    new = tracking.ensure_experiment(client, "gsf-new", uri=uri, description="a study")
+    assert client.get_experiment(new).tags[schema.EXPERIMENT_KIND] == schema.EXPERIMENT_KIND_MODEL_TRAINING
+    older = client.create_experiment("gsf-older")  # as a store written before the suite set the kind
+    assert tracking.ensure_experiment(client, "gsf-older", uri=uri) == older
+    assert client.get_experiment(older).tags[schema.EXPERIMENT_KIND] == schema.EXPERIMENT_KIND_MODEL_TRAINING
+    chosen = client.create_experiment("gsf-chosen", tags={schema.EXPERIMENT_KIND: "genai_development"})
+    tracking.ensure_experiment(client, "gsf-chosen", uri=uri)
+    assert client.get_experiment(chosen).tags[schema.EXPERIMENT_KIND] == "genai_development"  # a choice is kept
 
 
 def test_ui_server_is_an_argument_list_bound_to_the_given_host():
