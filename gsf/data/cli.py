@@ -63,6 +63,17 @@ def _run_validate(args) -> int:
     for problem in report.problems:
         print(f"BAD {problem}")
     print(report.summary())
+    if report.num_rows:  # the annotations were read: the split's identity (a run's digest covers its splits)
+        from gsf.data.fingerprint import fingerprint_dataset
+        from gsf.errors import GSFDataError
+
+        try:
+            fingerprint = fingerprint_dataset(args.dataset, args.root, [args.split],
+                                              frame_template=args.frame_template, num_classes=args.num_classes)
+        except GSFDataError as err:  # a bad annotation row: reported above, and no run could read the split
+            print(f"no data digest: {err}")
+        else:
+            print(fingerprint.describe())
     return 0 if report.ok else 1
 
 

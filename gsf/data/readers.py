@@ -25,6 +25,14 @@ KNOWN_FRAME_TEMPLATES = (
     "img_{:05d}.jpg",  # Kinetics
     "frame_{:010d}.jpg",  # EPIC-Kitchens
 )
+# The class-name files each reader looks for (the first found is read; EPIC reads both of its own).
+LABEL_FILES = {
+    "ssv1": ("something-something-v1-labels.csv",),
+    "ssv2": ("labels.json", "something-something-v2-labels.json"),
+    "diving48": ("Diving48_vocab.json",),
+    "kinetics400": ("train.csv",),
+    "epic100": ("EPIC_100_verb_classes.csv", "EPIC_100_noun_classes.csv"),
+}
 
 
 def _bad(errors: list[str] | None, message: str) -> None:
@@ -69,7 +77,7 @@ def read_ssv1(root, split: str = "train", *, errors: list[str] | None = None):
     index of the class in the sorted class list."""
     root = _check_root(root)
     part = _split_name(split, {"train": "train", "validation": "validation", "val": "validation"}, "ssv1")
-    labels_file = find_file(root, ("something-something-v1-labels.csv",))
+    labels_file = find_file(root, LABEL_FILES["ssv1"])
     with open(labels_file, encoding="utf-8") as f:
         classes = sorted({line.strip() for line in f if line.strip()})
     index = {name: i for i, name in enumerate(classes)}
@@ -109,7 +117,7 @@ def read_ssv2(root, split: str = "train", *, errors: list[str] | None = None):
     ``labels/`` or at the root, or the older ``something-something-v2-*.json`` names."""
     root = _check_root(root)
     part = _split_name(split, {"train": "train", "validation": "validation", "val": "validation"}, "ssv2")
-    labels_file = find_file(root, ("labels.json", "something-something-v2-labels.json"))
+    labels_file = find_file(root, LABEL_FILES["ssv2"])
     try:
         mapping = json.loads(labels_file.read_text(encoding="utf-8"))
         classes_by_index = {int(v): k for k, v in mapping.items()}
@@ -152,7 +160,7 @@ def read_diving48(root, split: str = "train", *, errors: list[str] | None = None
     root = _check_root(root)
     part = _split_name(split, {"train": "train", "test": "test", "val": "test", "validation": "test"}, "diving48")
     try:
-        vocab_file = find_file(root, ("Diving48_vocab.json",))
+        vocab_file = find_file(root, LABEL_FILES["diving48"])
         vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
         classes = [" ".join(v) if isinstance(v, list) else str(v) for v in vocab]
     except GSFDataError:
@@ -223,7 +231,7 @@ def read_kinetics400(root, split: str = "train", *, errors: list[str] | None = N
     if csv_name is None:
         raise GSFConfigError(f"kinetics400: unknown split {split!r}; choose train, val or test")
     split_file = find_file(root, (csv_name,))
-    class_file = find_file(root, ("train.csv",)) if split != "train" else split_file
+    class_file = find_file(root, LABEL_FILES["kinetics400"]) if split != "train" else split_file
     classes = sorted({r["label"].strip() for _, r in _read_csv_rows(class_file, ("label",), [])})
     index = {name: i for i, name in enumerate(classes)}
     video_dir = next((root / d for d in folders if (root / d).is_dir()), root / folders[0])
@@ -277,8 +285,9 @@ def read_epic100(root, split: str = "train", *, media: str = "auto", errors: lis
         raise GSFConfigError(f"epic100: media must be auto, frames or video, got {media!r}")
     part = _split_name(split, {"train": "train", "validation": "validation", "val": "validation"}, "epic100")
     split_file = find_file(root, (f"EPIC_100_{part}.csv",), EPIC_DIRS)
-    verbs = _epic_classes(root, "EPIC_100_verb_classes.csv", PUBLISHED_NUM_CLASSES["epic100"]["verb"])
-    nouns = _epic_classes(root, "EPIC_100_noun_classes.csv", PUBLISHED_NUM_CLASSES["epic100"]["noun"])
+    verb_file, noun_file = LABEL_FILES["epic100"]
+    verbs = _epic_classes(root, verb_file, PUBLISHED_NUM_CLASSES["epic100"]["verb"])
+    nouns = _epic_classes(root, noun_file, PUBLISHED_NUM_CLASSES["epic100"]["noun"])
     records = []
     use_frames: dict[str, bool] = {}
     for where, row in _read_csv_rows(split_file, EPIC_COLUMNS, errors):
