@@ -80,6 +80,44 @@ def create_run(mlflow_client, experiment_id: str, config, *, role: str, run_name
     return run_id
 
 
+def data_input(data: Mapping[str, Any]):
+    """The run's data (a :meth:`gsf.data.fingerprint.DataFingerprint.summary`) as an ``mlflow.data`` dataset:
+    name = the data set, digest = the fingerprint's, source = the root as given, schema = the fields of one
+    record (:func:`gsf.data.fingerprint.record_schema`), profile = samples per split. MLflow shows it in the
+    run's Dataset column."""
+    from mlflow.data.dataset_source_registry import get_registered_sources
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import Dataset
+    from mlflow.types import ColSpec, Schema
+
+    from gsf.data.fingerprint import record_schema
+
+    # the local-file source class MLflow registers (resolving a bare path finds it twice and warns)
+    local = next(s for s in get_registered_sources() if s._get_source_type() == "local")
+    schema_ = Schema([ColSpec(kind, name, required=name != "num_frames") for name, kind in record_schema(data["dataset"])])
+    meta = MetaDataset(local(str(data["root"])), name=str(data["dataset"]), digest=str(data["digest"]), schema=schema_)
+    profile = {"num_samples": {name: split["num_samples"] for name, split in data["splits"].items()},
+               "max_videos": data.get("max_videos")}
+    return Dataset(**meta.to_dict(), profile=json.dumps(profile))
+
+
+def log_data_input(mlflow_client, run_id: str, data: Mapping[str, Any], *, context: str = "training") -> None:
+    """Log ``data`` (:func:`data_input`) as the run's dataset input with MLflow's context tag, as
+    ``mlflow.log_input(dataset, context=...)`` does for the active run (here through an explicit client).
+    Logging the same data again adds nothing."""
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    mlflow_client.log_inputs(run_id, datasets=[DatasetInput(data_input(data),
+                                                            tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+
+
+def data_digests(run) -> list[str]:
+    """The digests of the datasets a run logged as inputs (:func:`log_data_input`), in logging order."""
+    inputs = getattr(run, "inputs", None)
+    return [d.dataset.digest for d in (inputs.dataset_inputs if inputs else [])]
+
+
 # --- gsf train -----------------------------------------------------------------------------------------------
 
 class EpochLogger(Callback):
@@ -104,7 +142,7 @@ def _read_history(out_dir: Path) -> list[dict]:
 
 
 def _train_run(mlflow_client, uri: str, config, out_dir: Path, *, resume: bool, experiment: str,
-               run_name: str | None) -> tuple[str, set[int]]:
+               run_name: str | None, data: Mapping[str, Any] | None = None) -> tuple[str, set[int]]:
     """The run of ``out_dir``: on resume the one recorded in :data:`RUN_FILE` (set RUNNING, its missing
     epochs back-filled from ``metrics.jsonl``), else a new one, recorded there."""
     record = out_dir / RUN_FILE
@@ -119,10 +157,14 @@ def _train_run(mlflow_client, uri: str, config, out_dir: Path, *, resume: bool, 
                 if epoch not in logged:
                     tracking.log_metrics(mlflow_client, run_id, metrics, step=epoch)
                     logged.add(epoch)
+            if data is not None:
+                log_data_input(mlflow_client, run_id, data)
             return run_id, logged
         log.warning("%s names a run of another tracking URI (%s); starting a new run", record, saved.get("tracking_uri"))
     experiment_id = tracking.ensure_experiment(mlflow_client, experiment, uri=uri)
     run_id = create_run(mlflow_client, experiment_id, config, role=schema.ROLE_TRAIN, run_name=run_name)
+    if data is not None:
+        log_data_input(mlflow_client, run_id, data)
     out_dir.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"tracking_uri": uri, "experiment_id": experiment_id, "run_id": run_id}),
                       encoding="utf-8")
@@ -147,15 +189,19 @@ def log_run_outputs(mlflow_client, run_id: str, out_dir: Path, *, with_model: bo
 
 
 def train_tracked(config, out_dir: str | Path, *, tracking_uri: str, resume: bool = False,
-                  experiment: str = DEFAULT_EXPERIMENT, run_name: str | None = None) -> tuple[dict[str, float], str]:
-    """:func:`gsf.engine.train` logged to MLflow as a sweep trial is; returns ``(result, run_id)``. The run
-    ends FINISHED, or FAILED (and the error is raised) when training fails."""
+                  experiment: str = DEFAULT_EXPERIMENT, run_name: str | None = None,
+                  fingerprint=None) -> tuple[dict[str, float], str]:
+    """:func:`gsf.engine.train` logged to MLflow as a sweep trial is, its data as the run's dataset input
+    (``fingerprint``, else the one cached in ``out_dir``); returns ``(result, run_id)``. The run ends FINISHED,
+    or FAILED (and the error is raised) when training fails."""
+    from gsf.engine.loaders import data_fingerprint
     from gsf.engine.trainer import train
 
     out_dir = Path(out_dir)
     mlflow_client = open_client(tracking_uri)
+    fingerprint = fingerprint or data_fingerprint(config, out_dir)
     run_id, logged = _train_run(mlflow_client, tracking_uri, config, out_dir, resume=resume, experiment=experiment,
-                                run_name=run_name)
+                                run_name=run_name, data=fingerprint.summary())
     try:
         logger = EpochLogger(mlflow_client, run_id, logged)
         result = train(config, out_dir, resume=resume, callbacks=[logger])
@@ -237,14 +283,16 @@ def add_tracking_arguments(parser, *, run_id: bool = False) -> None:
                                  "train run's) instead of a new one")
 
 
-def train_from_cli(config, out_dir: Path, *, resume: bool, args) -> dict[str, float]:
-    """``gsf train``: tracked when a tracking URI is given (flag or environment), else plain training."""
+def train_from_cli(config, out_dir: Path, *, resume: bool, args, fingerprint=None) -> dict[str, float]:
+    """``gsf train``: tracked when a tracking URI is given (flag or environment; the data's ``fingerprint``
+    is the run's dataset input), else plain training."""
     from gsf.engine.trainer import train
 
     uri = tracking_uri_from(getattr(args, "tracking_uri", None))
     if uri is None:
         return train(config, out_dir, resume=resume)
-    result, run_id = train_tracked(config, out_dir, tracking_uri=uri, resume=resume, experiment=args.experiment)
+    result, run_id = train_tracked(config, out_dir, tracking_uri=uri, resume=resume, experiment=args.experiment,
+                                   fingerprint=fingerprint)
     log.info("MLflow run %s in %s (experiment %s)", run_id, uri, args.experiment)
     return result
 

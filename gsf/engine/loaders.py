@@ -67,6 +67,19 @@ def build_split(config: TrainConfig, split: str, *, train: bool, views: str | No
     return dataset
 
 
+def data_fingerprint(config: TrainConfig, cache_dir=None, *, refresh: bool = False):
+    """The :class:`gsf.data.fingerprint.DataFingerprint` of the splits a run of ``config`` reads (train and
+    validation, the first ``data.max_videos`` of each): kept in ``cache_dir`` (a run's folder) when given,
+    else computed afresh."""
+    from gsf.data.fingerprint import cached_fingerprint, fingerprint_dataset, splits_read
+
+    d = config.data
+    splits = splits_read(d.train_split, d.val_split)
+    if cache_dir is None:
+        return fingerprint_dataset(d.dataset, d.root, splits, max_videos=d.max_videos)
+    return cached_fingerprint(cache_dir, d.dataset, d.root, splits, max_videos=d.max_videos, refresh=refresh)
+
+
 def num_classes_of(dataset) -> int | dict[str, int]:
     """The class count of ``dataset``'s labels: an int, or ``{"verb": Kv, "noun": Kn}`` for two heads."""
     names = dataset.class_names

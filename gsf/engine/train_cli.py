@@ -71,10 +71,16 @@ def run(args) -> int:
                 return 2
             overrides.append(f"runtime.world_size={args.nproc}")
         config = load_config(args.config, overrides)
+        fingerprint = None
+        if distributed.group().is_main:
+            from gsf.engine.loaders import data_fingerprint
+
+            fingerprint = data_fingerprint(config, Path(args.out))  # kept in the run's folder
+            print(fingerprint.describe(), flush=True)
         if config.runtime.world_size > 1 and not distributed.in_process_group():  # Ray Train starts the ranks
             result = _fit_on_ray_train(config, Path(args.out), args)
-        else:
-            result = train_from_cli(config, Path(args.out), resume=args.resume, args=args)  # MLflow when a URI is set
+        else:  # MLflow when a URI is set, the fingerprint as the run's dataset input
+            result = train_from_cli(config, Path(args.out), resume=args.resume, args=args, fingerprint=fingerprint)
     except GSFError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
