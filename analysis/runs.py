@@ -52,6 +52,41 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+DATA_AXIS = "data"  # the pseudo-axis that tells apart runs of one configuration that read different data
+
+
+def data_digests(uri: str, experiment_ids: Sequence[str]) -> dict[str, str]:
+    """run id -> the digest of the data it read (its MLflow dataset inputs, logged by the sweep runner and
+    ``gsf train``; several sorted and space-separated), for the runs that logged one."""
+    client = _client(uri)
+    out: dict[str, str] = {}
+    token = None
+    while True:
+        page = client.search_runs(list(experiment_ids), max_results=1000, page_token=token)
+        for run in page:
+            inputs = run.inputs.dataset_inputs if run.inputs else []
+            digests = sorted({d.dataset.digest for d in inputs if d.dataset.digest})
+            if digests:
+                out[run.info.run_id] = " ".join(digests)
+        token = page.token
+        if not token:
+            return out
+
+
+def split_by_data(rows: list[dict]) -> None:
+    """Keep runs that read different data apart: each run's ``config_key`` gets its data digest, and where one
+    configuration of a study was run on more than one data digest, those runs get the :data:`DATA_AXIS` axis
+    (the digest), so the report shows them as separate rows."""
+    digests: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        digests.setdefault((row["study"], row["config_key"]), set()).add(row["data_digest"])
+    for row in rows:
+        if row["data_digest"]:
+            row["config_key"] = json.dumps({**row["config"], "data digest": row["data_digest"]}, sort_keys=True)
+        if len(digests[(row["study"], json.dumps(row["config"], sort_keys=True))]) > 1:
+            row["axes"] = {**row["axes"], DATA_AXIS: row["data_digest"] or "not recorded"}
+
+
 # The runs a study table is made of: sweep trials and standalone ``gsf train`` runs (same params, tags and
 # metrics; a train run has no parent sweep, so its baseline is empty).
 RESULT_ROLES = (schema.ROLE_TRIAL, schema.ROLE_TRAIN)
@@ -149,7 +184,9 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
     Columns: ``study, run_id, run_name, status, sweep_id, grid, table, slug, config_hash, stopped_early``
     (FINISHED runs an ASHA scheduler stopped before their last epoch: no final metrics), ``code_version,
     seed, axes`` (dict of the ``gsf.axis.*`` tags), ``config`` (dict of params minus the seed),
-    ``config_key`` (its canonical JSON), ``baseline`` (dict, from a ``gsf.baseline`` tag or ``baseline``
+    ``config_key`` (its canonical JSON, with the run's data digest: runs that read different data are never
+    pooled), ``data_digest`` (:func:`data_digests`; empty where none was logged; a configuration run on several
+    digests also gets the ``data`` axis, :func:`split_by_data`), ``baseline`` (dict, from a ``gsf.baseline`` tag or ``baseline``
     param of the trial or of its parent sweep run; empty, with a warning, for a sweep that logged none),
     ``variant`` (the ``gsf.variant`` tag), ``backbone, temporal, dataset, frames, input_size, views, gmacs,
     gmacs_all_ops, params, temporal_params, top1, top5, best_top1, best_epoch, mean_class_acc, num_classes``
@@ -175,6 +212,7 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
     if trials.empty:
         return pd.DataFrame(columns=columns)
     parents = _search(uri, studies, schema.ROLE_SWEEP)
+    digests = data_digests(uri, list(names))
     parent_baseline = {parent["run_id"]: _parent_baseline(parent) for _, parent in parents.iterrows()}
 
     param_cols = [c for c in trials.columns if c.startswith(schema.PARAMS_COLUMN)]
@@ -205,6 +243,7 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
             "axes": axes,
             "config": config,
             "config_key": json.dumps(config, sort_keys=True),
+            "data_digest": digests.get(run["run_id"], ""),
             "baseline": baseline,
             "backbone": params.get("model.backbone", ""),
             "temporal": params.get("model.temporal", ""),
@@ -216,6 +255,7 @@ def load_runs(uri: str, studies: Iterable[str] | None = None) -> pd.DataFrame:
             "artifact_uri": run.get("artifact_uri", ""),
             "start_time": run.get("start_time"),
         })
+    split_by_data(rows)
     out = pd.DataFrame(rows)
     for name, metric in METRIC_COLUMNS.items():
         out[name] = _number(_column(trials, schema.METRICS_COLUMN + metric)).to_numpy()

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.paper import match_accuracy
-from analysis.runs import normalise_value
+from analysis.runs import DATA_AXIS, normalise_value
 from gsf import mlflow_schema as schema
 
 SIGNIFICANCE = 0.05
@@ -538,6 +538,9 @@ def table_notes(table: pd.DataFrame) -> list[str]:
     if any(table["trained"].astype(str)):
         notes.append("trained: seeds whose training loss left chance (below 0.9 ln K for K classes) after the "
                      "warm-up; a seed that did not train is kept in n and in the mean, and marked in the figures.")
+    if DATA_AXIS in table.attrs.get("axis_columns", []):
+        notes.append("Runs are pooled over seeds only when they read the same data: runs of one configuration "
+                     "whose data digest (the MLflow dataset input) differs are split into rows by the data column.")
     if not any(table["paper_source"].astype(str)):
         notes.append("No published number matches this data set, backbone and frame count.")
     return notes

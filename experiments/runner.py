@@ -45,12 +45,13 @@ from experiments.grid.validate import validate_grid
 from experiments.trials import TrialSpec, plan_trials, with_sampled
 from experiments.tune_state import STATE_BACKUP_EVERY_S, backup_tune_state, repair_tune_state
 from gsf import mlflow_schema as schema
-from gsf.errors import GSFConfigError, GSFError
+from gsf.errors import GSFConfigError, GSFDataError, GSFError
 
 log = logging.getLogger(__name__)
 
 SWEEP_STATE = "gsf_sweep.json"
 HISTORY = "history.json"
+DATA_FINGERPRINTS = "data_fingerprints.json"  # in a sweep's folder: the fingerprint of each data set it reads
 # Extra engine callbacks of a trial, made in the trial's process from its spec (after the reporter, so they
 # see each epoch once Tune and MLflow have it). Tests inject faults with it; it must pickle (Tune ships it).
 TrialCallbacks = Callable[[TrialSpec], Sequence[Any]]
@@ -103,6 +104,8 @@ class SweepContext:
     log_models: bool = True
     # data-parallel trials: the Ray Train worker group of each (gsf.engine.worker_group.WorkerGroup), else None
     worker_group: Any = None
+    # data_key -> DataFingerprint.summary() of the data the trials read (each trial's MLflow dataset input)
+    data: dict[str, dict] = dataclasses.field(default_factory=dict)
 
     def trial_spec(self, config: Mapping[str, Any]) -> TrialSpec:
         """The trial Tune scheduled (``config``: its grid point and any sampled values) as a full spec."""
@@ -260,11 +263,21 @@ def train_trial(config: dict, context: SweepContext) -> None:
     run_id, _ = tracking.open_trial_run(mlflow_client, context.experiment_id, tags=_trial_tags(context, spec, params),
                                         params=params, complexity=spec.complexity)
     with _closing_trial_run(mlflow_client, run_id):
+        _log_trial_data(mlflow_client, run_id, context, spec)
         logged = _log_missing(mlflow_client, run_id, history)
         reporter = _TrialReporter(out_dir=out_dir, mlflow_client=mlflow_client, run_id=run_id, history=history,
                                   logged=logged, log_model=context.log_models)
         extra = list(context.trial_callbacks(spec)) if context.trial_callbacks else []
         train(train_config, out_dir=out_dir, resume=resume, callbacks=[reporter, *extra])
+
+
+def _log_trial_data(mlflow_client, run_id: str, context: SweepContext, spec: TrialSpec) -> None:
+    """The trial's data (fingerprinted by the driver) as its MLflow run's dataset input."""
+    from experiments.run_logging import log_data_input
+
+    data = context.data.get(data_key(spec.config))
+    if data is not None:
+        log_data_input(mlflow_client, run_id, data)
 
 
 @contextlib.contextmanager
@@ -331,6 +344,7 @@ def _train_trial_on_workers(context: SweepContext, spec: TrialSpec) -> None:
                                         params=params, complexity=spec.complexity)
     trial = tune.get_context()
     with _closing_trial_run(mlflow_client, run_id):
+        _log_trial_data(mlflow_client, run_id, context, spec)
         fit_worker_group(spec.config, Path(trial.get_trial_dir()) / "engine", context.worker_group,
                          storage_path=str(context.sweep_dir / TRAIN_RUNS), name=trial.get_trial_id(),
                          clear_run_dir=True, rank_callbacks=_WorkerCallbacks(context, spec, run_id),
@@ -454,9 +468,63 @@ def run_sweep(grid_path: str | Path, options: SweepOptions) -> int:
     grid = with_seeds(grid, folder.seeds)
     trials = plan_trials(grid, resolve(grid, expand(grid), extra=folder.overrides),
                          gpus_per_trial=options.gpus_per_trial)
-    context = open_sweep(grid, folder, trials, trial_callbacks=options.trial_callbacks, log_models=options.log_models)
+    data = fingerprint_trials(trials)
+    refuse_changed_data(folder, data)  # --resume on other data: refused before any trial runs
+    context = open_sweep(grid, folder, trials, trial_callbacks=options.trial_callbacks, log_models=options.log_models,
+                         data=data)
     announce(grid, context)
     return run_trials(grid, context, options)
+
+
+def data_key(config: Mapping[str, Any]) -> str:
+    """Which data a trial reads: data set, root, the splits and ``max_videos`` of its configuration."""
+    d = config["data"]
+    return f"{d['dataset']}:{d['root']}:{d.get('train_split')},{d.get('val_split')}:{d.get('max_videos')}"
+
+
+def fingerprint_trials(trials: Mapping[str, TrialSpec]) -> dict[str, Any]:
+    """:func:`data_key` -> fresh :class:`gsf.data.fingerprint.DataFingerprint` of each data the trials read."""
+    from gsf.engine import TrainConfig
+    from gsf.engine.loaders import data_fingerprint
+
+    out: dict[str, Any] = {}
+    for spec in trials.values():
+        key = data_key(spec.config)
+        if key not in out:
+            out[key] = data_fingerprint(TrainConfig.from_dict(spec.config))
+            log.info("%s", out[key].describe())
+    return out
+
+
+def refuse_changed_data(folder: SweepFolder, data: Mapping[str, Any]) -> None:
+    """For ``--resume``: raise :class:`GSFDataError` naming what changed (annotation file, sample counts, the
+    samples) when the data the trials read are not those the sweep started on. A sweep started before data
+    were fingerprinted is resumed unchecked (said in the log)."""
+    if folder.state is None:
+        return
+    from gsf.data.fingerprint import describe_changes
+
+    saved_file = folder.path / DATA_FINGERPRINTS
+    saved = json.loads(saved_file.read_text(encoding="utf-8")) if saved_file.is_file() else folder.state.get("data")
+    if not saved:
+        log.info("the sweep in %s recorded no data fingerprint: its data are not checked", folder.path)
+        return
+    problems = []
+    for key, fingerprint in data.items():
+        before = saved.get(key)
+        if before is None and len(saved) == 1 and len(data) == 1:
+            before = next(iter(saved.values()))  # one data set, its key (root) spelled differently
+        where = f"{fingerprint.dataset} under {fingerprint.root}"
+        if before is None:
+            problems.append(f"{where}: not read by the sweep when it started")
+            continue
+        changes = describe_changes(before, fingerprint)
+        if changes:
+            problems.append(f"{where} (digest {before.get('digest')} -> {fingerprint.digest}): " + "; ".join(changes))
+    if problems:
+        raise GSFDataError(f"--resume: the data of the sweep in {folder.path} changed since it started, so its "
+                           f"trials would not be comparable: {' | '.join(problems)}. Put the data back as they were, "
+                           "or start a new sweep (another --name)")
 
 
 def with_seeds(grid: Grid, seeds: Sequence[int] | None) -> Grid:
@@ -531,9 +599,11 @@ def _sweep_dir(storage: Path, grid_name: str, name: str | None, resume: bool) ->
 
 
 def open_sweep(grid: Grid, folder: SweepFolder, trials: dict[str, TrialSpec], *,
-               trial_callbacks: TrialCallbacks | None = None, log_models: bool = True) -> SweepContext:
+               trial_callbacks: TrialCallbacks | None = None, log_models: bool = True,
+               data: Mapping[str, Any] | None = None) -> SweepContext:
     """The sweep's MLflow parent run, opened (a resumed sweep's continued, the runs its dead driver left
-    RUNNING marked KILLED), tagged with the grid's baseline; a new sweep's state saved in its folder."""
+    RUNNING marked KILLED), tagged with the grid's baseline; a new sweep's state saved in its folder, with the
+    fingerprints ``data`` (:func:`fingerprint_trials`) of the data its trials read."""
     from experiments import tracking
 
     uri = folder.tracking_uri
@@ -550,17 +620,23 @@ def open_sweep(grid: Grid, folder: SweepFolder, trials: dict[str, TrialSpec], *,
                                baseline=grid.baseline)
     parent = tracking.open_sweep_run(mlflow_client, experiment_id, name=folder.path.name, tags=tags)
     if folder.state is None:
+        from experiments.run_logging import log_data_input
+
+        for fingerprint in (data or {}).values():
+            log_data_input(mlflow_client, parent, fingerprint.summary())
         mlflow_client.log_param(parent, schema.GRID_FILE_PARAM, str(grid.path))
         mlflow_client.log_param(parent, schema.NUM_TRIALS_PARAM, planned_trials(grid, len(trials)))
         folder.path.mkdir(parents=True)
         state = {"sweep_id": sweep_id, "grid": str(grid.path.resolve()), "tracking_uri": uri,
                  "overrides": folder.overrides, "code_version": code, "parent_run_id": parent,
-                 "seeds": folder.seeds}
+                 "seeds": folder.seeds, "data": {key: f.summary() for key, f in (data or {}).items()}}
         (folder.path / SWEEP_STATE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+        (folder.path / DATA_FINGERPRINTS).write_text(json.dumps({k: f.to_dict() for k, f in (data or {}).items()}),
+                                                     encoding="utf-8")
     return SweepContext(trials=trials, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent,
                         sweep_id=sweep_id, grid=grid.name, table=grid.table, code_version=code,
                         sweep_dir=folder.path, trial_callbacks=trial_callbacks, log_models=log_models,
-                        worker_group=_worker_group(grid))
+                        worker_group=_worker_group(grid), data={k: f.summary() for k, f in (data or {}).items()})
 
 
 def announce(grid: Grid, context: SweepContext) -> None:
