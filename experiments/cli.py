@@ -1,7 +1,11 @@
 """``gsf sweep``: list, count or run an ablation grid.
 
-- ``gsf sweep GRID --dry-run``: validate every trial (grid keys and values, configuration keys, knob
-  combinations the model rejects) and list the trials with their per-view GMACs and parameters;
+- ``gsf sweep GRID --dry-run [--throughput CLIPS_PER_S | --bench CSV]``: validate every trial (grid keys and
+  values, configuration keys, knob combinations the model rejects) and list the trials with their per-view
+  GMACs and parameters and, per trial and in total, what training costs: the GMACs of one epoch (train clips
+  from ``data.root``'s annotations x 1 view x 3 for forward and backward x GMACs/view), of the whole run, and
+  the estimated device-hours at a training throughput (``--throughput``, or a ``gsf bench model`` CSV's
+  ``train_clips_per_s`` of the trial's model);
 - ``gsf sweep GRID... --complexity-only [--out DIR]``: GMACs and parameters of every trial of the grids
   (or of every grid with ``--all``) at paper resolution, without data, written as CSV. Models are counted on
   the meta device (``gsf.complexity``); ``--all`` (72 trials of 16 grids, 48 distinct models) measured 14-18 s
@@ -33,6 +37,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--dry-run", action="store_true", help="validate and list the trials with GMACs and params")
     mode.add_argument("--complexity-only", action="store_true",
                       help="write GMACs and params of every trial at paper resolution to CSV (no data, no training)")
+    parser.add_argument("--throughput", type=float, default=None, metavar="CLIPS_PER_S",
+                        help="--dry-run: training clips per second of one trial's device(s), for the estimated "
+                             "device-hours (every trial alike)")
+    parser.add_argument("--bench", type=Path, default=None, metavar="CSV",
+                        help="--dry-run: a 'gsf bench model' CSV; each trial's device-hours from the "
+                             "train_clips_per_s of its row (same backbone, temporal kind, fraction, frames, size)")
     parser.add_argument("--all", action="store_true", help=f"with --complexity-only: every grid in {GRIDS_DIR}")
     parser.add_argument("--out", default="results/complexity", help="--complexity-only: output folder")
     parser.add_argument("--resolution", choices=("paper", "config"), default="paper",
@@ -86,29 +96,122 @@ def _resolved(grid, overrides: dict):
     return resolve(grid, expand(grid), extra=overrides)
 
 
-def _dry_run(grid_path: str, overrides: dict, seeds: list[int] | None = None) -> int:
+# One training step is a forward and a backward pass; the backward costs about twice the forward.
+FORWARD_BACKWARD = 3
+TRAIN_VIEWS = 1  # a training sample is one clip of one crop (GSF.md section 4)
+
+
+def train_clips(config: dict, cache: dict) -> int | None:
+    """Samples of the trial's training split (its first ``data.max_videos``), from the annotations under
+    ``data.root``; None without an existing root."""
+    from gsf.data.fingerprint import count_samples
+
+    d = config["data"]
+    if not d.get("root") or not Path(d["root"]).is_dir():
+        return None
+    key = (d["dataset"], str(Path(d["root"]).resolve()), d["train_split"], d.get("max_videos"))
+    if key not in cache:
+        cache[key] = count_samples(d["dataset"], d["root"], d["train_split"], max_videos=d.get("max_videos"))
+    return cache[key]
+
+
+def bench_throughput(path: Path) -> dict[tuple, float]:
+    """``(backbone, temporal, fraction, frames, input_px) -> train_clips_per_s`` of the eager rows of a
+    ``gsf bench model`` CSV (:data:`gsf.bench.model.COLUMNS`)."""
+    if not path.is_file():
+        raise GSFConfigError(f"--bench {path}: no such file (a CSV written by gsf bench model)")
+    out = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                if row["mode"] == "eager" and row["train_clips_per_s"]:
+                    key = (row["backbone"], row["temporal"], float(row["fraction"]), int(row["frames"]),
+                           int(row["input_px"]))
+                    out[key] = float(row["train_clips_per_s"])
+            except (KeyError, ValueError) as err:
+                raise GSFConfigError(f"--bench {path}: not a gsf bench model CSV ({err})") from err
+    return out
+
+
+def _bench_key(config: dict) -> tuple:
+    m, d = config["model"], config["data"]
+    fraction = float(m.get("channel_fraction", 1.0)) if m["temporal"] in ("gsm", "gsf") else 1.0
+    return m["backbone"], m["temporal"], fraction, int(d["num_frames"]), int(d["input_size"])
+
+
+def _count(value: float | None, digits: int = 0) -> str:
+    return "?" if value is None else f"{value:,.{digits}f}"
+
+
+def _dry_run(grid_path: str, overrides: dict, seeds: list[int] | None = None, *, throughput: float | None = None,
+             bench: Path | None = None) -> int:
     from experiments.grid.complexity import complexity_of
     from experiments.grid.expand import describe_tune, planned_trials
     from experiments.grid.load import load_grid
     from experiments.grid.validate import validate_grid
     from experiments.runner import with_seeds
 
+    if throughput is not None and throughput <= 0:
+        raise GSFConfigError(f"--throughput {throughput}: clips per second must be > 0")
+    rates = bench_throughput(bench) if bench is not None else {}
     grid = with_seeds(validate_grid(load_grid(grid_path)), seeds)
     resolved = _resolved(grid, overrides)
     cache: dict = {}
-    rows = []
+    counts: dict = {}
+    rows, totals = [], {"epoch": 0.0, "run": 0.0, "hours": 0.0}
+    known = {"clips": True, "hours": True}
     for item in resolved:
-        c = complexity_of(item.config_dict, cache=cache)
+        config = item.config_dict
+        c = complexity_of(config, cache=cache)
+        clips = train_clips(config, counts)
+        epochs = int(config["optim"]["epochs"])
+        rate = rates.get(_bench_key(config), throughput)
+        epoch_gmacs = None if clips is None else clips * TRAIN_VIEWS * FORWARD_BACKWARD * c.gmacs
+        run_gmacs = None if epoch_gmacs is None else epoch_gmacs * epochs
+        hours = None if clips is None or rate is None else clips * TRAIN_VIEWS * epochs / rate / 3600
+        known["clips"] &= clips is not None
+        known["hours"] &= hours is not None
+        totals["epoch"] += epoch_gmacs or 0.0
+        totals["run"] += run_gmacs or 0.0
+        totals["hours"] += hours or 0.0
         rows.append((item.slug, item.config_hash[:12], f"{c.gmacs:.3f}", f"{c.params / 1e6:.3f}",
-                     str(c.temporal_modules)))
-    header = ("trial", "config_hash", "GMACs/view", "params (M)", "temporal modules")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print(f"grid {grid.path}: study {grid.study!r}, table {grid.table!r}, {planned_trials(grid, len(rows))} trials, "
-          f"base {grid.base_config}")
+                     str(c.temporal_modules), _count(clips), str(epochs), _count(epoch_gmacs), _count(run_gmacs),
+                     _count(rate, 1), _count(hours, 3)))
+    planned = planned_trials(grid, len(rows))
+    repeat = planned / len(rows) if rows else 1.0  # tune.search samples each grid point this many times
+    total = ("total", "", "", "", "", "", "",
+             _count(totals["epoch"] * repeat if known["clips"] else None),
+             _count(totals["run"] * repeat if known["clips"] else None), "",
+             _count(totals["hours"] * repeat if known["hours"] else None, 3))
+    header = ("trial", "config_hash", "GMACs/view", "params (M)", "temporal modules", "train clips", "epochs",
+              "GMACs/epoch", "GMACs/run", "clips/s", "device-h")
+    numeric = set(range(2, len(header)))
+    widths = [max(len(r[i]) for r in [header, *rows, total]) for i in range(len(header))]
+    base = Path(grid.base_config)
+    shown = base.relative_to(Path.cwd()) if base.is_relative_to(Path.cwd()) else base
+    print(f"grid {grid.path}: study {grid.study!r}, table {grid.table!r}, {planned} trials, base {shown}")
     for line in describe_tune(grid, len(rows)):
         print(line)
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+
+    def line(row) -> str:
+        return "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
+                         for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+
+    print(line(header))
+    for row in rows:
+        print(line(row))
+    print(line(["-" * w for w in widths]))
+    print(line(total))
+    print(f"GMACs/epoch = train clips x {TRAIN_VIEWS} view x {FORWARD_BACKWARD} (forward + backward) x GMACs/view; "
+          "GMACs/run = x epochs; device-h = train clips x epochs / clips/s, training passes only (no validation "
+          "or test)" + (f"; the total counts each grid point {repeat:g} times (tune.search)" if repeat != 1 else "")
+          + ("; an ASHA scheduler stops some trials early: an upper bound" if grid.tune.scheduler else ""))
+    if not known["clips"]:
+        missing = sorted({str(item.config_dict["data"].get("root") or "") for item in resolved})
+        print(f"train clips ?: data.root {', '.join(repr(m) for m in missing)} is not an existing folder; pass "
+              "--set data.root=PATH for the epoch cost")
+    elif not known["hours"]:
+        print("device-h ?: pass --throughput CLIPS_PER_S, or --bench CSV (gsf bench model) with a row of the trial")
     return 0
 
 
@@ -191,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
         if len(grids) != 1:
             raise GSFConfigError(f"--dry-run and a sweep take one grid, got {len(grids)}")
         if args.dry_run:
-            return _dry_run(grids[0], overrides, args.seeds)
+            return _dry_run(grids[0], overrides, args.seeds, throughput=args.throughput, bench=args.bench)
         from experiments.runner import run_sweep
 
         setup_logging()
