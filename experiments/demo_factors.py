@@ -33,6 +33,9 @@ from pathlib import Path
 
 STARTS = ("release", "default_fusion_init", "zero_gate")
 DEMO_GRID = Path(__file__).resolve().parent / "grids" / "demo.yaml"
+# Records written before batch size and epochs were recorded all ran with batch 16 for 6 epochs; a record's
+# file name names its batch size and epochs only where they differ from these.
+UNRECORDED_BATCH_SIZE, UNRECORDED_EPOCHS = 16, 6
 
 
 def demo_trial_config(overrides: list[str]):
@@ -110,13 +113,16 @@ def run_one(*, seed: int, start: str, data: Path, overrides: list[str], out: Pat
     record = {
         "seed": seed, "start": start, "temporal": config.model.temporal, "groups": config.model.groups,
         "data": str(data), "overrides": overrides, "lr": config.optim.lr, "threads": config.runtime.num_threads,
+        "batch_size": config.data.batch_size, "epochs": config.optim.epochs,
         "train_loss": losses, "val_top1": [e.get("val_top1") for e in epochs], "best_val_top1": result["best_val_top1"],
         "did_not_train": did_not_train(losses, num_classes=int(result["num_classes"]),
                                        warmup_epochs=config.optim.warmup_epochs),
         "seconds": round(time.time() - started, 1), "machine": cpu_name(),
     }
     out.mkdir(parents=True, exist_ok=True)
-    name = (f"{config.model.temporal}_g{config.model.groups}_{start}_lr{config.optim.lr:g}_{data.name}"
+    recipe = f"_b{config.data.batch_size}_e{config.optim.epochs}" if (config.data.batch_size, config.optim.epochs) != (
+        UNRECORDED_BATCH_SIZE, UNRECORDED_EPOCHS) else ""
+    name = (f"{config.model.temporal}_g{config.model.groups}_{start}_lr{config.optim.lr:g}{recipe}_{data.name}"
             f"_t{config.runtime.num_threads}_s{seed}.json")
     (out / name).write_text(json.dumps(record, indent=1), encoding="utf-8")
     return record
@@ -131,7 +137,9 @@ def summary(folder: Path) -> str:
         raise SystemExit(f"no records in {folder}")
     frame = pd.DataFrame(records)
     frame["data"] = frame["data"].map(lambda d: Path(d).name)
-    keys = ["temporal", "groups", "start", "lr", "data", "threads"]
+    frame["batch_size"] = frame.get("batch_size", pd.Series(dtype=float)).fillna(UNRECORDED_BATCH_SIZE).astype(int)
+    frame["epochs"] = frame.get("epochs", pd.Series(dtype=float)).fillna(UNRECORDED_EPOCHS).astype(int)
+    keys = ["temporal", "groups", "start", "lr", "batch_size", "epochs", "data", "threads"]
     rows = []
     for values, part in frame.groupby(keys, sort=True):
         part = part.sort_values("seed")
