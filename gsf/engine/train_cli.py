@@ -46,6 +46,18 @@ def _fit_on_ray_train(config, out: Path, args) -> dict:
                      use_gpus=resolve_device(config) == "cuda")
 
 
+def _cached_digest(out: Path) -> str | None:
+    """The data digest a run folder's cached fingerprint holds (None without one)."""
+    import json
+
+    from gsf.data.fingerprint import FINGERPRINT_FILE
+
+    try:
+        return json.loads((out / FINGERPRINT_FILE).read_text(encoding="utf-8"))["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def run(args) -> int:
     from gsf.engine import distributed
     from gsf.engine.config import describe, load_config
@@ -75,8 +87,13 @@ def run(args) -> int:
         if distributed.group().is_main:
             from gsf.engine.loaders import data_fingerprint
 
+            before = _cached_digest(Path(args.out)) if args.resume else None
             fingerprint = data_fingerprint(config, Path(args.out))  # kept in the run's folder
             print(fingerprint.describe(), flush=True)
+            if before is not None and before != fingerprint.digest:
+                logging.getLogger(__name__).warning(
+                    "the data changed since this run started (digest %s -> %s): its epochs before and after read "
+                    "different data", before, fingerprint.digest)
         if config.runtime.world_size > 1 and not distributed.in_process_group():  # Ray Train starts the ranks
             result = _fit_on_ray_train(config, Path(args.out), args)
         else:  # MLflow when a URI is set, the fingerprint as the run's dataset input
