@@ -19,6 +19,7 @@ import yaml
 from conftest import (
     MARKER,
     TINY_GRID,
+    Processes,
     kill_marked,
     marked_processes,
     sweep_env,
@@ -103,11 +104,23 @@ def one_trial_grid(tmp_path: Path) -> Path:
     return path
 
 
-def test_local_sweep_logs_one_child_run_per_trial_under_one_parent(tmp_path, synth_root, processes):
-    log = tmp_path / "sweep.log"
-    process = processes.sweep(sweep_args(tmp_path, synth_root), log=log, env=sweep_env(), cwd=tmp_path)
-    finish(process, log)
-    client, parents, children = runs_of(tmp_path)
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory, synth_root) -> Path:
+    """The tiny grid swept once on a local Ray, for the tests that read what it logged: the folder holding its
+    MLflow store (``mlflow.db``) and its sweep folder. :func:`finish` checked its exit and that nothing of it
+    outlived it."""
+    folder = tmp_path_factory.mktemp("tiny_sweep")
+    started = Processes()
+    try:
+        log = folder / "sweep.log"
+        finish(started.sweep(sweep_args(folder, synth_root), log=log, env=sweep_env(), cwd=folder), log)
+    finally:
+        started.kill_all()
+    return folder
+
+
+def test_local_sweep_logs_one_child_run_per_trial_under_one_parent(tiny_sweep):
+    client, parents, children = runs_of(tiny_sweep)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
     assert json.loads(parent.data.tags["gsf.baseline"]) == {"model.temporal": "none"}  # the grid's, kept in MLflow
@@ -285,18 +298,16 @@ def test_a_sweep_runs_on_an_existing_two_node_cluster_through_address(tmp_path, 
     assert not left, f"the sweep's trial workers outlived it in the cluster: {left}"
 
 
-def test_report_of_a_real_sweep_has_one_row_per_variant_matching_its_runs(tmp_path, synth_root, processes):
-    """Issue 6: `gsf report` on an MLflow store filled by a tiny real sweep (Ray, engine, tracking)."""
+def test_report_of_a_real_sweep_has_one_row_per_variant_matching_its_runs(tmp_path, tiny_sweep):
+    """`gsf report` on an MLflow store filled by a tiny real sweep (Ray, engine, tracking)."""
     import csv
 
     from gsf.cli import main
 
-    log = tmp_path / "sweep.log"
-    finish(processes.sweep(sweep_args(tmp_path, synth_root), log=log, env=sweep_env(), cwd=tmp_path), log)
-    _, _, children = runs_of(tmp_path)
+    _, _, children = runs_of(tiny_sweep)
     by_temporal = {r.data.tags["gsf.axis.model.temporal"]: r for r in children}
     out = tmp_path / "report"
-    assert main(["report", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--study", "gsf-test-tiny",
+    assert main(["report", "--tracking-uri", f"sqlite:///{tiny_sweep / 'mlflow.db'}", "--study", "gsf-test-tiny",
                  "--out", str(out)]) == 0
     tables = list(out.glob("*/table.csv"))
     assert len(tables) == 1
