@@ -1,23 +1,21 @@
-"""Sweeps on a real Ray (local, and a two-node cluster on loopback), checked in MLflow: one child run per
-trial under one parent, retries and driver restarts that neither duplicate runs nor repeat epochs, and no
-Ray process outliving its sweep."""
+"""Sweeps on a real local Ray, checked in MLflow: one child run per trial under one parent, retries and driver
+restarts that neither duplicate runs nor repeat epochs, and no Ray process outliving its sweep. A sweep on an
+existing multi-node cluster (``--address``) is tested in tests/reliability/test_faults.py and
+test_ray_cluster_ddp.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import (
-    MARKER,
     TINY_GRID,
     Processes,
     kill_marked,
@@ -29,8 +27,6 @@ from conftest import (
 )
 from sweep_failing_once import start_epochs
 from sweep_recording_starts import attempts
-
-from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 # A hang guard, not a budget: a sweep of these tests takes 30-120 s on a loaded 2-core machine.
@@ -234,68 +230,6 @@ def test_a_killed_driver_is_resumed_without_duplicate_or_running_runs(tmp_path, 
     assert before == cut
     assert at_kill[interrupted] + 1 <= resumed["start_epoch"] <= len(cut["epochs"]) + 1, (at_kill, cut, resumed)
     assert resumed["epochs"] == list(range(resumed["start_epoch"], epochs + 1))
-
-
-def ray_start(processes, tmp_path: Path, name: str, *args: str, env: dict) -> subprocess.Popen:
-    ray = str(Path(sys.executable).with_name("ray"))
-    ports = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-grpc-port",
-             "--dashboard-agent-listen-port", "--metrics-export-port", "--runtime-env-agent-port"]
-    argv = [ray, "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
-            "--disable-usage-stats", *args]
-    for option in ports:
-        argv += [option, str(free_port())]
-    return processes.start(argv, log=tmp_path / f"{name}.log", env=env, cwd=tmp_path)
-
-
-def wait_started(process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 180  # a hang guard: a node starts in 5-30 s on a loaded 2-core machine
-    while "Ray runtime started" not in log.read_text(errors="replace"):
-        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
-        time.sleep(0.5)
-
-
-RAY_IDLE_TITLES = ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent")  # a node's own, job or not
-
-
-def test_a_sweep_runs_on_an_existing_two_node_cluster_through_address(tmp_path, synth_root, processes, request):
-    port = free_port()
-    path = str(Path(__file__).resolve().parents[2])
-    cluster_env = sweep_env(PYTHONPATH=path)  # the nodes' marker: their servers and the workers they start
-    temp_dir = tempfile.mkdtemp(prefix="gsfrc", dir="/tmp")  # short: Ray's socket paths have a length limit
-    request.addfinalizer(lambda: shutil.rmtree(temp_dir, ignore_errors=True))
-    head = ray_start(processes, tmp_path, "head", "--head", "--port", str(port), "--include-dashboard", "false",
-                     "--temp-dir", temp_dir, env=cluster_env)
-    address = f"127.0.0.1:{port}"
-    wait_started(head, tmp_path / "head.log")
-    worker = ray_start(processes, tmp_path, "worker", "--address", address, env=cluster_env)
-    wait_started(worker, tmp_path / "worker.log")
-
-    def trial_workers() -> dict[int, str]:
-        """The cluster's worker processes that run a task or an actor (the sweep's trials), not its servers."""
-        return {pid: title for pid, title in marked_processes(cluster_env[MARKER]).items()
-                if title.startswith("ray::") and not title.startswith(RAY_IDLE_TITLES)}
-
-    log = tmp_path / "sweep.log"
-    process = processes.sweep(sweep_args(tmp_path, synth_root, TINY_GRID, "--address", address), log=log,
-                              env=sweep_env(PYTHONPATH=path), cwd=tmp_path)
-    seen: dict[int, str] = {}
-    deadline = time.monotonic() + SWEEP_TIMEOUT_S
-    while process.poll() is None and time.monotonic() < deadline:  # the trials ran in the cluster's workers
-        seen.update(trial_workers())
-        time.sleep(0.2)
-    finish(process, log)  # the driver and whatever it started itself are gone
-    assert seen, "no trial ran in a worker of the cluster"
-    assert "/2 CPUs" in log.read_text()  # both nodes' CPUs were offered to the sweep
-    _, parents, children = runs_of(tmp_path)
-    assert len(parents) == 1 and len(children) == 2
-    assert {r.info.status for r in [*parents, *children]} == {"FINISHED"}
-    # the cluster runs on, and nothing of the sweep runs in it: its trials' workers ended with its driver
-    assert head.poll() is None and worker.poll() is None
-    left = {}
-    while (left := {pid: title for pid, title in trial_workers().items() if pid in seen}) and \
-            time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not left, f"the sweep's trial workers outlived it in the cluster: {left}"
 
 
 def test_report_of_a_real_sweep_has_one_row_per_variant_matching_its_runs(tmp_path, tiny_sweep):

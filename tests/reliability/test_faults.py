@@ -1,6 +1,7 @@
 """Faults (docs/reliability.md, "Faults"): a checkpoint write interrupted midway, the MLflow server going
-away mid-sweep, and a worker node of a two-node Ray cluster dying under its trial. The killed driver and the
-trial that crashes once are in tests/experiments/test_sweep.py."""
+away mid-sweep, and a worker node of a two-node Ray cluster dying under its trial (a sweep that joined that
+existing cluster through ``--address``, which it leaves running). The killed driver and the trial that crashes
+once are in tests/experiments/test_sweep.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -224,6 +226,7 @@ def test_the_mlflow_server_going_away_mid_sweep_then_resume_logs_every_epoch_onc
 # --- a worker node of a loopback Ray cluster dying under its trial -----------------------------------
 
 RAY_SERVICE_TITLES = ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent")
+DRIVER_MARKER = "GSF_TEST_SWEEP_DRIVER"  # set in a sweep driver's environment, inherited by what it starts
 
 
 def _processes() -> dict[int, tuple[int, str]]:
@@ -273,14 +276,26 @@ def _kill_node(node: subprocess.Popen) -> list[int]:
     return pids
 
 
+def _with_environment(variable: str, value: str) -> list[int]:
+    """Every live process (but this one) whose environment sets ``variable`` to ``value``: a marker that a
+    command's processes, and the processes they start, inherit."""
+    needle = f"{variable}={value}".encode() + b"\0"
+    found = []
+    for pid in _processes():
+        try:
+            if needle in Path(f"/proc/{pid}/environ").read_bytes() + b"\0":
+                found.append(pid)
+        except OSError:
+            continue
+    return [p for p in found if p != os.getpid()]
+
+
 class LoopbackCluster:
     """A Ray cluster on 127.0.0.1 started with ``ray start``: a head offering no CPU and 1-CPU workers.
     Every process it starts carries a marker in its environment, so teardown kills exactly those (and no
     other Ray on this host), orphans included."""
 
     def __init__(self, group: Group, tmp_path: Path):
-        import uuid
-
         self.group, self.tmp_path = group, tmp_path
         self.marker = uuid.uuid4().hex
         self.temp_dir = tempfile.mkdtemp(prefix="gsfrk", dir="/tmp")  # short: Ray's socket path limit
@@ -312,14 +327,7 @@ class LoopbackCluster:
                    "--temp-dir", self.temp_dir, cpus=0)
 
     def marked(self) -> list[int]:
-        found = []
-        for pid in _processes():
-            try:
-                if f"GSF_TEST_RAY_CLUSTER={self.marker}".encode() in Path(f"/proc/{pid}/environ").read_bytes():
-                    found.append(pid)
-            except OSError:
-                continue
-        return [p for p in found if p != os.getpid()]
+        return _with_environment("GSF_TEST_RAY_CLUSTER", self.marker)
 
     def stop(self) -> None:
         self.group.kill_all()
@@ -354,7 +362,8 @@ def test_a_worker_node_killed_under_its_trial_resumes_the_trial_on_the_other_nod
     records = tmp_path / "records"  # each attempt's process and start epoch, written by the trial itself
     argv = gsf_sweep(one_trial_grid(tmp_path, epochs), tiny_root, tmp_path, uri, "--address", cluster.address)
     argv[1:4] = [str(RECORDING_STARTS), str(records)]  # python sweep_recording_starts.py RECORDS <sweep args>
-    sweep = cluster.group.start(argv, log=log, cwd=tmp_path, env=cluster.env)
+    driver = uuid.uuid4().hex  # the driver's marker: what it starts itself carries it, the cluster's workers do not
+    sweep = cluster.group.start(argv, log=log, cwd=tmp_path, env={**cluster.env, DRIVER_MARKER: driver})
 
     def trial_node() -> str | None:
         running = [name for name, node in workers.items() if _trial_workers(node)]
@@ -377,6 +386,22 @@ def test_a_worker_node_killed_under_its_trial_resumes_the_trial_on_the_other_nod
         retried_on.update(_trial_workers(workers[survivor]))
         time.sleep(0.1)
     assert sweep.returncode == 0, log.read_text(errors="replace")[-6000:]
+
+    # The sweep joined the existing cluster through --address and leaves it as it found it: the driver's process
+    # group and whatever the driver started are gone, the trial's worker on the surviving node ended with it,
+    # and the cluster runs on.
+    def sweep_left() -> dict[str, object]:
+        return {"process group": _group_alive(sweep.pid), "started": _with_environment(DRIVER_MARKER, driver),
+                "trial workers": retried_on & set(_trial_workers(workers[survivor]))}
+
+    deadline = time.monotonic() + 60  # a hang guard: these end within seconds of the driver
+    while any(sweep_left().values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(sweep_left().values()), f"outlived the sweep: {sweep_left()}"
+    assert cluster.nodes["head"].poll() is None and workers[survivor].poll() is None, "the cluster went down"
+    # Tune's first status (before the kill): both worker nodes' CPUs were offered to the sweep (the head has none)
+    usage = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("Logical resource")]
+    assert usage and "/2 CPUs" in usage[0], usage[:1]
 
     client, parents, children = trial_runs(uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
