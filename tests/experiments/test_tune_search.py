@@ -249,21 +249,41 @@ def assert_sampled_runs(children, *, key: str, bounds: tuple[float, float]) -> N
         assert math.isclose(slug_value, float(run.data.params[key]), rel_tol=1e-5)
 
 
-@pytest.mark.slow
-def test_asha_stops_a_diverging_trial_which_ends_finished_and_tagged_and_the_report_reads_it(
-        tmp_path, synth_root, processes):
-    from test_sweep import epochs_logged, finish, runs_of, sweep_args
+WD_BOUNDS = (1e-5, 1e-4)
 
-    # Run in order (one at a time): lr 30 diverges and is stopped at the first rung (epoch 1); lr 1.0 passes it
-    # but is worse than lr 0.01 at epoch 2, its last, where plain ASHA would stop it too.
-    grid = tune_grid(tmp_path, "asha", axes={"optim.lr": [0.01, 30.0, 1.0]}, baseline={"optim.lr": 0.01},
+
+@pytest.fixture(scope="module")
+def asha_sweep(tmp_path_factory, synth_root) -> Path:
+    """One sweep for the ASHA and Optuna tests: Optuna samples the weight decay of each of three grid points (one
+    sample a point) under ASHA on val_loss (grace period 1: the rung is epoch 1), one trial at a time in Optuna's
+    order (point n mod 3): lr 0.01, lr 30, lr 1.0. lr 30 diverges and reaches the rung behind lr 0.01, so it is
+    stopped there; lr 1.0 passes the rung but is worse than lr 0.01 at epoch 2, its last, where plain ASHA would
+    stop it too. The folder holding its MLflow store, sweep folder and log."""
+    from conftest import Processes
+    from test_sweep import finish, sweep_args
+
+    folder = tmp_path_factory.mktemp("asha_sweep")
+    grid = tune_grid(folder, "asha", axes={"optim.lr": [0.01, 30.0, 1.0]}, baseline={"optim.lr": 0.01},
                      tune={"metric": "val_loss", "mode": "min", "max_failures": 0,
-                           "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2}})
-    log = tmp_path / "sweep.log"
-    finish(processes.sweep(sweep_args(tmp_path, synth_root, grid, "--max-concurrent", "1"), log=log,
-                           env=sweep_env(), cwd=tmp_path), log)
-    assert "ASHA early stopping on val_loss (min)" in log.read_text()
-    client, parents, children = runs_of(tmp_path, "gsf-test-asha")
+                           "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+                           "search": {"algorithm": "optuna", "num_samples": 1,
+                                      "space": {"optim.weight_decay": {"loguniform": list(WD_BOUNDS)}}}})
+    started = Processes()
+    try:
+        log = folder / "sweep.log"
+        finish(started.sweep(sweep_args(folder, synth_root, grid, "--max-concurrent", "1"), log=log,
+                             env=sweep_env(), cwd=folder), log)
+    finally:
+        started.kill_all()
+    return folder
+
+
+@pytest.mark.slow
+def test_asha_stops_a_diverging_trial_which_ends_finished_and_tagged_and_the_report_reads_it(tmp_path, asha_sweep):
+    from test_sweep import epochs_logged, runs_of
+
+    assert "ASHA early stopping on val_loss (min)" in (asha_sweep / "sweep.log").read_text()
+    client, parents, children = runs_of(asha_sweep, "gsf-test-asha")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     by_lr = {float(r.data.params["optim.lr"]): r for r in children}
     assert sorted(by_lr) == [0.01, 1.0, 30.0]
@@ -274,14 +294,14 @@ def test_asha_stops_a_diverging_trial_which_ends_finished_and_tagged_and_the_rep
     for lr in (0.01, 1.0):
         assert "gsf.stopped_early" not in by_lr[lr].data.tags
         assert epochs_logged(client, by_lr[lr]) == [1, 2] and "final_val_top1" in by_lr[lr].data.metrics
-    assert staging_left(tmp_path) == []
+    assert staging_left(asha_sweep) == []
 
     import csv
 
     from gsf.cli import main
 
     out = tmp_path / "report"
-    assert main(["report", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--study", "gsf-test-asha",
+    assert main(["report", "--tracking-uri", f"sqlite:///{asha_sweep / 'mlflow.db'}", "--study", "gsf-test-asha",
                  "--out", str(out)]) == 0
     folder = next(out.glob("*/table.csv")).parent
     rows = {float(r["optim.lr"]): r for r in csv.DictReader((folder / "table.csv").open())}
@@ -394,39 +414,23 @@ def test_random_search_resumed_after_a_killed_driver_keeps_its_samples_and_draws
     assert staging_left(tmp_path) == []
 
 
-WD_BOUNDS = (1e-5, 1e-4)
-
-
 @pytest.mark.slow
-def test_optuna_under_asha_stops_the_samples_worse_at_their_rung_and_runs_the_others_to_the_end(
-        tmp_path, synth_root, processes):
-    from test_sweep import epochs_logged, finish, runs_of, sweep_args
+def test_optuna_under_asha_stops_the_sample_worse_at_its_rung_and_runs_the_others_to_the_end(asha_sweep):
+    from test_sweep import epochs_logged, runs_of
 
-    # Two grid points, one made clearly worse (lr 30 diverges), Optuna sampling the weight decay of each, two
-    # samples a point. One trial at a time, in Optuna's order (point n mod 2): 0.01, 30, 0.01, 30. ASHA's rung
-    # is epoch 1 (grace period 1); each lr-30 trial reaches it behind an lr-0.01 one and is stopped there.
-    grid = tune_grid(tmp_path, "optuna", axes={"optim.lr": [0.01, 30.0]}, baseline={"optim.lr": 0.01},
-                     tune={"metric": "train_loss", "mode": "min", "max_failures": 0,
-                           "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
-                           "search": {"algorithm": "optuna", "num_samples": 2,
-                                      "space": {"optim.weight_decay": {"loguniform": list(WD_BOUNDS)}}}})
-    log = tmp_path / "sweep.log"
-    finish(processes.sweep(sweep_args(tmp_path, synth_root, grid, "--max-concurrent", "1"), log=log,
-                           env=sweep_env(), cwd=tmp_path), log)
-    assert "2 grid points x 2 samples = 4 trials (optuna search over optim.weight_decay" in log.read_text()
-    client, parents, children = runs_of(tmp_path, "gsf-test-optuna")
-    assert len(parents) == 1 and parents[0].data.params["num_trials"] == "4"
-    assert len(children) == 4 and {r.info.status for r in children} == {"FINISHED"}
+    text = (asha_sweep / "sweep.log").read_text()
+    assert "3 grid points x 1 sample = 3 trials (optuna search over optim.weight_decay" in text
+    client, parents, children = runs_of(asha_sweep, "gsf-test-asha")
+    assert len(parents) == 1 and parents[0].data.params["num_trials"] == "3"
+    assert len(children) == 3 and {r.info.status for r in children} == {"FINISHED"}
     assert_sampled_runs(children, key="optim.weight_decay", bounds=WD_BOUNDS)
-    by_lr = {lr: [r for r in children if float(r.data.params["optim.lr"]) == lr] for lr in (0.01, 30.0)}
-    assert [len(runs) for runs in by_lr.values()] == [2, 2]
-    loss_at_rung = {r.info.run_id: next(m.value for m in client.get_metric_history(r.info.run_id, "train_loss")
-                                        if m.step == 1) for r in children}
-    for run in by_lr[30.0]:  # worse at the rung than every trial that went on, and stopped there
-        assert run.data.tags.get("gsf.stopped_early") == "true" and run.data.tags["gsf.stopped_at_epoch"] == "1"
-        assert epochs_logged(client, run) == [1] and "final_val_top1" not in run.data.metrics
-        assert all(loss_at_rung[run.info.run_id] > loss_at_rung[good.info.run_id] for good in by_lr[0.01])
-    for run in by_lr[0.01]:  # the better ones went on to their last epoch
-        assert "gsf.stopped_early" not in run.data.tags
-        assert epochs_logged(client, run) == [1, 2] and "final_val_top1" in run.data.metrics
-    assert staging_left(tmp_path) == []
+    by_lr = {float(r.data.params["optim.lr"]): r for r in children}
+    loss_at_rung = {lr: next(m.value for m in client.get_metric_history(r.info.run_id, "val_loss") if m.step == 1)
+                    for lr, r in by_lr.items()}
+    worse = by_lr[30.0]  # worse at the rung than every trial that went on, and stopped there
+    assert worse.data.tags.get("gsf.stopped_early") == "true" and worse.data.tags["gsf.stopped_at_epoch"] == "1"
+    assert epochs_logged(client, worse) == [1] and "final_val_top1" not in worse.data.metrics
+    assert all(loss_at_rung[30.0] > loss_at_rung[lr] for lr in (0.01, 1.0)), loss_at_rung
+    for lr in (0.01, 1.0):  # the better ones went on to their last epoch
+        assert "gsf.stopped_early" not in by_lr[lr].data.tags
+        assert epochs_logged(client, by_lr[lr]) == [1, 2] and "final_val_top1" in by_lr[lr].data.metrics
