@@ -17,7 +17,10 @@ Fault tolerance:
   first and set RUNNING again by the trial that continues them; Tune's state files cut off by the kill are
   put back first (:mod:`experiments.tune_state`);
 - a trial's MLflow run is found by sweep id + config hash, so a retry never makes a duplicate, and epochs
-  already logged are never logged twice (those missing are back-filled from the checkpoint's history).
+  already logged are never logged twice (those missing are back-filled from the checkpoint's history);
+- the data the trials read are fingerprinted by the driver (:mod:`gsf.data.fingerprint`; each trial's MLflow
+  dataset input) and kept in the sweep's folder: ``--resume`` on data whose digest changed is refused, naming
+  what changed, before any trial runs (:func:`refuse_changed_data`).
 """
 
 from __future__ import annotations
