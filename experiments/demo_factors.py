@@ -36,6 +36,7 @@ DEMO_GRID = Path(__file__).resolve().parent / "grids" / "demo.yaml"
 # Records written before batch size and epochs were recorded all ran with batch 16 for 6 epochs; a record's
 # file name names its batch size and epochs only where they differ from these.
 UNRECORDED_BATCH_SIZE, UNRECORDED_EPOCHS = 16, 6
+UNRECORDED_NUM_CLASSES = 4  # and on 4-class demo data
 
 
 def demo_trial_config(overrides: list[str]):
@@ -113,7 +114,7 @@ def run_one(*, seed: int, start: str, data: Path, overrides: list[str], out: Pat
     record = {
         "seed": seed, "start": start, "temporal": config.model.temporal, "groups": config.model.groups,
         "data": str(data), "overrides": overrides, "lr": config.optim.lr, "threads": config.runtime.num_threads,
-        "batch_size": config.data.batch_size, "epochs": config.optim.epochs,
+        "batch_size": config.data.batch_size, "epochs": config.optim.epochs, "num_classes": int(result["num_classes"]),
         "train_loss": losses, "val_top1": [e.get("val_top1") for e in epochs], "best_val_top1": result["best_val_top1"],
         "did_not_train": did_not_train(losses, num_classes=int(result["num_classes"]),
                                        warmup_epochs=config.optim.warmup_epochs),
@@ -132,6 +133,8 @@ def summary(folder: Path) -> str:
     """One row per condition (module, groups, start, lr, data, threads): seeds, trained n of n, best top-1."""
     import pandas as pd
 
+    from gsf.engine.health import epoch_leaving_chance
+
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     if not records:
         raise SystemExit(f"no records in {folder}")
@@ -139,6 +142,9 @@ def summary(folder: Path) -> str:
     frame["data"] = frame["data"].map(lambda d: Path(d).name)
     frame["batch_size"] = frame.get("batch_size", pd.Series(dtype=float)).fillna(UNRECORDED_BATCH_SIZE).astype(int)
     frame["epochs"] = frame.get("epochs", pd.Series(dtype=float)).fillna(UNRECORDED_EPOCHS).astype(int)
+    frame["num_classes"] = frame.get("num_classes", pd.Series(dtype=float)).fillna(UNRECORDED_NUM_CLASSES).astype(int)
+    frame["left_chance"] = [epoch_leaving_chance(losses, num_classes=k)
+                            for losses, k in zip(frame["train_loss"], frame["num_classes"])]
     keys = ["temporal", "groups", "start", "lr", "batch_size", "epochs", "data", "threads"]
     rows = []
     for values, part in frame.groupby(keys, sort=True):
@@ -147,7 +153,9 @@ def summary(folder: Path) -> str:
         rows.append({**dict(zip(keys, values)), "seeds": ",".join(str(int(s)) for s in part["seed"]),
                      "trained": f"{len(part) - len(dead)} of {len(part)}",
                      "did not train (seeds)": ",".join(str(s) for s in dead),
-                     "best val top-1 per seed (%)": " ".join(f"{100 * v:.1f}" for v in part["best_val_top1"])})
+                     "best val top-1 per seed (%)": " ".join(f"{100 * v:.1f}" for v in part["best_val_top1"]),
+                     "epoch leaving chance per seed": " ".join("-" if pd.isna(e) else str(int(e))
+                                                              for e in part["left_chance"])})
     table = pd.DataFrame(rows)
     table.to_csv(folder.parent / "summary.csv", index=False, lineterminator="\n")
     from analysis.tables import to_markdown
@@ -157,7 +165,8 @@ def summary(folder: Path) -> str:
             f"`python -m experiments.demo_factors summary {folder.as_posix()}` from {len(frame)} runs of "
             f"`python -m experiments.demo_factors run` (each `gsf train` with a trial configuration of "
             f"experiments/grids/demo.yaml; machine: {machines}, 2 cores shared with other work).\n"
-            f"'did not train': training loss at or above 0.9 ln K after the warm-up in every epoch.\n\n"
+            f"'did not train': training loss at or above 0.9 ln K after the warm-up in every epoch; 'epoch leaving "
+            f"chance': the first epoch whose training loss is below 0.9 ln K ('-': none).\n\n"
             + to_markdown(table))
     (folder.parent / "README.md").write_text(text, encoding="utf-8")
     return text

@@ -124,6 +124,15 @@ def did_not_train(train_losses: Iterable[float], *, num_classes: int, warmup_epo
     return min(after) >= CHANCE_LOSS_SHARE * math.log(num_classes)
 
 
+def epoch_leaving_chance(train_losses: Iterable[float], *, num_classes: int) -> int | None:
+    """The first epoch (1-based) whose training loss is below ``CHANCE_LOSS_SHARE`` x ln K: where a run left
+    the plateau at chance it starts on. None when no epoch did (or K < 2)."""
+    if num_classes < 2:
+        return None
+    bound = CHANCE_LOSS_SHARE * math.log(num_classes)
+    return next((epoch for epoch, v in enumerate(train_losses, start=1) if math.isfinite(v) and v < bound), None)
+
+
 def per_stage(metrics: Mapping[str, float], measure: str) -> dict[str, float]:
     """``{stage: value}`` of one per-stage measure (``gate_abs``, ...) among ``metrics`` keyed
     ``<measure>/<stage>`` (any prefix before the measure, such as ``ckpt_``, is part of ``measure``)."""

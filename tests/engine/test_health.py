@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gsf.engine import train
-from gsf.engine.health import GradientRecord, did_not_train, per_stage, stage_of, temporal_module_statistics
+from gsf.engine.health import GradientRecord, did_not_train, epoch_leaving_chance, per_stage, stage_of, temporal_module_statistics
 from gsf.models import build_model
 
 
@@ -36,6 +36,14 @@ def test_did_not_train_means_every_post_warmup_loss_at_chance(losses, expected):
 def test_a_warmup_epoch_at_chance_does_not_count():
     assert did_not_train([1.39, 0.5], num_classes=4, warmup_epochs=1) is False
     assert did_not_train([0.5, 1.39], num_classes=4, warmup_epochs=1) is True
+
+
+def test_epoch_leaving_chance_is_the_first_epoch_below_the_chance_share_of_ln_k():
+    bound = 0.9 * math.log(4)
+    assert epoch_leaving_chance([1.39, 1.41, bound + 1e-6, bound - 1e-6, 0.2], num_classes=4) == 4
+    assert epoch_leaving_chance([0.5, 1.39], num_classes=4) == 1
+    assert epoch_leaving_chance([1.39, float("nan"), 1.38], num_classes=4) is None
+    assert epoch_leaving_chance([0.1], num_classes=1) is None
 
 
 def test_stage_of_names_the_backbone_child():
