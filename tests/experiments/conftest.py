@@ -206,3 +206,47 @@ def processes():
     tracker = Processes()
     yield tracker
     tracker.kill_all()
+
+
+# A hang guard, not a budget: a sweep of the sweep tests takes 30-120 s on a loaded 2-core machine.
+SWEEP_TIMEOUT_S = 900
+
+
+def sweep_args(tmp_path: Path, synth_root: Path, grid: Path = TINY_GRID, *extra: str) -> list[str]:
+    """``gsf sweep`` arguments: ``grid`` on the session's data, its store and sweep folder under ``tmp_path``."""
+    return [str(grid), "--set", f"data.root={synth_root}", "--storage", str(tmp_path / "sweeps"),
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--name", "s", *extra]
+
+
+def finish(process, log: Path, *, expect: int = 0) -> None:
+    """Wait for a sweep started with :func:`sweep_env`; check its exit code and that nothing of it outlived it."""
+    try:
+        code = process.wait(timeout=SWEEP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"sweep did not finish in {SWEEP_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
+    assert code == expect, log.read_text()[-6000:]
+    assert wait_pg_gone(process.pid), "a process of the sweep's process group outlived it"
+    # what the sweep started (its local Ray's servers and workers carry the sweep's environment marker) must be
+    # gone with it: its driver shuts that Ray down
+    left = wait_marked_gone(process.marker)
+    assert not left, f"Ray processes outlived their sweep: {left}"
+
+
+TINY_SWEEP_MODEL = "gsf-tiny-best"  # the registered model name of the shared tiny sweep
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory, synth_root) -> Path:
+    """The tiny grid swept once per session on a local Ray, registering its best trial's model as version 1 of
+    :data:`TINY_SWEEP_MODEL` (``--register-best``), for every test that only reads what such a sweep leaves: the
+    folder holding its MLflow store (``mlflow.db``) and its sweep folder (``sweeps/s``). :func:`finish` checked
+    its exit and that nothing of it outlived it."""
+    folder = tmp_path_factory.mktemp("tiny_sweep")
+    started = Processes()
+    try:
+        log = folder / "sweep.log"
+        finish(started.sweep(sweep_args(folder, synth_root, TINY_GRID, "--register-best", TINY_SWEEP_MODEL), log=log,
+                             env=sweep_env(), cwd=folder), log)
+    finally:
+        started.kill_all()
+    return folder

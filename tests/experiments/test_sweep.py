@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,40 +15,21 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import (
+    SWEEP_TIMEOUT_S,
     TINY_GRID,
-    Processes,
+    finish,
     kill_marked,
     marked_processes,
+    sweep_args,
     sweep_env,
     tune_state_epochs,
-    wait_marked_gone,
     wait_pg_gone,
 )
 from sweep_failing_once import start_epochs
 from sweep_recording_starts import attempts
 
 pytestmark = pytest.mark.slow
-# A hang guard, not a budget: a sweep of these tests takes 30-120 s on a loaded 2-core machine.
-SWEEP_TIMEOUT_S = 900
 RECORDING_STARTS = Path(__file__).resolve().with_name("sweep_recording_starts.py")
-
-
-def sweep_args(tmp_path: Path, synth_root: Path, grid: Path = TINY_GRID, *extra: str) -> list[str]:
-    return [str(grid), "--set", f"data.root={synth_root}", "--storage", str(tmp_path / "sweeps"),
-            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--name", "s", *extra]
-
-
-def finish(process, log: Path, *, expect: int = 0) -> None:
-    try:
-        code = process.wait(timeout=SWEEP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"sweep did not finish in {SWEEP_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
-    assert code == expect, log.read_text()[-6000:]
-    assert wait_pg_gone(process.pid), "a process of the sweep's process group outlived it"
-    # what the sweep started (its local Ray's servers and workers carry the sweep's environment marker) must be
-    # gone with it: its driver shuts that Ray down
-    left = wait_marked_gone(process.marker)
-    assert not left, f"Ray processes outlived their sweep: {left}"
 
 
 def runs_of(tmp_path: Path, study: str = "gsf-test-tiny"):
@@ -98,21 +78,6 @@ def one_trial_grid(tmp_path: Path) -> Path:
     path = tmp_path / "one.yaml"
     path.write_text(yaml.safe_dump(grid))
     return path
-
-
-@pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory, synth_root) -> Path:
-    """The tiny grid swept once on a local Ray, for the tests that read what it logged: the folder holding its
-    MLflow store (``mlflow.db``) and its sweep folder. :func:`finish` checked its exit and that nothing of it
-    outlived it."""
-    folder = tmp_path_factory.mktemp("tiny_sweep")
-    started = Processes()
-    try:
-        log = folder / "sweep.log"
-        finish(started.sweep(sweep_args(folder, synth_root), log=log, env=sweep_env(), cwd=folder), log)
-    finally:
-        started.kill_all()
-    return folder
 
 
 def test_local_sweep_logs_one_child_run_per_trial_under_one_parent(tiny_sweep):

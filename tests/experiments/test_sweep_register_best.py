@@ -1,35 +1,23 @@
-"""``gsf sweep --register-best NAME`` end to end: a tiny real sweep (two trials, one epoch) registers the model
+"""``gsf sweep --register-best NAME`` end to end: a tiny real sweep (two trials, two epochs) registers the model
 of its best finished trial as version 1 of NAME, and that version loads, through MLflow's pyfunc loader and
-through ``gsf predict``, and predicts what the trial's best checkpoint predicts. One sweep for the module."""
+through ``gsf predict``, and predicts what the trial's best checkpoint predicts. The sweep is the session's
+shared tiny sweep (conftest's ``tiny_sweep``, run with ``--register-best``; its exit code is checked there)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import torch
-from conftest import TINY_GRID, Processes, sweep_env
-from test_sweep import SWEEP_TIMEOUT_S, runs_of, sweep_args
+from conftest import TINY_SWEEP_MODEL as MODEL
+from test_sweep import runs_of
 
 pytestmark = pytest.mark.slow
-MODEL = "gsf-tiny-best"
 
 
 @pytest.fixture(scope="module")
-def registered(tmp_path_factory, synth_root):
-    folder = tmp_path_factory.mktemp("register_best")
-    processes = Processes()
-    log = folder / "sweep.log"
-    process = processes.sweep(sweep_args(folder, synth_root, TINY_GRID, "--set", "optim.epochs=1", "--set",
-                                         "optim.warmup_epochs=0", "--register-best", MODEL),
-                              log=log, env=sweep_env(), cwd=folder)
-    try:
-        code = process.wait(timeout=SWEEP_TIMEOUT_S)  # a hang guard
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"sweep did not finish in {SWEEP_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
-    yield {"folder": folder, "code": code, "log": log, "uri": f"sqlite:///{folder / 'mlflow.db'}"}
-    processes.kill_all()
+def registered(tiny_sweep):
+    return {"folder": tiny_sweep, "uri": f"sqlite:///{tiny_sweep / 'mlflow.db'}"}
 
 
 def test_the_best_finished_trial_is_registered_as_version_one(registered):
@@ -37,7 +25,6 @@ def test_the_best_finished_trial_is_registered_as_version_one(registered):
 
     from gsf import mlflow_schema as schema
 
-    assert registered["code"] == 0, registered["log"].read_text()[-6000:]
     client = MlflowClient(registered["uri"], registry_uri=registered["uri"])
     (version,) = client.search_model_versions(f"name = '{MODEL}'")
     assert int(version.version) == 1
