@@ -33,9 +33,9 @@ from pathlib import Path
 
 STARTS = ("release", "default_fusion_init", "zero_gate")
 DEMO_GRID = Path(__file__).resolve().parent / "grids" / "demo.yaml"
-# Records written before batch size and epochs were recorded all ran with batch 16 for 6 epochs; a record's
-# file name names its batch size and epochs only where they differ from these.
-UNRECORDED_BATCH_SIZE, UNRECORDED_EPOCHS = 16, 6
+# Records written before batch size, epochs and warm-up were recorded all ran with batch 16 for 6 epochs, one
+# of them warm-up; a record's file name names its batch size and epochs only where they differ from these.
+UNRECORDED_BATCH_SIZE, UNRECORDED_EPOCHS, UNRECORDED_WARMUP_EPOCHS = 16, 6, 1
 UNRECORDED_NUM_CLASSES = 4  # and on 4-class demo data
 
 
@@ -114,7 +114,8 @@ def run_one(*, seed: int, start: str, data: Path, overrides: list[str], out: Pat
     record = {
         "seed": seed, "start": start, "temporal": config.model.temporal, "groups": config.model.groups,
         "data": str(data), "overrides": overrides, "lr": config.optim.lr, "threads": config.runtime.num_threads,
-        "batch_size": config.data.batch_size, "epochs": config.optim.epochs, "num_classes": int(result["num_classes"]),
+        "batch_size": config.data.batch_size, "epochs": config.optim.epochs,
+        "warmup_epochs": config.optim.warmup_epochs, "num_classes": int(result["num_classes"]),
         "train_loss": losses, "val_top1": [e.get("val_top1") for e in epochs], "best_val_top1": result["best_val_top1"],
         "did_not_train": did_not_train(losses, num_classes=int(result["num_classes"]),
                                        warmup_epochs=config.optim.warmup_epochs),
@@ -123,6 +124,8 @@ def run_one(*, seed: int, start: str, data: Path, overrides: list[str], out: Pat
     out.mkdir(parents=True, exist_ok=True)
     recipe = f"_b{config.data.batch_size}_e{config.optim.epochs}" if (config.data.batch_size, config.optim.epochs) != (
         UNRECORDED_BATCH_SIZE, UNRECORDED_EPOCHS) else ""
+    if config.optim.warmup_epochs != UNRECORDED_WARMUP_EPOCHS:
+        recipe += f"_w{config.optim.warmup_epochs}"
     name = (f"{config.model.temporal}_g{config.model.groups}_{start}_lr{config.optim.lr:g}{recipe}_{data.name}"
             f"_t{config.runtime.num_threads}_s{seed}.json")
     (out / name).write_text(json.dumps(record, indent=1), encoding="utf-8")
@@ -140,12 +143,13 @@ def summary(folder: Path) -> str:
         raise SystemExit(f"no records in {folder}")
     frame = pd.DataFrame(records)
     frame["data"] = frame["data"].map(lambda d: Path(d).name)
-    frame["batch_size"] = frame.get("batch_size", pd.Series(dtype=float)).fillna(UNRECORDED_BATCH_SIZE).astype(int)
-    frame["epochs"] = frame.get("epochs", pd.Series(dtype=float)).fillna(UNRECORDED_EPOCHS).astype(int)
-    frame["num_classes"] = frame.get("num_classes", pd.Series(dtype=float)).fillna(UNRECORDED_NUM_CLASSES).astype(int)
+    for column, unrecorded in (("batch_size", UNRECORDED_BATCH_SIZE), ("epochs", UNRECORDED_EPOCHS),
+                               ("warmup_epochs", UNRECORDED_WARMUP_EPOCHS), ("num_classes", UNRECORDED_NUM_CLASSES)):
+        values = frame[column] if column in frame else pd.Series(index=frame.index, dtype=float)
+        frame[column] = values.fillna(unrecorded).astype(int)
     frame["left_chance"] = [epoch_leaving_chance(losses, num_classes=k)
                             for losses, k in zip(frame["train_loss"], frame["num_classes"])]
-    keys = ["temporal", "groups", "start", "lr", "batch_size", "epochs", "data", "threads"]
+    keys = ["temporal", "groups", "start", "lr", "batch_size", "epochs", "warmup_epochs", "data", "threads"]
     rows = []
     for values, part in frame.groupby(keys, sort=True):
         part = part.sort_values("seed")

@@ -37,7 +37,7 @@ def test_summary_keeps_batch_sizes_apart_and_gives_each_seeds_epoch_leaving_chan
     assert set(table.index) == {"8", "16"}
     assert table.loc["16", "trained"] == "1 of 2" and table.loc["16", "did not train (seeds)"] == "1"
     assert table.loc["16", "epoch leaving chance per seed"] == "3 -"  # seed 0: 1.0 < 0.9 ln 4 = 1.25 in epoch 3
-    assert table.loc["16", "epochs"] == "6"
+    assert table.loc["16", "epochs"] == "6" and set(table["warmup_epochs"]) == {"1"}
     assert table.loc["8", "trained"] == "1 of 1" and table.loc["8", "epoch leaving chance per seed"] == "2"
     assert "epoch leaving chance" in (tmp_path / "README.md").read_text()
 
