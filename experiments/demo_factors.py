@@ -132,6 +132,12 @@ def run_one(*, seed: int, start: str, data: Path, overrides: list[str], out: Pat
     return record
 
 
+def _overridden(overrides: list[str], key: str | None, default: int) -> int:
+    """The value ``KEY=VALUE`` among a record's overrides sets for ``key`` (the last one), else ``default``."""
+    found = [text.split("=", 1)[1] for text in overrides if key and text.split("=", 1)[0] == key]
+    return int(found[-1]) if found else default
+
+
 def summary(folder: Path) -> str:
     """One row per condition (module, groups, start, lr, data, threads): seeds, trained n of n, best top-1."""
     import pandas as pd
@@ -143,10 +149,14 @@ def summary(folder: Path) -> str:
         raise SystemExit(f"no records in {folder}")
     frame = pd.DataFrame(records)
     frame["data"] = frame["data"].map(lambda d: Path(d).name)
-    for column, unrecorded in (("batch_size", UNRECORDED_BATCH_SIZE), ("epochs", UNRECORDED_EPOCHS),
-                               ("warmup_epochs", UNRECORDED_WARMUP_EPOCHS), ("num_classes", UNRECORDED_NUM_CLASSES)):
+    # a field a record lacks: the value its overrides set, else what every run before the field ran with
+    for column, key, unrecorded in (("batch_size", "data.batch_size", UNRECORDED_BATCH_SIZE),
+                                    ("epochs", "optim.epochs", UNRECORDED_EPOCHS),
+                                    ("warmup_epochs", "optim.warmup_epochs", UNRECORDED_WARMUP_EPOCHS),
+                                    ("num_classes", None, UNRECORDED_NUM_CLASSES)):
         values = frame[column] if column in frame else pd.Series(index=frame.index, dtype=float)
-        frame[column] = values.fillna(unrecorded).astype(int)
+        frame[column] = [int(v) if pd.notna(v) else _overridden(overrides, key, unrecorded)
+                         for v, overrides in zip(values, frame["overrides"])]
     frame["left_chance"] = [epoch_leaving_chance(losses, num_classes=k)
                             for losses, k in zip(frame["train_loss"], frame["num_classes"])]
     keys = ["temporal", "groups", "start", "lr", "batch_size", "epochs", "warmup_epochs", "data", "threads"]

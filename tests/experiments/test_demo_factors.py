@@ -17,28 +17,33 @@ def test_seed_range_reads_ranges_and_lists():
     assert seed_range("1,3,5-6") == [1, 3, 5, 6]
 
 
-def _record(folder, name, *, seed, losses, top1, **extra):
+def _record(folder, name, *, seed, losses, top1, overrides=(), **extra):
     record = {"seed": seed, "start": "release", "temporal": "gsf", "groups": 2, "data": "/data/synth-demo",
-              "overrides": [], "lr": 0.0015, "threads": 2, "train_loss": losses, "val_top1": [top1] * len(losses),
+              "overrides": list(overrides), "lr": 0.0015, "threads": 2, "train_loss": losses, "val_top1": [top1] * len(losses),
               "best_val_top1": top1, "did_not_train": min(losses[1:]) >= 0.9 * CHANCE, "seconds": 1.0,
               "machine": "test CPU", **extra}
     (folder / f"{name}.json").write_text(json.dumps(record))
 
 
-def test_summary_keeps_batch_sizes_apart_and_gives_each_seeds_epoch_leaving_chance(tmp_path):
+def test_summary_keeps_recipes_apart_and_gives_each_seeds_epoch_leaving_chance(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    # two records written before batch size and epochs were recorded (they ran at 16 and 6), one seed dead
+    # two records written before batch size, epochs and warm-up were recorded (16, 6, 1), one seed dead
     _record(runs, "a", seed=0, losses=[1.39, 1.30, 1.0, 0.5], top1=0.9)
     _record(runs, "b", seed=1, losses=[1.39, 1.40, 1.39, 1.38], top1=0.3)
     _record(runs, "c", seed=1, losses=[1.39, 1.2, 0.4, 0.2], top1=0.95, batch_size=8, epochs=4, num_classes=4)
+    # a record without the warm-up field whose overrides set it
+    _record(runs, "d", seed=2, losses=[1.39, 1.0, 0.4], top1=0.9, batch_size=8, epochs=4,
+            overrides=["optim.warmup_epochs=2"])
     summary(runs)
-    table = pd.read_csv(tmp_path / "summary.csv", dtype=str).set_index("batch_size")
-    assert set(table.index) == {"8", "16"}
-    assert table.loc["16", "trained"] == "1 of 2" and table.loc["16", "did not train (seeds)"] == "1"
-    assert table.loc["16", "epoch leaving chance per seed"] == "3 -"  # seed 0: 1.0 < 0.9 ln 4 = 1.25 in epoch 3
-    assert table.loc["16", "epochs"] == "6" and set(table["warmup_epochs"]) == {"1"}
-    assert table.loc["8", "trained"] == "1 of 1" and table.loc["8", "epoch leaving chance per seed"] == "2"
+    table = pd.read_csv(tmp_path / "summary.csv", dtype=str)
+    old = table[table["batch_size"] == "16"].squeeze()
+    assert (old["epochs"], old["warmup_epochs"], old["trained"], old["did not train (seeds)"]) == ("6", "1", "1 of 2", "1")
+    assert old["epoch leaving chance per seed"] == "3 -"  # seed 0: 1.0 < 0.9 ln 4 = 1.25 in epoch 3
+    one, two = table[table["batch_size"] == "8"].sort_values("warmup_epochs").to_dict("records")
+    assert (one["warmup_epochs"], one["seeds"], one["epoch leaving chance per seed"]) == ("1", "1", "2")
+    assert (two["warmup_epochs"], two["seeds"], two["epoch leaving chance per seed"]) == ("2", "2", "2")
+    assert len(table) == 3
     assert "epoch leaving chance" in (tmp_path / "README.md").read_text()
 
 
