@@ -240,7 +240,7 @@ class _Run:
                                    decoded_cache=self.decoded_cache)
         self.num_classes = num_classes_of(self.train_set)
         self.model = build_model(**model_kwargs(c, num_classes=self.num_classes))
-        if c.model.init_from:  # fine-tuning (issue 12): the head re-initialised when the class count differs
+        if c.model.init_from:  # fine-tuning: the head re-initialised when the class count differs
             from gsf.models.registry import backbone_spec
             from gsf.models.weights import init_from_checkpoint
 
@@ -347,7 +347,7 @@ class _Run:
             result["num_classes"] = float(self.num_classes)
         if self.main:
             result.update(self._checkpoint_routing())
-        if self.config.data.test_views:  # the best checkpoint at each test protocol: test_<P>_top1 ... (issue 12)
+        if self.config.data.test_views:  # the best checkpoint at each test protocol: test_<P>_top1 ...
             tested = self.best_path if self.best_path.exists() else self.last_path
             if self.where.active:  # rank 0's file, also on ranks that do not share its folder (Ray Train, nodes)
                 tested = distributed.rank_zero_file(tested)
