@@ -1,6 +1,7 @@
-"""The MLflow UI in a real (headless) browser: ``gsf ui`` on a store holding a sweep's parent run and two trial
-runs (logged here with the MLflow client, in the sweep runner's layout) shows every trial's run under its sweep,
-and a screenshot of its runs page can be taken (into the test's temporary folder: ``python -m
+"""The MLflow UI in a real (headless) browser: the page ``gsf ui`` prints, on a store holding a sweep's parent run
+and two trial runs (logged here with the MLflow client, in the sweep runner's layout), shows every trial under
+its sweep in MLflow's model-training view with a paper table's columns (read from the page's DOM, Chromium's
+``--dump-dom``), and a screenshot of it can be taken (into the test's temporary folder: ``python -m
 experiments.ui_screenshot`` regenerates the README's from a real sweep).
 
 Chromium is a prerequisite of the test suite (``.ci/run`` and the README's test command install it): missing, the
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from experiments.ui_screenshot import CHROMIUM, browse, flat_runs_url, save_screenshot
+from experiments.ui_screenshot import BROWSER_HOST, CHROMIUM, browse, browser_server_env, save_screenshot
 from tests.ports import free_port
 
 from .test_faults import Group, sweep_env
 
 STUDY, SWEEP_NAME = "gsf-test-ui", "tiny-ui-sweep"
+SWEEP_ID = f"{SWEEP_NAME}-0a1b2c3d"
 TRIALS = {"temporal=none,seed=0": "TSN", "temporal=tsm,seed=0": "TSM"}
 MISSING = (f"{CHROMIUM} is missing: the browser test needs Chromium (apt-get install -y chromium, as .ci/run "
            "and the README's test command do)")
@@ -45,7 +47,7 @@ def logged_sweep(uri: str, artifacts: Path) -> dict:
 
     client = MlflowClient(uri)
     experiment = client.create_experiment(STUDY, artifact_location=artifacts.as_uri())
-    sweep_id = f"{SWEEP_NAME}-0a1b2c3d"
+    sweep_id = SWEEP_ID
     parent = client.create_run(experiment, run_name=SWEEP_NAME, tags={
         "gsf.role": "sweep", "gsf.sweep_id": sweep_id, "gsf.grid": "tiny", "gsf.table": "tiny"}).info.run_id
     names = []
@@ -56,6 +58,9 @@ def logged_sweep(uri: str, artifacts: Path) -> dict:
             "gsf.sweep_id": sweep_id, "gsf.seed": "0", "gsf.axis.model.temporal": slug.split(",")[0].split("=")[1]})
         metrics = [Metric(key, value, 0, epoch) for epoch in (1, 2)
                    for key, value in (("epoch", epoch), ("val_top1", 0.25 * epoch + 0.1 * step))]
+        metrics += [Metric(key, value, 0, 2) for key, value in (
+            ("best_val_top1", 0.5 + 0.1 * step), ("test_1x1_top1", 0.4 + 0.1 * step), ("test_2x3_top1", 0.45),
+            ("gmacs", 1.5), ("params", 11e6))]
         client.log_batch(run.info.run_id, metrics=metrics,
                          params=[Param("model.temporal", slug.split(",")[0].split("=")[1]), Param("optim.epochs", "2")],
                          tags=[RunTag("gsf.table", "tiny")])
@@ -65,33 +70,38 @@ def logged_sweep(uri: str, artifacts: Path) -> dict:
     return {"parent": SWEEP_NAME, "trials": sorted(names)}
 
 
-def test_gsf_ui_shows_every_trial_under_its_sweep_in_a_browser(tmp_path, chromium):
+def test_gsf_ui_shows_every_trial_under_its_sweep_with_a_paper_tables_columns_in_a_browser(tmp_path, chromium):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     logged = logged_sweep(uri, tmp_path / "artifacts")
     group = Group()
     try:
         port = free_port()
         ui_log = tmp_path / "ui.log"
+        # The browser calls the server BROWSER_HOST: from a loopback name MLflow opens its Assistant panel over
+        # a third of the page, and the table then renders (and puts in the DOM) fewer of its columns.
         group.start([sys.executable, "-m", "gsf.cli", "ui", "--tracking-uri", uri, "--port", str(port),
-                     "--study", STUDY], log=ui_log, cwd=tmp_path, env=sweep_env())
+                     "--study", STUDY], log=ui_log, cwd=tmp_path, env={**browser_server_env(port), **sweep_env()})
         deadline = time.monotonic() + 120  # a hang guard: the server answers within seconds
         while not (found := re.search(r"MLflow UI: (\S+)", ui_log.read_text(errors="replace"))):
             assert time.monotonic() < deadline, ui_log.read_text()[-3000:]
             time.sleep(0.5)
         url = found.group(1)
-        assert url.startswith(f"http://127.0.0.1:{port}/#/experiments/") and url.endswith("/runs")
+        assert url.startswith(f"http://127.0.0.1:{port}/#/experiments/"), url
+        url = url.replace("127.0.0.1", BROWSER_HOST)
 
-        # The runs page nests a sweep's trials under its collapsed parent, and which parents are expanded is
-        # kept in the browser, not in the URL. Sorted by another key than the start time, MLflow lists runs
-        # flat: the parent and every trial are rows of the same table.
-        flat = flat_runs_url(url)
-        dom = browse(chromium, flat, tmp_path / "profile", "--dump-dom")
-        rows = re.findall(r'role="row"', dom)
-        assert logged["parent"] in dom, dom[-2000:]
+        dom = browse(chromium, url, tmp_path / "profile", "--dump-dom", "--window-size=1600,1000")
+        genai = [item for item in ("Judges", "Prompts", "Evaluation runs") if item in dom]
+        assert "Model registry" in dom and not genai, f"not MLflow's model-training view: GenAI items {genai}"
+        assert re.search(r"Group:\s*(<[^>]*>\s*)*" + re.escape(SWEEP_ID), dom), f"no group of sweep {SWEEP_ID}"
         missing = [name for name in logged["trials"] if name not in dom]
-        assert not missing, f"{missing} not in the rendered page {flat}"
-        assert len(rows) >= 1 + 1 + len(logged["trials"]), f"{len(rows)} table rows in {flat}"  # header, runs
-        screenshot = save_screenshot(chromium, flat, tmp_path / "ui" / "mlflow-runs.png", tmp_path / "profile")
+        assert not missing, f"{missing} not in the rendered page {url}"
+        headers = set(re.findall(r'col-id="([^"]+)"', dom))
+        wanted = {"tags.`gsf.variant`", "tags.`gsf.axis.model.temporal`", "tags.`gsf.seed`",
+                  "metrics.`best_val_top1`", "metrics.`test_1x1_top1`", "metrics.`test_2x3_top1`",
+                  "metrics.`gmacs`", "metrics.`params`"}
+        assert wanted <= headers, f"columns {sorted(wanted - headers)} not on the page; it has {sorted(headers)}"
+        screenshot = save_screenshot(chromium, url, tmp_path / "ui" / "mlflow-runs.png", tmp_path / "profile")
         assert screenshot.stat().st_size > 10_000
     finally:
         group.kill_all()
+
