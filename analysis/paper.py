@@ -1,4 +1,4 @@
-"""The paper's confirmed numbers (``results/paper/*.csv``, transcribed from GSF.md sections 3 and 6) and
+"""The paper's confirmed numbers (``results/paper/*.csv``, transcribed by hand from the sources their ``source`` column names) and
 their join to measured rows."""
 
 from __future__ import annotations

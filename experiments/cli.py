@@ -98,7 +98,7 @@ def _resolved(grid, overrides: dict):
 
 # One training step is a forward and a backward pass; the backward costs about twice the forward.
 FORWARD_BACKWARD = 3
-TRAIN_VIEWS = 1  # a training sample is one clip of one crop (GSF.md section 4)
+TRAIN_VIEWS = 1  # a training sample is one clip of one crop (docs/recipe.md)
 
 
 def train_clips(config: dict, cache: dict) -> int | None:

@@ -2,7 +2,7 @@
 ``GSF``, ``TAM``, ``TIN``, and a variant with the knobs that differ from the paper's setting appended
 (``GSF G=1``, ``GSF sum``, ``GSF avg``, ``GSF 25 %``, ``GSF after conv2``, ``TAM kernel_size=5``).
 
-The paper's setting of every knob is the default of :class:`gsf.engine.config.ModelConfig` (GSF.md
+The paper's setting of every knob is the default of :class:`gsf.engine.config.ModelConfig` (docs/gsf-operator.md
 sections 1-2), read from there, so a grid never types a name: a variant is named from its flat config
 (``{"model.temporal": "gsf", "model.groups": "1", ...}``, values as Python objects or as the strings MLflow
 logs them). Knobs a temporal kind does not have (GSF's fusion on TSM, any knob on TSN) do not appear in its

@@ -1,4 +1,4 @@
-"""Complexity accounting in the paper's convention (GSF.md section 3).
+"""Complexity accounting in the paper's convention (docs/gsf-operator.md section 3).
 
 "GFLOPs" in the action-recognition literature means multiply-accumulates (MACs) of convolution and linear
 layers per view (one clip x one crop). Two figures are reported:
@@ -273,7 +273,7 @@ def model_complexity(*, num_frames: int, input_size: int, **model_kwargs) -> Com
 
 @dataclass(frozen=True)
 class ViewsComplexity:
-    """GMACs of a multi-view test (GSF.md section 3: per-view cost x clips x crops), each view counted at
+    """GMACs of a multi-view test (docs/gsf-operator.md section 3: per-view cost x clips x crops), each view counted at
     the crop size the test actually runs (:func:`gsf.data.transforms.view_crop_size`)."""
 
     views: str  # CLIPSxCROPS

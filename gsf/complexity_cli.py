@@ -1,4 +1,4 @@
-"""``gsf flops``: per-view GMACs and parameters of a video model (GSF.md section 3)."""
+"""``gsf flops``: per-view GMACs and parameters of a video model (docs/gsf-operator.md section 3)."""
 
 from __future__ import annotations
 

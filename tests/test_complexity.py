@@ -1,4 +1,4 @@
-"""Complexity (GSF.md section 3): ``gsf flops`` reproduces the paper's table within 0.5 %, and the meta-device
+"""Complexity (docs/gsf-operator.md section 3): ``gsf flops`` reproduces the paper's table within 0.5 %, and the meta-device
 counter equals fvcore's JIT-traced count operator by operator, for every registered model."""
 
 import json
@@ -13,7 +13,7 @@ from gsf.complexity import build_meta_model, count_operators, fvcore_operators, 
 from gsf.models import build_model, list_models, variant_kwargs
 from gsf.vocabulary import TEMPORAL_KINDS
 
-# (backbone, temporal, fraction, input px, GMACs per view at T=8, params in M, modules) from GSF.md section 3.
+# (backbone, temporal, fraction, input px, GMACs per view at T=8, params in M, modules) from docs/gsf-operator.md section 3.
 REFERENCE_TABLE = [
     ("bninception", "none", 1.0, 224, 16.26, 10.45, 0),
     ("bninception", "gsf", 1.0, 224, 16.35, 10.50, 10),
@@ -95,7 +95,7 @@ def test_tin_cost_matches_its_formula():
 
 
 def test_gsf_module_cost_matches_its_formula():
-    """One GSF module: 29 C' + 40 params; 27 C' T H W + 18 C' T MACs (GSF.md section 1)."""
+    """One GSF module: 29 C' + 40 params; 27 C' T H W + 18 C' T MACs (docs/gsf-operator.md section 1)."""
     tsn = measure_complexity(build_model(backbone="resnet_tiny", temporal="none", num_classes=3),
                              num_frames=4, input_size=64)
     model = build_model(backbone="resnet_tiny", temporal="gsf", num_classes=3, last_n_blocks=1)
@@ -251,7 +251,7 @@ def test_gsf_flops_counts_the_same_with_fvcore(capsys):
 
 
 def test_multi_view_cost_is_counted_at_the_crop_size_run(capsys):
-    """GSF.md section 3: multi-view cost = per-view x clips x crops, each view at the size the test runs:
+    """docs/gsf-operator.md section 3: multi-view cost = per-view x clips x crops, each view at the size the test runs:
     the release's 3 crops are input-size, TSM's full-resolution ones the whole 256-scaled shorter side."""
     from gsf.complexity import model_complexity, views_complexity
 

@@ -16,6 +16,6 @@ def test_every_layer_uses_the_same_vocabularies():
 
 
 def test_published_class_counts_are_those_of_the_reference_sheet():
-    # GSF.md section 5: 174 (SSv1, SSv2), 48 (Diving48), 400 (Kinetics), 97 verbs and 300 nouns (EPIC-100)
+    # docs/data-formats.md: 174 (SSv1, SSv2), 48 (Diving48), 400 (Kinetics), 97 verbs and 300 nouns (EPIC-100)
     assert PUBLISHED_NUM_CLASSES == {"ssv1": 174, "ssv2": 174, "diving48": 48, "kinetics400": 400,
                                      "epic100": {"verb": 97, "noun": 300}, "list": 174}

@@ -1,5 +1,5 @@
 """Data-loading throughput: clips per second from frame folders and from videos, with 0 and 2 loader
-workers, at 8 and 16 frames, with the release's train augmentation (GSF.md section 4).
+workers, at 8 and 16 frames, with the release's train augmentation (docs/recipe.md).
 
 The data are the synthetic benchmark made on the fly in a temporary folder: SSv2-format WebM videos,
 and the same frames as an SSv1-format JPEG folder tree.

@@ -7,7 +7,7 @@ machine load hits every row alike; each figure is the median of the repeats, aft
 medians. Peak training memory: on CUDA ``torch.cuda.max_memory_allocated`` over one training step; on
 CPU the growth of the peak resident set (``VmHWM``) over one training step, each model in a fresh
 subprocess, because CPU tensor allocations are not visible to ``tracemalloc``.
-GMACs: ``gsf.complexity.measure_complexity`` (conv + linear multiply-accumulates per view, GSF.md section 3).
+GMACs: ``gsf.complexity.measure_complexity`` (conv + linear multiply-accumulates per view, docs/gsf-operator.md section 3).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ Public API
 - Data sets (``root`` is the folder as released): :class:`SomethingSomethingV1`,
   :class:`SomethingSomethingV2`, :class:`Diving48`, :class:`Kinetics400`, :class:`EpicKitchens100`,
   :class:`TSNList`; :func:`build_dataset` picks one by name.
-- Sampling (GSF.md section 4): :func:`segment_offsets`.
-- Transforms (GSF.md section 4): :class:`TrainAugmentation`, :class:`TestViews`, :func:`mirror_label_swap`.
+- Sampling (docs/recipe.md): :func:`segment_offsets`.
+- Transforms (docs/recipe.md): :class:`TrainAugmentation`, :class:`TestViews`, :func:`mirror_label_swap`.
 - Synthetic data: :func:`synthesize_dataset`, :func:`synthetic_pairs`.
 - Loader helper: :func:`collate_clips` (drops skipped samples and reports them per batch).
 """

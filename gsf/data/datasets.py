@@ -29,7 +29,7 @@ Transform = Callable[[torch.Tensor, object], tuple[torch.Tensor, object]]
 
 
 class VideoDataset(Dataset):
-    """Clips of ``num_frames`` frames sampled TSN-style (GSF.md section 4) from ``records``.
+    """Clips of ``num_frames`` frames sampled TSN-style (docs/recipe.md) from ``records``.
 
     Args:
         records: the samples.

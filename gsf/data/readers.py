@@ -1,4 +1,4 @@
-"""Readers of the official release formats (GSF.md section 5): annotation files -> :class:`VideoRecord`s.
+"""Readers of the official release formats (docs/data-formats.md): annotation files -> :class:`VideoRecord`s.
 
 Every reader takes the data set's root folder as released and returns ``(records, class_names)``.
 A bad annotation row raises :class:`GSFDataError` naming the file and row, or, when an ``errors`` list is
@@ -326,7 +326,7 @@ def read_epic100(root, split: str = "train", *, media: str = "auto", errors: lis
 
 
 def detect_frame_template(folder: Path) -> str:
-    """The known frame template (GSF.md section 5) whose first frame is in ``folder``."""
+    """The known frame template (docs/data-formats.md) whose first frame is in ``folder``."""
     try:
         names = set(os.listdir(folder))
     except OSError as err:

@@ -1,4 +1,4 @@
-"""The one record type shared by every release-format reader (GSF.md section 5)."""
+"""The one record type shared by every release-format reader (docs/data-formats.md)."""
 
 from __future__ import annotations
 

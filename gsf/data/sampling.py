@@ -1,4 +1,4 @@
-"""TSN segment sampling and the release's test clip modes (GSF.md section 4).
+"""TSN segment sampling and the release's test clip modes (docs/recipe.md).
 
 Offsets are 0-based positions inside a sample of ``num_available`` frames; a reader adds the record's
 ``first_frame`` (1 for the frame folders of every release, so the frame files read are 1-based).

@@ -1,4 +1,4 @@
-"""A synthetic temporal benchmark in the Something-Something V2 release format (GSF.md section 5).
+"""A synthetic temporal benchmark in the Something-Something V2 release format (docs/data-formats.md).
 
 Classes come in pairs that differ only by the direction of time: a clip of the second class is literally
 the time reversal of a trajectory drawn for the first, so both classes have the same distribution of

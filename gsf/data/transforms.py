@@ -1,4 +1,4 @@
-"""Train augmentation and test views of the release (GSF.md section 4), on torchvision.transforms.v2
+"""Train augmentation and test views of the release (docs/recipe.md), on torchvision.transforms.v2
 video tensors.
 
 Every transform takes a uint8 clip ``(T, 3, H, W)`` and draws its random parameters once per clip, so all
@@ -75,14 +75,14 @@ class Normalize:
         return bgr - torch.tensor(INCEPTION_BGR_MEAN).view(3, 1, 1)
 
 
-RANDAUGMENT_POLICY = "rand-m9-mstd0.5"  # timm's policy string of the release (GSF.md section 4)
+RANDAUGMENT_POLICY = "rand-m9-mstd0.5"  # timm's policy string of the release (docs/recipe.md)
 # The release's hparams: translate_const 117 and the ImageNet mean as fill; no "interpolation", so each op
 # draws bilinear or bicubic.
 RANDAUGMENT_HPARAMS = {"translate_const": 117, "img_mean": (124, 116, 104)}
 
 
 class ClipRandAugment:
-    """The release's RandAugment (GSF.md section 4): timm's ``rand-m9-mstd0.5`` (2 ops, magnitude 9 with
+    """The release's RandAugment (docs/recipe.md): timm's ``rand-m9-mstd0.5`` (2 ops, magnitude 9 with
     std 0.5, the plain ops, not the "Increasing" ones), fill (124, 116, 104), ``translate_const`` 117,
     bilinear or bicubic drawn per op, with one draw per clip: every frame of a clip gets the same ops,
     magnitudes, signs and interpolations.
@@ -111,7 +111,7 @@ class ClipRandAugment:
 
 
 class MultiScaleCrop:
-    """TSN multi-scale crop (GSF.md section 4): crop width and height each picked from
+    """TSN multi-scale crop (docs/recipe.md): crop width and height each picked from
     ``scales * min(H, W)`` (sizes within 3 px of ``size`` snap to it), at most ``max_distortion`` scale
     steps apart, placed at one of the release's 13 fixed offsets (``more_fix_crop``: the four corners, the
     centre, the four edge midpoints and the four quarter points, in quarter steps of the free space), then
@@ -160,7 +160,7 @@ def _as_video(clip: torch.Tensor) -> tv_tensors.Video:
 
 
 class TrainAugmentation:
-    """The release's train augmentation, in its order (GSF.md section 4): RandAugment, TSN multi-scale
+    """The release's train augmentation, in its order (docs/recipe.md): RandAugment, TSN multi-scale
     crop resized to ``size``, horizontal flip with probability ``flip_probability`` (swapping labels by
     ``label_swap``), normalisation.
 
@@ -202,7 +202,7 @@ THREE_CROP_STYLES = ("release", "full_res")
 
 
 def view_scale_size(input_size: int) -> int:
-    """Shorter side of a test frame before cropping, as the release computes it (GSF.md section 4):
+    """Shorter side of a test frame before cropping, as the release computes it (docs/recipe.md):
     ``input_size * 256 // 224`` (256 for 224, 261 for InceptionV3's 229)."""
     return input_size * 256 // 224
 
@@ -216,7 +216,7 @@ def view_crop_size(input_size: int, num_crops: int, three_crop: str = "release")
 def view_crop_boxes(height: int, width: int, *, input_size: int, num_crops: int,
                     three_crop: str = "release") -> list[tuple[int, int, int, bool]]:
     """``(top, left, side, flipped)`` of each test crop of a frame already scaled to ``height x width``
-    (GSF.md section 4). Offsets move in quarter steps of the free space, ``step = (free) // 4``, as the
+    (docs/recipe.md). Offsets move in quarter steps of the free space, ``step = (free) // 4``, as the
     release's crops do:
 
     - 1: the centre crop (torchvision's rounding of half the free space);
@@ -251,7 +251,7 @@ def view_crop_boxes(height: int, width: int, *, input_size: int, num_crops: int,
 
 
 class TestViews:
-    """Test views (GSF.md section 4): the shorter side resized to :func:`view_scale_size`, then the crops of
+    """Test views (docs/recipe.md): the shorter side resized to :func:`view_scale_size`, then the crops of
     :func:`view_crop_boxes` (1 centre crop; 3 release or full-resolution crops; 5; 10 with flips).
 
     ``__call__(clip uint8 (T, 3, H, W), label) -> (float32 (crops, T, 3, s, s), label)`` with s of

@@ -6,7 +6,7 @@ those (values parsed as YAML scalars). Every value is type-checked against its f
 error that names it and suggests the closest valid one; :func:`check_config` runs the cross-field checks
 (data root present, T against the temporal operator, device and precision) before any work starts.
 
-Defaults follow the release's Something-Something V1 recipe (GSF.md section 4).
+Defaults follow the release's Something-Something V1 recipe (docs/recipe.md).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _knob(default, doc: str, choices: tuple | None = None):
 
 @dataclass
 class ModelConfig:
-    """The video model (GSF.md sections 1-2); passed to :func:`gsf.build_model`."""
+    """The video model (docs/gsf-operator.md sections 1-2); passed to :func:`gsf.build_model`."""
 
     backbone: str = _knob("resnet50", "backbone name, one of gsf.models.BACKBONES")
     temporal: str = _knob("gsf", "temporal module: none (TSN), tsm, gsm, gsf, tam or tin (gsf.ops.TEMPORAL_MODULES; "
@@ -78,7 +78,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """The data set and how clips are drawn from it (GSF.md sections 4-5)."""
+    """The data set and how clips are drawn from it (docs/recipe.md, docs/data-formats.md)."""
 
     dataset: str = _knob("ssv2", "data set format: ssv1, ssv2, diving48, kinetics400, epic100, list",
                          DATASET_NAMES)
@@ -110,7 +110,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """SGD with linear lr scaling, linear warm-up then cosine, stepped per epoch (GSF.md section 4).
+    """SGD with linear lr scaling, linear warm-up then cosine, stepped per epoch (docs/recipe.md).
 
     ``optimizer: adamw`` is not the release's: it is for small networks trained from scratch on CPU (the demo),
     where SGD at the release's lr did not learn the synthetic benchmark in the demo's budget (README)."""
@@ -346,7 +346,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 # --- cross-field checks ------------------------------------------------------------------------------
 
 def parse_views(text: str, *, key: str = "views") -> tuple[int, int]:
-    """``"2x3"`` -> ``(2, 3)``: clips x crops (crops 1, 3, 5 or 10, GSF.md section 4)."""
+    """``"2x3"`` -> ``(2, 3)``: clips x crops (crops 1, 3, 5 or 10, docs/recipe.md)."""
     from gsf.data.transforms import TEST_CROP_COUNTS
 
     try:

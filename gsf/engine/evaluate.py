@@ -1,4 +1,4 @@
-"""Multi-view evaluation (GSF.md section 4): clips x crops per video, logits averaged per video.
+"""Multi-view evaluation (docs/recipe.md): clips x crops per video, logits averaged per video.
 
 The data set gives every video as ``(V, T, 3, H, W)`` with V = clips x crops views. Each view goes
 through the model (whose consensus already averages the frame logits), then the **raw logits** of the V
@@ -245,7 +245,7 @@ def evaluate_checkpoint(config: TrainConfig, checkpoint: str | Path, *, views: s
     """Multi-view test of a checkpoint on ``split`` (default ``data.val_split``) with ``views``
     (CLIPSxCROPS, default the first protocol of ``data.test_views``; :func:`evaluate_protocols` tests at
     each); the views' crops and clips follow ``data.test_three_crops``, ``data.test_sampling`` and
-    ``data.test_softmax`` (GSF.md section 4); writes ``<out_dir>/scores/test_<clips>x<crops>.csv``.
+    ``data.test_softmax`` (docs/recipe.md); writes ``<out_dir>/scores/test_<clips>x<crops>.csv``.
 
     ``checkpoint`` is one of this suite's (its model section must match ``config.model``) or an authors'
     release checkpoint (``model_state_dict`` with ``module.base_model.`` keys, loaded through
@@ -300,7 +300,7 @@ def evaluate_protocols(config: TrainConfig, checkpoint: str | Path, *, protocols
                        split: str | None = None, out_dir: str | Path | None = None,
                        decoded_cache: dict | None = None) -> dict[str, float]:
     """:func:`evaluate_checkpoint` at every test protocol (default: those of ``data.test_views``, the
-    paper's 1x1 and 2x3, GSF.md section 4): ``test_<P>_top1``, ``test_<P>_top5`` and
+    paper's 1x1 and 2x3, docs/recipe.md): ``test_<P>_top1``, ``test_<P>_top5`` and
     ``test_<P>_mean_class_acc`` for each protocol P (names of :func:`gsf.mlflow_schema.protocol_metric`),
     and ``scores/test_<P>.csv`` for each. ``decoded_cache``: see :func:`gsf.engine.loaders.build_split`."""
     from gsf.mlflow_schema import TEST_MEASURES, protocol_metric

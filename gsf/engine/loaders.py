@@ -2,7 +2,7 @@
 and the autocast context. Below :mod:`gsf.engine.trainer` and :mod:`gsf.engine.evaluate` (and above
 :mod:`gsf.engine.config` and :mod:`gsf.engine.distributed`), so neither of the two imports the other.
 
-Determinism (GSF.md section 4 recipe, exact resume): the train sampler and the loader workers of epoch e
+Determinism (docs/recipe.md, exact resume): the train sampler and the loader workers of epoch e
 are seeded from ``(seed, e)`` (:func:`epoch_seed`); workers seed Python and numpy from their torch seed
 (:func:`seed_worker`).
 """

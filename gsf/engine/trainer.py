@@ -1,4 +1,4 @@
-"""Training loop of the release's recipe (GSF.md section 4), resumable exactly.
+"""Training loop of the release's recipe (docs/recipe.md), resumable exactly.
 
 SGD (momentum 0.9, weight decay 5e-4 on every parameter; ``optim.optimizer: adamw`` for CPU-sized nets), lr
 scaled linearly with the global batch (``lr * batch_size * world_size * accumulation_steps / base_batch_size``),
@@ -59,7 +59,7 @@ PROBE_CLIPS = 4
 
 def lr_factor(epoch: int, *, epochs: int, warmup_epochs: int, warmup_start_factor: float, schedule: str = "cosine",
               lr_steps: Sequence[int] = ()) -> float:
-    """Multiplier of the (scaled) lr during 0-based epoch ``epoch`` (GSF.md section 4).
+    """Multiplier of the (scaled) lr during 0-based epoch ``epoch`` (docs/recipe.md).
 
     Warm-up, ``epoch < W``: ``s + (1 - s) * epoch / W`` (``s = warmup_start_factor``), linear from s to
     just below 1. Then ``cosine``: ``0.5 * (1 + cos(pi * (epoch - W) / (E - W)))``, 1 at epoch W and ~0 at the
@@ -119,7 +119,7 @@ def scaled_lr(config: TrainConfig, world_size: int | None = None) -> float:
 
 
 def make_optimizer(parameters, *, optimizer: str, lr: float, momentum: float, weight_decay: float):
-    """``sgd``: the release's SGD (``momentum``, L2 ``weight_decay`` on every parameter, GSF.md section 4);
+    """``sgd``: the release's SGD (``momentum``, L2 ``weight_decay`` on every parameter, docs/recipe.md);
     ``adamw``: :class:`torch.optim.AdamW` with decoupled ``weight_decay`` and torch's betas."""
     if optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)

@@ -6,7 +6,7 @@ logits ``(1, K)``. Each file carries the :class:`gsf.inference.predict.Preproces
 (``gsf.prediction``), TorchScript and ExportedProgram extra files (``gsf_prediction.json``), so
 ``gsf predict --model FILE`` needs nothing else.
 
-GSF's fused learned-gate path (hand-written autograd Functions, GSF.md section 1) is opaque to tracers, so
+GSF's fused learned-gate path (hand-written autograd Functions, docs/gsf-operator.md section 1) is opaque to tracers, so
 the model is exported through its composed path (standard operators, ``gsf.ops.set_gsf_path``), which
 computes the same function. Before a file is accepted it is loaded back through the same code as
 ``gsf predict --model`` and compared with the eager model, on its default path, on a clip other than the one

@@ -1,4 +1,4 @@
-"""Classify video files with a trained model, preprocessed exactly as the model was tested (GSF.md section 4).
+"""Classify video files with a trained model, preprocessed exactly as the model was tested (docs/recipe.md).
 
 A video file (anything PyAV decodes: mp4, webm, mkv, avi ...) or a folder of JPEG frames (a known frame
 template, as in the releases) goes through the data package's own test pipeline: TSN test sampling of
@@ -50,7 +50,7 @@ Forward = Callable[[torch.Tensor], torch.Tensor]  # one view (1, T, 3, S, S) flo
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
-    """What prediction needs besides the network, as the model was trained and tested (GSF.md section 4).
+    """What prediction needs besides the network, as the model was trained and tested (docs/recipe.md).
 
     Attributes:
         class_names: class names by label index (from the data set's label file).

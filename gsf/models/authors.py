@@ -1,4 +1,4 @@
-"""Loading checkpoints saved by the authors' GSF release into this suite's models (GSF.md section 2)."""
+"""Loading checkpoints saved by the authors' GSF release into this suite's models (docs/gsf-operator.md section 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TSN's BN-Inception backbone as used by the GSF release (GSF.md section 2).
+"""TSN's BN-Inception backbone as used by the GSF release (docs/gsf-operator.md section 2).
 
 The layer graph is data (`gsf.models.specs.bn_inception`); module ids are the authors' state-dict keys.
 224 px BGR input in 0-255 minus (104, 117, 128); 1024-d features after the global pool, no classifier.

@@ -5,7 +5,7 @@ state-dict keys are flat: `inception_3a_1x1.weight`, `mixed_10_tower_2_conv_Conv
 nesting modules and renaming keys, `InceptionGraph` builds one child per graph row under that row's
 module id and runs the rows in order, so the authors' checkpoints load strictly.
 
-Temporal modules (GSF.md section 2) go after a conv and before its BN. The slot after conv `X` is named
+Temporal modules (docs/gsf-operator.md section 2) go after a conv and before its BN. The slot after conv `X` is named
 `gsf_X`, as in the authors' graphs; a module inserted there is a new child under that name (existing keys
 are unchanged) and is called as `module(x)` on the (B*T, C, H, W) conv output. It learns the clip length
 from `gsf.ops.set_num_frames`, which the video model calls.
@@ -165,7 +165,7 @@ class InceptionGraph(nn.Module):
                 if step.temporal_slot is not None and step.temporal_slot in self._modules]
 
     def insert_temporal_modules(self, *, make_module: MakeModule, placement: str = "authors") -> list[str]:
-        """Insert a temporal module after each conv of `placement`, before its BN (GSF.md section 2).
+        """Insert a temporal module after each conv of `placement`, before its BN (docs/gsf-operator.md section 2).
 
         `make_module(channels, layer_name)` receives the conv's output channels and the slot name
         `gsf_<conv id>` and returns a module, or None to leave that slot empty. The module becomes a new

@@ -1,4 +1,4 @@
-"""The CUHK InceptionV3 backbone as used by the GSF release (GSF.md section 2); not torchvision's Inception3.
+"""The CUHK InceptionV3 backbone as used by the GSF release (docs/gsf-operator.md section 2); not torchvision's Inception3.
 
 The layer graph is data (`gsf.models.specs.inception_v3`); module ids are the authors' state-dict keys.
 229 px BGR input in 0-255 minus (104, 117, 128) (224 px fails: branch sizes differ at `mixed_3_join`);

@@ -1,7 +1,7 @@
 """RegNetY and ConvNeXt-Tiny (torchvision definitions) with temporal modules on their residual branches.
 
 GSF has since been used on these families; there is no paper placement, so the modules act on the input of
-each residual branch (the TSM-style residual position, GSF.md section 1 "Relatives"), leaving the identity
+each residual branch (the TSM-style residual position, docs/gsf-operator.md section 1 "Relatives"), leaving the identity
 path untouched. As for ResNet, blocks are rebuilt around their own children so state-dict keys of the
 existing layers are unchanged, and the temporal module is a new child ``temporal_residual_input``.
 """

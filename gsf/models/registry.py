@@ -27,7 +27,7 @@ from gsf.vocabulary import PUBLISHED_NUM_CLASSES, TEMPORAL_KINDS
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """The facts of one backbone, the one place they are written (GSF.md section 2): how to build it and
+    """The facts of one backbone, the one place they are written (docs/gsf-operator.md section 2): how to build it and
     insert temporal modules, its family, its native input size and, for ResNets, its block type."""
 
     build: Callable[[], nn.Module]  # the bare backbone, default initialisation
@@ -114,7 +114,7 @@ BACKBONES: dict[str, BackboneSpec] = {
        for depth, block in RESNET_BLOCKS.items()},
     "resnet_tiny": BackboneSpec(_tiny_resnet, _insert_resnet, "resnet", "paper", block="bottleneck"),
     "bninception": BackboneSpec(_inception("bninception"), _insert_inception, "inception", "authors"),
-    # 229 px: at 224 px InceptionV3's branches disagree in size at mixed_3_join (inception-graphs.md)
+    # 229 px: at 224 px InceptionV3's branches disagree in size at mixed_3_join (docs/gsf-operator.md section 2)
     "inceptionv3": BackboneSpec(_inception("inceptionv3"), _insert_inception, "inception", "authors", input_size=229),
     "regnet_y_400mf": BackboneSpec(_regnet("regnet_y_400mf"), _insert_modern, "modern", "paper"),
     "regnet_y_800mf": BackboneSpec(_regnet("regnet_y_800mf"), _insert_modern, "modern", "paper"),
@@ -158,7 +158,7 @@ def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapp
             modules are built for this T, required, and the model runs only at it; the other kinds run at
             any T and ignore it.
         knobs: the temporal modules' knobs by name (:data:`gsf.ops.KNOBS`): ``channel_fraction``,
-            ``groups``, ``gate``, ``fusion`` (GSF/GSM, GSF.md section 1, fractions not percent),
+            ``groups``, ``gate``, ``fusion`` (GSF/GSM, docs/gsf-operator.md section 1, fractions not percent),
             ``shift_fraction`` (TSM's shifted share of channels each way), ``tam_kernel_size``,
             ``tam_global_expansion``, ``tam_local_reduction`` (TAM), ``tin_shift_div`` (TIN). Every knob is
             checked whatever the kind; the kind uses its own.

@@ -1,6 +1,6 @@
 """ResNet backbones (torchvision definitions) and temporal-module insertion points.
 
-The paper (GSF.md section 2) places GSF in every bottleneck of ResNet-50/101, on the residual branch after
+The paper (docs/gsf-operator.md section 2) places GSF in every bottleneck of ResNet-50/101, on the residual branch after
 ``conv3`` and before ``bn3``, i.e. before the residual addition; for BasicBlock (ResNet-18/34) the
 analogous place is after ``conv2`` before ``bn2``. TSM and TIN instead act on the residual branch's input,
 before ``conv1`` (``blockres``); TAM after ``conv1``'s BN and ReLU, feeding ``conv2`` (docs/temporal-modules.md).
@@ -124,7 +124,7 @@ class TemporalResidualBlock(nn.Module):
     """A torchvision BasicBlock or Bottleneck with temporal modules on its residual branch.
 
     ``before_conv1`` acts on the branch input only (the identity path keeps the unshifted features, as in
-    TSM's residual shift); ``after_convK`` acts between ``convK`` and ``bnK`` (GSF.md section 2);
+    TSM's residual shift); ``after_convK`` acts between ``convK`` and ``bnK`` (docs/gsf-operator.md section 2);
     ``before_conv2`` between ``conv1``'s BN + ReLU and ``conv2`` (TAM's place).
     """
 
@@ -174,7 +174,7 @@ def _channels(block: nn.Module, position: str) -> int:
 
 def init_like_release_resnet(module: nn.Module) -> None:
     """Kaiming-normal (fan_out, relu) weights for every ``Conv2d`` inside ``module``, as the release's ResNet
-    gives GSF's two fusion convs ``channel_conv1/2`` (GSF.md section 1, initialisation): its backbone init
+    gives GSF's two fusion convs ``channel_conv1/2`` (docs/gsf-operator.md section 1, initialisation): its backbone init
     loop runs after the GSF modules are built. Conv3d, BN and biases keep PyTorch's defaults, as there."""
     for conv in module.modules():
         if isinstance(conv, nn.Conv2d):
@@ -190,7 +190,7 @@ def insert_temporal_modules(backbone: ResNetBackbone, *, make_module: MakeModule
         backbone: a :class:`ResNetBackbone`.
         make_module: ``(channels, layer_name) -> module or None``; None leaves the block untouched.
         placement: position in the block: ``"paper"`` (after conv3 of a bottleneck / conv2 of a basic
-            block, GSF.md section 2), one of ``before_conv1`` (TSM's and TIN's residual branch input),
+            block, docs/gsf-operator.md section 2), one of ``before_conv1`` (TSM's and TIN's residual branch input),
             ``after_conv1``, ``before_conv2`` (after conv1's BN and ReLU: TAM's), ``after_conv2``,
             ``after_conv3``, or ``"all"`` (after every conv of the branch).
         stages: which of the four stages (1-4) receive modules.

@@ -1,4 +1,4 @@
-"""The TSN-style video classifier (GSF.md section 2).
+"""The TSN-style video classifier (docs/gsf-operator.md section 2).
 
 The backbone runs on every frame of the clip (frames of one clip contiguous, TSN layout); each frame's
 features go through dropout and a new linear classifier (weights normal with std 0.001, bias 0), and the

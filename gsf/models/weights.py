@@ -1,7 +1,7 @@
 """Starting weights: the release's ImageNet files per backbone, user weight files, checkpoints to fine-tune
-from, and the authors' checkpoints (GSF.md section 2).
+from, and the authors' checkpoints (docs/gsf-operator.md section 2).
 
-The release always starts from ImageNet (GSF.md section 2): torchvision's files for ResNet, TSN's
+The release always starts from ImageNet (docs/gsf-operator.md section 2): torchvision's files for ResNet, TSN's
 ``bn_inception-9f5701afb96c8044.pth`` for BN-Inception and the CUHK ``inceptionv3-cuhk-0e09b300b493bc74c.pth``
 for InceptionV3. :data:`IMAGENET_WEIGHTS` lists the file of every backbone that has one. A file is looked up
 in the torch hub cache (``torch.hub.get_dir()/checkpoints``, where torchvision keeps its own); when it is
@@ -78,7 +78,7 @@ def _imagenet_weights() -> dict[str, WeightFile]:
     table.update({name: WeightFile(weights.url, "torchvision", ("fc.",)) for name, (_, weights) in REGNETS.items()})
     table["convnext_tiny"] = WeightFile(tv_convnext.ConvNeXt_Tiny_Weights.IMAGENET1K_V1.url, "torchvision",
                                         ("classifier.2.",), {"classifier.0.": "norm."})
-    # Served by the TSN authors (GSF.md section 2); the hash in the name is the file's sha256 prefix.
+    # Served by the TSN authors (docs/gsf-operator.md section 2); the hash in the name is the file's sha256 prefix.
     table["bninception"] = WeightFile("https://yjxiong.blob.core.windows.net/models/bn_inception-9f5701afb96c8044.pth",
                                       "inception", ("fc.",))
     table["inceptionv3"] = WeightFile(
@@ -206,7 +206,7 @@ def load_pretrained_backbone(backbone_module: nn.Module, *, backbone: str, pretr
 # --- checkpoints: the authors' release and fine-tuning ---------------------------------------------------
 
 def authors_key_to_ours(key: str) -> str:
-    """Map a state-dict key of the authors' release (GSF.md section 2) to this suite's VideoClassifier.
+    """Map a state-dict key of the authors' release (docs/gsf-operator.md section 2) to this suite's VideoClassifier.
 
     ``module.base_model.<backbone key>`` -> ``backbone.<backbone key>`` and ``module.new_fc.*`` -> ``head.*``.
     In the release's ResNet, the GSF module of a bottleneck is the child ``gsf``; here it is the child

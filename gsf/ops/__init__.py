@@ -1,4 +1,4 @@
-"""Temporal modules inserted into 2D backbones: TSM, GSM and GSF (GSF.md section 1), TAM and TIN
+"""Temporal modules inserted into 2D backbones: TSM, GSM and GSF (docs/gsf-operator.md section 1), TAM and TIN
 (docs/temporal-modules.md); `gsf.ops.registry` lists the kinds and their facts."""
 
 from gsf.ops.base import FixedLengthTemporalModule, TemporalModule, set_num_frames

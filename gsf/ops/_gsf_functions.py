@@ -1,4 +1,4 @@
-"""Hand-written autograd for the learned-gate GSF (GSF.md section 1, steps 3-7), saving little.
+"""Hand-written autograd for the learned-gate GSF (docs/gsf-operator.md section 1, steps 3-7), saving little.
 
 Two `torch.autograd.Function`s carry the full-size work of `GateShiftFuse` with a learned gate:
 
@@ -97,7 +97,7 @@ class GateTaps(torch.autograd.Function):
             if need_bn:
                 dyc = grad_y[piece]
                 torch.bmm(taps_t[:part * groups], gc, out=dyc.view(part * groups, per_group, pixels))
-                # ReLU backward, in place (the kernel of `threshold_backward`, ~40x faster than masked_fill_)
+                # ReLU backward, in place (the kernel of `threshold_backward`, faster than masked_fill_)
                 torch.ops.aten.threshold_backward.grad_input(dyc, zc, 0, grad_input=dyc)
                 sum_dy += dyc.sum(-1, dtype=acc).sum(0)
                 sum_dy_xmu += (dyc * (Xc - mean_col)).sum(-1, dtype=acc).sum(0)
@@ -138,7 +138,7 @@ def _pieces(length: int, item_bytes: int) -> list[slice]:
 
 def _batch_statistics(X, pieces: list[slice]):
     """Per-channel mean and biased variance of X (N, C', P) over (N, P), in two passes (the mean, then the
-    squared deviations from it, a few samples at a time). On CPU this is about three times faster than
+    squared deviations from it, a few samples at a time). On CPU this is faster than
     `var_mean` over (N, P) or `native_batch_norm`, and as accurate (no E[x^2] - E[x]^2 cancellation)."""
     n, cp, pixels = X.shape
     acc = torch.float64 if X.dtype == torch.float64 else torch.float32
@@ -349,7 +349,7 @@ class ShiftFuse(torch.autograd.Function):
             dOb, Fb = dO[..., band], dX[..., band]
             if fusion == "channel_weighting":
                 # F = beta * dO + dmean_x / P as a multiply then an add: `addcmul` with two broadcast
-                # operands takes an unvectorised loop on CPU (3x slower).
+                # operands takes an unvectorised loop on CPU.
                 if compiling:
                     Fb.copy_(dOb * beta)
                 else:

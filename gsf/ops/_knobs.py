@@ -1,4 +1,4 @@
-"""Validation of the temporal modules' knobs: those the GSF implementations share (GSF.md section 1, steps
+"""Validation of the temporal modules' knobs: those the GSF implementations share (docs/gsf-operator.md section 1, steps
 1 and 6) and the generic checks of the others."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def check_positive_int(knob: str, value: object, layer_name: str = "", *, odd: b
 
 
 def gsf_channels(channels: int, channel_fraction: float, groups: int, layer_name: str = "") -> int:
-    """Return C', the number of channels that go through GSF (GSF.md section 1, step 1).
+    """Return C', the number of channels that go through GSF (docs/gsf-operator.md section 1, step 1).
 
     C' = int(C * channel_fraction), rounded up to even. The per-group interleave (step 6) splits each of
     the `groups` groups into two halves, so C' must be divisible by 2 * groups.

@@ -1,10 +1,10 @@
 """Base class of the temporal modules and the clip-length plumbing they share.
 
 A temporal module sees per-frame feature maps. The backbone runs every frame as an image, so inside it
-the frames of a clip are stacked along the batch axis (TSN layout, GSF.md section 1): (B*T, C, H, W)
+the frames of a clip are stacked along the batch axis (TSN layout, docs/gsf-operator.md section 1): (B*T, C, H, W)
 with the T frames of one clip contiguous. For TSM, GSM and GSF the clip length T is not a property of the
 layer; it is set at run time (argument or `num_frames` attribute), so one model runs at any T without a
-rebuild (GSF.md section 7, last item). TAM and TIN have weights shaped by T: they are
+rebuild (docs/gsf-operator.md section 4). TAM and TIN have weights shaped by T: they are
 `FixedLengthTemporalModule`s, built for one T and refusing any other (docs/temporal-modules.md).
 """
 

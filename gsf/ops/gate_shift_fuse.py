@@ -1,4 +1,4 @@
-"""Gate-Shift-Fuse (GSF.md section 1) and its gated relative GSM, as fast pure nn.Modules.
+"""Gate-Shift-Fuse (docs/gsf-operator.md section 1) and its gated relative GSM, as fast pure nn.Modules.
 
 Same semantics and state-dict keys as `gsf.ops.reference.GateShiftFuseReference`; the tests hold the two
 equal in outputs and gradients for every knob. What differs is only how the work is laid out for speed,
@@ -36,7 +36,7 @@ def path_for_device(device_type: str) -> str:
 
 
 class GateShiftFuse(TemporalModule):
-    """Gate-Shift-Fuse over the first C' channels of a (B*T, C, H, W) feature map (GSF.md section 1).
+    """Gate-Shift-Fuse over the first C' channels of a (B*T, C, H, W) feature map (docs/gsf-operator.md section 1).
 
     Args:
         channels: C, the channels of the input feature map.
@@ -306,7 +306,7 @@ class GateShiftFuse(TemporalModule):
 
 
 class GateShift(GateShiftFuse):
-    """Gate-Shift Module (GSM, CVPR 2020; GSF.md section 1, "Relatives"): GSF with fusion by plain sum,
+    """Gate-Shift Module (GSM, CVPR 2020; docs/gsf-operator.md section 1, "Relatives"): GSF with fusion by plain sum,
     O = Y' + R, and the gate conv initialised to zero, so the module starts as the identity.
 
     Args: as `GateShiftFuse`, without `fusion` (always "sum"); `zero_init_gate` defaults to True.

@@ -1,4 +1,4 @@
-"""A plain transcription of the GSF operator (GSF.md section 1), kept as the oracle for the tests.
+"""A plain transcription of the GSF operator (docs/gsf-operator.md section 1), kept as the oracle for the tests.
 
 It is written for reading, not speed: a real Conv3d on the (B, C', T, H, W) layout, an explicit
 per-channel shift loop, one fusion conv per group and an index list for the interleave. The fast
@@ -18,7 +18,7 @@ def receives_next_frame(gated_channels: int, groups: int) -> list[bool]:
     """Per GSF channel: True if it receives the next frame (Y'[t] = Y[t+1]), False for the previous.
 
     With groups >= 2, group g (C'/groups consecutive channels) receives the next frame for even g and the
-    previous frame for odd g (GSF.md section 1, step 4, for groups=2). With one group the first half of
+    previous frame for odd g (docs/gsf-operator.md section 1, step 4, for groups=2). With one group the first half of
     the channels receives the next frame and the second half the previous one.
     """
     if groups == 1:
@@ -40,7 +40,7 @@ def interleave_order(gated_channels: int, groups: int) -> list[int]:
 
 
 class GateShiftFuseReference(TemporalModule):
-    """Reference GSF (GSF.md section 1); same constructor and state-dict keys as `GateShiftFuse`."""
+    """Reference GSF (docs/gsf-operator.md section 1); same constructor and state-dict keys as `GateShiftFuse`."""
 
     def __init__(self, channels: int, *, groups: int = 2, gate: str = "spatiotemporal",
                  fusion: str = "channel_weighting", channel_fraction: float = 1.0,

@@ -1,4 +1,4 @@
-"""Temporal Shift Module (TSM; GSF.md section 1, "Relatives"): a parameter-free one-frame shift."""
+"""Temporal Shift Module (TSM; docs/gsf-operator.md section 1, "Relatives"): a parameter-free one-frame shift."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Builders of tiny data sets in the official release layouts (GSF.md section 5), written into a tmp_path.
+"""Builders of tiny data sets in the official release layouts (docs/data-formats.md), written into a tmp_path.
 
 Frame ``i`` (0-based) of every fixture video or frame folder is a flat grey of value ``frame_value(i)``,
 so a test can tell from the pixels which frame was read.

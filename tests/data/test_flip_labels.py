@@ -1,4 +1,4 @@
-"""The horizontal flip's label swap inside the training data set the trainer builds (GSF.md section 4): a
+"""The horizontal flip's label swap inside the training data set the trainer builds (docs/recipe.md): a
 flipped clip of "from left to right" is labelled "from right to left" (and clockwise/anticlockwise), while a
 flipped "up" stays "up"."""
 

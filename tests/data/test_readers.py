@@ -1,4 +1,4 @@
-"""Every release-format reader loads its fixture (GSF.md section 5) and reads the frames sampling asks for."""
+"""Every release-format reader loads its fixture (docs/data-formats.md) and reads the frames sampling asks for."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""TSN segment sampling against the reference formulas (GSF.md section 4)."""
+"""TSN segment sampling against the reference formulas (docs/recipe.md)."""
 
 import itertools
 

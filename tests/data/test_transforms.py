@@ -1,4 +1,4 @@
-"""Train augmentation and test views (GSF.md section 4) act on whole clips identically."""
+"""Train augmentation and test views (docs/recipe.md) act on whole clips identically."""
 
 import random
 
@@ -60,7 +60,7 @@ def test_train_augmentation_is_identical_on_every_frame(seed):
 
 
 def test_randaugment_is_timms_release_policy():
-    """GSF.md section 4: rand-m9-mstd0.5, 2 plain (not "Increasing") ops, fill (124, 116, 104),
+    """docs/recipe.md: rand-m9-mstd0.5, 2 plain (not "Increasing") ops, fill (124, 116, 104),
     translate_const 117, bilinear or bicubic drawn per op."""
     from PIL import Image
 
@@ -135,7 +135,7 @@ def test_multiscale_crop_picks_tsn_sizes_and_the_releases_13_offsets():
         if h_step and w_step:
             assert top % h_step == 0 and left % w_step == 0
             positions.add((top // h_step, left // w_step))
-    # corners, centre, edge midpoints, quarter points (GSF.md section 4, more_fix_crop), in quarter steps
+    # corners, centre, edge midpoints, quarter points (docs/recipe.md, more_fix_crop), in quarter steps
     thirteen = {(0, 0), (0, 4), (4, 0), (4, 4), (2, 2), (2, 0), (2, 4), (4, 2), (0, 2), (1, 1), (1, 3), (3, 1), (3, 3)}
     assert positions == thirteen
     five = MultiScaleCrop(32, more_fixed_crops=False)
@@ -148,7 +148,7 @@ def test_view_scale_is_integer_division():
     assert [view_scale_size(n) for n in (224, 229, 32)] == [256, 261, 36]  # 261, not round()'s 262
 
 
-# Expected crops worked out by hand from GSF.md section 4: frames scaled to a 256 px shorter side
+# Expected crops worked out by hand from docs/recipe.md: frames scaled to a 256 px shorter side
 # (landscape 240x320 -> 256x341, portrait 320x240 -> 341x256), 224 px crops, offsets in quarter steps of the
 # free space (free 117 -> step 29, free 32 -> step 8): 3 crops at 0, 2 and 4 steps across, 2 steps down.
 @pytest.mark.parametrize("height, width, centre, three, five", [

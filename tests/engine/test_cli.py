@@ -50,7 +50,7 @@ def test_eval_reads_an_authors_checkpoint(tmp_path, synth_root, capsys):
     config = write_config(tmp_path, synth_root)
     model = build_model(backbone="resnet_tiny", temporal="gsf", num_classes=2)
     authors = {}
-    for key, value in model.state_dict().items():  # our keys -> the release's (GSF.md section 2)
+    for key, value in model.state_dict().items():  # our keys -> the release's (docs/gsf-operator.md section 2)
         if key.startswith("head."):
             authors["module.new_fc." + key[5:]] = value
         else:

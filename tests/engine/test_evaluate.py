@@ -145,7 +145,7 @@ def test_test_protocols_parse():
 
 def _six_view_logits(checkpoint_path) -> dict[str, tuple[int, torch.Tensor]]:
     """video id -> (label, mean logits of its 2 x 3 views) over the validation split of ``checkpoint_path``'s
-    configuration, computed from the decoded frames without the data pipeline (GSF.md section 4): the 2 clips
+    configuration, computed from the decoded frames without the data pipeline (docs/recipe.md): the 2 clips
     are the segment starts and the segment centres of T segments; each frame's shorter side is resized to
     input_size * 256 // 224, and the 3 crops of input_size px are the left, centre and right ones (offsets of
     0, 2 and 4 quarters of the free width, 2 quarters of the free height), normalised with ImageNet's mean

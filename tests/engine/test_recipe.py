@@ -1,4 +1,4 @@
-"""The pieces of the training recipe (GSF.md section 4) as the training loop applies them, on the tiny synthetic
+"""The pieces of the training recipe (docs/recipe.md) as the training loop applies them, on the tiny synthetic
 set: gradient accumulation, global-norm clipping, the stops on a non-finite loss or gradient, partial BN in
 every epoch, fine-tuning from ``model.init_from`` and bf16 autocast on the CPU.
 

@@ -1,4 +1,4 @@
-"""Loading checkpoints in the authors' release format (GSF.md section 2)."""
+"""Loading checkpoints in the authors' release format (docs/gsf-operator.md section 2)."""
 
 import pytest
 import torch
@@ -50,7 +50,7 @@ def test_truncated_or_missing_checkpoint_is_a_clear_error(tmp_path):
         from_authors_checkpoint(tmp_path / "nope.pth", backbone="resnet_tiny", num_classes=3)
 
 
-# --- the release's own key names, written out (GSF.md section 2) -----------------------------------------------
+# --- the release's own key names, written out (docs/gsf-operator.md section 2) -----------------------------------------------
 # A handful of literal keys a checkpoint of the release holds, with their shapes, and the parameter or buffer of
 # ours each must land on. The rest of a ResNet file is filled from an independent source of its key names
 # (torchvision's ResNet-50, whose keys the release's base_model keeps) and the release's GSF names.
@@ -87,7 +87,7 @@ BN_INCEPTION_RELEASE_KEYS = {
     "module.new_fc.bias": ((7,), "head.bias"),
 }
 
-GSF_PARAMETERS = {  # a GSF module of C' channels (GSF.md section 1): BN3d over C', the gate conv C' -> 2 in 2
+GSF_PARAMETERS = {  # a GSF module of C' channels (docs/gsf-operator.md section 1): BN3d over C', the gate conv C' -> 2 in 2
     "conv3D.weight": lambda c: (2, c // 2, 3, 3, 3),  # groups, and the two fusion convs 2 -> 1, 3x3
     "conv3D.bias": lambda c: (2,),
     "bn.weight": lambda c: (c,), "bn.bias": lambda c: (c,), "bn.running_mean": lambda c: (c,),

@@ -31,7 +31,7 @@ class Scale(nn.Module):
 
 
 def conv_linear_gmacs_per_view(backbone, frames):
-    """Conv + linear multiply-adds of a TSN view of `frames` (per-frame backbone and head), GSF.md s.3."""
+    """Conv + linear multiply-adds of a TSN view of `frames` (per-frame backbone and head), docs/gsf-operator.md section 3."""
     x = torch.zeros(frames, 3, backbone.input_size, backbone.input_size)
     counter = FlopCountAnalysis(backbone.eval(), x)
     counter.unsupported_ops_warnings(False)
@@ -226,7 +226,7 @@ def test_complexity_matches_the_release_with_gsf_at_the_authors_placement(name, 
     gsf_gmacs = conv_linear_gmacs_per_view(backbone, frames=NUM_FRAMES)
     assert gsf_gmacs == pytest.approx(gmacs, rel=0.005)
     assert params_millions(backbone) == pytest.approx(params, rel=0.005)
-    # GSF.md section 1: gate conv 27*C'*T*H*W + fusion 18*C'*T multiply-adds, 29*C'+40 parameters a module
+    # docs/gsf-operator.md section 1: gate conv 27*C'*T*H*W + fusion 18*C'*T multiply-adds, 29*C'+40 parameters a module
     assert len(shapes) == modules
     own_macs = sum(27 * c * h * w * NUM_FRAMES + 18 * c * NUM_FRAMES for _, c, h, w in shapes.values())
     own_params = sum(29 * c + 40 for _, c, _, _ in shapes.values())
@@ -247,7 +247,7 @@ def test_gsf_keys_are_the_releases_under_the_authors_row_ids():
 
 
 # Keys of the GSF modules in the release's Inception checkpoints, written out from the GSF rows of the layer
-# graphs (inception-graphs.md; 100 % of the channels, so C' = C), with their shapes (GSF.md section 1)
+# graphs (gsf/models/specs; 100 % of the channels, so C' = C), with their shapes (docs/gsf-operator.md section 1)
 RELEASE_GSF_KEYS = {
     "bninception": {
         "gsf_inception_3a_1x1.conv3D.weight": (2, 32, 3, 3, 3),  # C = 64

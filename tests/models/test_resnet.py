@@ -1,4 +1,4 @@
-"""Structure of ResNet insertion points (GSF.md section 2) and equivalence with torchvision."""
+"""Structure of ResNet insertion points (docs/gsf-operator.md section 2) and equivalence with torchvision."""
 
 import pytest
 import torch
@@ -121,7 +121,7 @@ def _fusion_weights(model) -> torch.Tensor:
 
 def test_gsf_fusion_convs_get_the_release_resnet_kaiming_init():
     """The release's ResNet runs its kaiming (normal, fan_out, relu) loop after GSF is built, so the 2->1
-    3x3 fusion convs get std sqrt(2 / 9) ~ 0.47, not PyTorch's default ~ 0.14 (GSF.md section 1)."""
+    3x3 fusion convs get std sqrt(2 / 9) ~ 0.47, not PyTorch's default ~ 0.14 (docs/gsf-operator.md section 1)."""
     from gsf.models import build_model
 
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Starting weights (GSF.md section 2): the release's ImageNet file of every backbone, read from the torch hub
+"""Starting weights (docs/gsf-operator.md section 2): the release's ImageNet file of every backbone, read from the torch hub
 cache, downloaded with its hash checked, and a clear error offline; files in each backbone's release format
 load and our model then computes what the release's model computes on them; fine-tuning from checkpoints.
 
@@ -100,7 +100,7 @@ def test_torchvision_file_gives_torchvision_features(hub, depth):
 
 def _release_inception_file(backbone: str, seed: int) -> dict[str, torch.Tensor]:
     """Random weights in the release's Inception format: layer ids as keys, 1-D tensors stored (1, C), no
-    num_batches_tracked, the ImageNet classifier included (GSF.md section 2)."""
+    num_batches_tracked, the ImageNet classifier included (docs/gsf-operator.md section 2)."""
     model = build_model(backbone=backbone, temporal="none", num_classes=3).backbone
     generator = torch.Generator().manual_seed(seed)
     state = {}
@@ -122,7 +122,7 @@ def _release_inception_file(backbone: str, seed: int) -> dict[str, torch.Tensor]
 
 
 def _release_graph_forward(rows, state: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """The release's Inception computation written out from the layer graph (inception-graphs.md): biased
+    """The release's Inception computation written out from the layer graph (docs/gsf-operator.md section 2): biased
     convs, BN eps 1e-5 with the file's statistics (dim 0 squeezed), ceil-mode pools, average pools counting
     padding, concatenation, global average pool; the classifier row is where the features end."""
     w = {k: (v[0] if v.dim() == 2 and v.shape[0] == 1 else v).double() for k, v in state.items()}
@@ -168,7 +168,7 @@ def test_release_inception_file_gives_the_release_computation(hub, backbone, row
     torch.testing.assert_close(ours, release, rtol=1e-6, atol=1e-6 * float(release.abs().max()))
 
 
-# Literal keys of the release's ImageNet Inception files (GSF.md section 2, inception-graphs.md) with the
+# Literal keys of the release's ImageNet Inception files (docs/gsf-operator.md section 2) with the
 # shapes they are stored at (1-D tensors as (1, C)), and the tensor of our backbone each lands on.
 INCEPTION_FILE_KEYS = {
     "bninception": {

@@ -1,4 +1,4 @@
-"""GateShiftFuse / GateShift: the semantics of GSF.md section 1, and equality with the reference."""
+"""GateShiftFuse / GateShift: the semantics of docs/gsf-operator.md section 1, and equality with the reference."""
 
 import itertools
 

@@ -1,8 +1,8 @@
 """TSN's BN-Inception (Inception with batch normalisation), as the GSF authors build it.
 
-Transcribed from ``bn_inception_gsf.yaml`` (reference notes: ``inception-graphs.md``); row format in
+Transcribed from the GSF release's ``backbones/bn_inception_gsf.yaml`` (docs/gsf-operator.md section 2); row format in
 ``gsf.models.specs``. 224 px input, 1024-d features after the global pool. The 10 ``temporal`` rows are
-the authors' GSF placement (GSF.md section 2); the 4d row's output name (``gsf_inception_4d_1x1c``) is
+the authors' GSF placement (docs/gsf-operator.md section 2); the 4d row's output name (``gsf_inception_4d_1x1c``) is
 spelled as in the authors' file.
 """
 

@@ -1,9 +1,9 @@
 """The CUHK InceptionV3 (caffe port used by TSN and the GSF release), as the GSF authors build it.
 
-Transcribed from ``inceptionv3_gsf.yaml`` (reference notes: ``inception-graphs.md``); row format in
+Transcribed from the GSF release's ``backbones/inceptionv3_gsf.yaml`` (docs/gsf-operator.md section 2); row format in
 ``gsf.models.specs``. 229 px input (224 px gives mismatched branch sizes at ``mixed_3_join``), 2048-d
 features after the global pool. Not torchvision's Inception3. The 11 ``temporal`` rows are the authors'
-GSF placement (GSF.md section 2), after the first conv of each mixed block.
+GSF placement (docs/gsf-operator.md section 2), after the first conv of each mixed block.
 """
 
 GRAPH = (
