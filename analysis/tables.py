@@ -1,7 +1,7 @@
 """Study tables: one row per variant (the flat config minus the seed), statistics over seeds.
 
 Accuracies are logged as fractions and shown in percent (columns say ``_pct``). Each row is named by its
-short variant name (:func:`experiments.variant_names.variant_name`). Where the runs logged test-protocol
+short variant name (:func:`gsf.variant_names.variant_name`). Where the runs logged test-protocol
 metrics (``test_1x1_top1``, ``test_2x3_top1``: the best checkpoint at CLIPSxCROPS views), the table has one
 column per protocol with a 95 % t-interval over seeds, beside the paper's number for that protocol. A row is
 compared with its baseline row by Welch's t-test over seeds (unequal variances) on the primary metric
@@ -81,10 +81,10 @@ def decimals_to_tell_apart(values, *, minimum: int = 2, maximum: int = 6) -> int
 
 
 def variant_names(rows: list[Mapping]) -> list[str]:
-    """The short name of each row (:func:`experiments.variant_names.variant_name`, or the runs' own
+    """The short name of each row (:func:`gsf.variant_names.variant_name`, or the runs' own
     ``gsf.variant`` tag); rows that share a name get the axis values that tell them apart appended,
     ``GSF (frames=16)``."""
-    from experiments.variant_names import variant_name
+    from gsf.variant_names import variant_name
 
     names = [row.get("variant_tag") or variant_name({**row["config"], **row["axes"]}) for row in rows]
     out = list(names)

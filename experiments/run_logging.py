@@ -56,7 +56,7 @@ def run_tags(config, *, role: str) -> dict[str, str]:
     """The tags a sweep trial carries that a standalone run has too: role, code version, seed, config hash
     and variant name (no grid, table, sweep or axes)."""
     from experiments.grid.resolve import config_hash
-    from experiments.variant_names import variant_name
+    from gsf.variant_names import variant_name
 
     return {schema.ROLE: role, schema.CODE_VERSION: tracking.code_version(), schema.SEED: str(config.runtime.seed),
             schema.CONFIG_HASH: config_hash(config.to_dict()), schema.VARIANT: variant_name(config.flat())}

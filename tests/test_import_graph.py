@@ -4,6 +4,7 @@ inside functions included: each module can be read, and changed, knowing only th
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,3 +104,97 @@ def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import(tmp_path
     (tmp_path / "pkg" / "b.py").write_text("def f():\n    import json\n")
     graph = {name: imports_of(name, path, modules) for name, path in modules.items()}
     assert find_cycle(graph) is None
+
+
+# --- the layer order -------------------------------------------------------------------------------------
+# gsf (the library: model core, data, engine) is the bottom layer; experiments (sweeps) and analysis (reports)
+# build on it. The library never imports the layers above it, and analysis reads MLflow runs without the
+# sweep code, except in its command modules (`gsf report`, `gsf demo`), which drive the sweep's tools.
+FORBIDDEN_BELOW = {"gsf": ("experiments", "analysis"), "analysis": ("experiments",)}
+# Upward imports present today, as (importer, imported). The list may only shrink: the test fails on a new
+# one and on an entry that no longer occurs, so a fix removes its entry.
+KNOWN_UPWARD = {
+    # `gsf train` and `gsf eval` log to MLflow through the sweep's run logging; that module needs
+    # experiments.tracking and experiments.grid, so moving it below gsf moves those too.
+    ("gsf.engine.train_cli", "experiments.run_logging"),
+    ("gsf.engine.eval_cli", "experiments.run_logging"),
+    # `gsf bench overhead` times the sweep machinery: a child process, run from a code string, starts Ray as
+    # experiments.runner does.
+    ("gsf.bench.overhead", "experiments.runner"),
+}
+_CODE_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.MULTILINE)
+
+
+def named_imports_of(path: Path, modules: dict[str, Path]) -> set[tuple[str, int]]:
+    """``(module, line)`` for our modules that ``path`` reaches by name rather than by an import statement: a
+    string that is a module's dotted name (``importlib.import_module("experiments.cli")``) or a code string
+    with an import line (``python -c "from experiments.runner import ..."``). Docstrings are not code."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    found = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Constant) or not isinstance(node.value, str) or id(node) in docstrings:
+            continue
+        # a dotted name only: a bare "experiments" is more often a folder of a path than the package
+        dotted = "." in node.value and node.value in modules
+        names = [node.value] if dotted else [a or b for a, b in _CODE_IMPORT.findall(node.value)]
+        for name in names:
+            own = _own_module(name, modules)
+            if own is not None:
+                found.add((own, node.lineno))
+    return found
+
+
+def upward_imports(modules: dict[str, Path], commands: set[str]) -> dict[tuple[str, str], list[int]]:
+    """``{(importer, imported): [lines]}`` for every import, by statement or by name, of a layer above the
+    importer's. ``commands`` are the modules the ``gsf`` console command dispatches to: the dispatcher may
+    name them all, and an analysis command may use the sweep's code."""
+    found: dict[tuple[str, str], list[int]] = {}
+    for module, path in modules.items():
+        layer = module.split(".")[0]
+        edges = imports_of(module, path, modules) | named_imports_of(path, modules)
+        for target, line in sorted(edges):
+            if target.split(".")[0] not in FORBIDDEN_BELOW.get(layer, ()):
+                continue
+            if (module == "gsf.cli" and target in commands) or (layer == "analysis" and module in commands):
+                continue
+            found.setdefault((module, target), []).append(line)
+    return found
+
+
+def test_no_layer_imports_a_layer_above_it():
+    from gsf.cli import SUBCOMMANDS
+
+    modules = module_files()
+    commands = {module for module, _ in SUBCOMMANDS.values()}
+    assert {"analysis.cli", "analysis.demo", "experiments.cli"} <= commands
+    found = upward_imports(modules, commands)
+    new = {edge: lines for edge, lines in found.items() if edge not in KNOWN_UPWARD}
+    assert not new, "upward imports (the library below experiments and analysis): " + "; ".join(
+        f"{importer} (lines {lines}) imports {target}" for (importer, target), lines in sorted(new.items()))
+    gone = KNOWN_UPWARD - set(found)
+    assert not gone, f"no longer imported upward, remove from KNOWN_UPWARD: {sorted(gone)}"
+
+
+def test_the_layer_check_sees_imports_by_name_and_in_code_strings(tmp_path):
+    # The checker itself: a library module reaching the layer above through importlib and through `python -c`.
+    for package in ("gsf", "experiments"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "experiments" / "runner.py").write_text("")
+    (tmp_path / "gsf" / "bench.py").write_text(
+        '"""Docstrings may say: from experiments.runner import start_ray."""\n'
+        'import importlib\n'
+        'importlib.import_module("experiments.runner")\n'
+        'CODE = "import sys\\nfrom experiments.runner import start_ray\\n"\n')
+    modules = {"gsf": tmp_path / "gsf" / "__init__.py", "gsf.bench": tmp_path / "gsf" / "bench.py",
+               "experiments": tmp_path / "experiments" / "__init__.py",
+               "experiments.runner": tmp_path / "experiments" / "runner.py"}
+    assert named_imports_of(modules["gsf.bench"], modules) == {("experiments.runner", 3), ("experiments.runner", 4)}
+    assert upward_imports(modules, set()) == {("gsf.bench", "experiments.runner"): [3, 4]}
+    assert upward_imports(modules, {"gsf.bench"}) == {("gsf.bench", "experiments.runner"): [3, 4]}
