@@ -133,6 +133,20 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 # --- the trainable -----------------------------------------------------------------------------------
 
+STATUS_COLUMNS = ("epoch", "val_top1", "best_val_top1", "train_loss")
+
+
+def status_columns_first(report: dict[str, float], history: list[dict]) -> dict[str, float]:
+    """``report`` with :data:`STATUS_COLUMNS` first, ``best_val_top1`` among them on epochs without validation
+    too (the best validation top-1 of ``history`` so far): Ray Tune's status table shows the first four
+    metrics of a trial's last result, in their order."""
+    seen = [float(h["val_top1"]) for h in history if "val_top1" in h]
+    if seen and "best_val_top1" not in report:
+        report = {**report, "best_val_top1": max(seen)}
+    first = {key: report[key] for key in STATUS_COLUMNS if key in report}
+    return {**first, **{k: v for k, v in report.items() if k not in first}}
+
+
 class _TrialReporter:
     """Engine callback: report each epoch to Tune (with a checkpoint) and to the trial's MLflow run."""
 
@@ -170,7 +184,7 @@ class _TrialReporter:
         # swept into storage half-deleted by the driver's sync of the trial folder. A trial a scheduler stops
         # here never returns (Tune exits its thread inside tune.report): the driver's callback logs this epoch
         # to MLflow from the checkpoint's history.
-        report = {**self.last_val, **metrics, TOTAL_EPOCHS: self.total_epochs}
+        report = status_columns_first({**self.last_val, **metrics, TOTAL_EPOCHS: self.total_epochs}, self.history)
         if self.on_ray_train:
             import ray.train
 
@@ -443,6 +457,9 @@ def start_ray(address: str | None, *, num_cpus: int | None = None) -> str | None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # One checkpoint per epoch is the design; Tune's warning about frequent state snapshots is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune adds its CSV, JSON and TensorBoard loggers unless told not to; the tuner passes the first two itself
+    # (:func:`_tuner`), so no TensorBoard event files are written and no TensorBoard hint is printed.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     if address:
         ray.init(address=address, log_to_driver=True)
         return None
@@ -783,7 +800,8 @@ def _make_tuner(grid: Grid, context: SweepContext, options: SweepOptions):
         # before its next state snapshot would otherwise resume from a checkpoint that is gone
         # ("Could not recover from checkpoint as it does not exist on storage anymore", seen in CI).
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[_tune_callback(context)], verbose=options.verbose)
+        callbacks=[_tune_callback(context), tune.logger.CSVLoggerCallback(), tune.logger.JsonLoggerCallback()],
+        verbose=options.verbose)
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config), trainable
 
 

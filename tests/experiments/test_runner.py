@@ -93,3 +93,24 @@ def test_a_run_logs_its_model_only_when_asked(tmp_path, monkeypatch, with_model)
     (tmp_path / "config.yaml").write_text("{}\n")
     run_logging.log_run_outputs(Client(), "r1", tmp_path, with_model=with_model)
     assert logged == (["config.yaml", "r1"] if with_model else ["config.yaml"])
+
+
+def test_ray_tunes_status_table_shows_epoch_and_top1_columns_of_a_trial():
+    from types import SimpleNamespace
+
+    from ray.tune.experimental.output import _infer_user_metrics
+
+    from experiments.runner import STATUS_COLUMNS, status_columns_first
+
+    history = [{"epoch": 1, "val_top1": 0.5, "val_loss": 1.0}, {"epoch": 2, "val_top1": 0.4, "val_loss": 1.1},
+               {"epoch": 3, "train_loss": 0.7}]
+    # an epoch without validation: the validation metrics carried forward, the engine's best not among them
+    report = status_columns_first({"val_loss": 1.1, "val_top1": 0.4, "train_loss": 0.7, "epoch": 3, "lr": 0.1},
+                                  history)
+    assert report["best_val_top1"] == 0.5 and list(report)[:4] == list(STATUS_COLUMNS)
+    assert report["val_loss"] == 1.1 and report["lr"] == 0.1  # nothing lost
+    # what Ray Tune's status table shows: the first four metrics of the trial's last result
+    trial = SimpleNamespace(last_result={**report, "training_iteration": 3, "time_total_s": 9.0})
+    assert _infer_user_metrics([trial]) == list(STATUS_COLUMNS)
+    # the engine's own best is kept where it reported one
+    assert status_columns_first({"epoch": 2, "best_val_top1": 0.7}, history)["best_val_top1"] == 0.7
