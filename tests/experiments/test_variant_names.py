@@ -45,7 +45,7 @@ def test_knobs_a_kind_does_not_have_are_not_named():
 
 
 def test_paper_setting_is_the_papers_gsf():
-    """The paper's GSF (GSF.md sections 1-2): every channel, two gate groups, the spatio-temporal gate, fusion by
+    """The paper's GSF (docs/gsf-operator.md sections 1-2): every channel, two gate groups, the spatio-temporal gate, fusion by
     channel weighting, placed where the paper puts it; written out here, not read from the defaults."""
     setting = paper_setting()
     assert setting["temporal"] == "gsf"
