@@ -181,3 +181,14 @@ def tsn_list_root(tmp_path: Path) -> Path:
     write_frames(root / "vid_b", grey_frames(6), "img_{:05d}.jpg")
     root.joinpath("train_list.txt").write_text("vid_a 10 3\nvid_b 6 0\n")
     return root
+
+
+# (fixture, --dataset, --split) of one small root of every format the release reads, for parametrised tests
+RELEASE_FORMAT_ROOTS = [
+    ("ssv1_root", "ssv1", "train"),
+    ("ssv2_root", "ssv2", "train"),
+    ("diving48_root", "diving48", "train"),
+    ("kinetics_root", "kinetics400", "train"),
+    ("epic_root", "epic100", "train"),
+    ("tsn_list_root", "list", "train_list.txt"),
+]

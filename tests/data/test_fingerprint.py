@@ -13,6 +13,8 @@ import pytest
 from gsf.data import fingerprint as fp
 from gsf.errors import GSFDataError
 
+from .builders import RELEASE_FORMAT_ROOTS
+
 SPLITS = ["train", "val"]
 
 
@@ -170,14 +172,7 @@ def test_the_summary_without_entries_still_names_the_changed_file_and_count(tmp_
 
 @pytest.mark.parametrize(
     "fixture,dataset,split",
-    [
-        ("ssv1_root", "ssv1", "train"),
-        ("ssv2_root", "ssv2", "train"),
-        ("diving48_root", "diving48", "train"),
-        ("kinetics_root", "kinetics400", "train"),
-        ("epic_root", "epic100", "train"),
-        ("tsn_list_root", "list", "train_list.txt"),
-    ],
+    RELEASE_FORMAT_ROOTS,
 )
 def test_gsf_data_validate_prints_the_digest_of_the_split_of_every_release_format(request, capsys, fixture,
                                                                                    dataset, split):

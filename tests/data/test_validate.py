@@ -6,7 +6,7 @@ import pytest
 
 from gsf.cli import main
 
-from .builders import grey_frames, write_video
+from .builders import RELEASE_FORMAT_ROOTS, grey_frames, write_video
 
 
 def _validate(capsys, dataset, root, split="train", *extra):
@@ -16,14 +16,7 @@ def _validate(capsys, dataset, root, split="train", *extra):
 
 @pytest.mark.parametrize(
     "fixture,dataset,split",
-    [
-        ("ssv1_root", "ssv1", "train"),
-        ("ssv2_root", "ssv2", "train"),
-        ("diving48_root", "diving48", "train"),
-        ("kinetics_root", "kinetics400", "train"),
-        ("epic_root", "epic100", "train"),
-        ("tsn_list_root", "list", "train_list.txt"),
-    ],
+    RELEASE_FORMAT_ROOTS,
 )
 def test_clean_data_sets_pass(request, capsys, fixture, dataset, split):
     code, out = _validate(capsys, dataset, request.getfixturevalue(fixture), split)
