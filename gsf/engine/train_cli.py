@@ -88,7 +88,9 @@ def run(args) -> int:
             from gsf.engine.loaders import data_fingerprint
 
             before = _cached_digest(Path(args.out)) if args.resume else None
-            fingerprint = data_fingerprint(config, Path(args.out))  # kept in the run's folder
+            # kept in the run's folder when it starts: the data it started on (a resume writes nothing there
+            # before its checkpoint is read)
+            fingerprint = data_fingerprint(config, None if args.resume else Path(args.out))
             print(fingerprint.describe(), flush=True)
             if before is not None and before != fingerprint.digest:
                 logging.getLogger(__name__).warning(

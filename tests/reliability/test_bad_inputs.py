@@ -12,6 +12,7 @@ import sys
 import pytest
 import yaml
 
+from gsf.data.fingerprint import FINGERPRINT_FILE
 from tests.ports import free_port
 
 from .conftest import REPO, files_under, write_config
@@ -143,8 +144,9 @@ def test_a_corrupt_video_is_named_and_no_checkpoint_or_result_is_written(gsf, tm
     result = gsf("train", tiny_config, "--set", f"data.root={root}", "--out", out)
     assert result.code == 2
     assert f"cannot open video {video}" in result.err and "annotation" in result.err
-    # the resolved config.yaml is written at start; nothing that marks a finished or resumable run
-    assert files_under(out) == ["config.yaml"]
+    # the resolved config.yaml and the data fingerprint are written at start; nothing that marks a finished or
+    # resumable run
+    assert files_under(out) == ["config.yaml", FINGERPRINT_FILE]
 
 
 def _ssv1_root(folder, missing_frame: int | None = None):
@@ -177,7 +179,7 @@ def test_a_missing_frame_is_named_by_validate_and_by_train(gsf, tmp_path, tiny_c
     assert result.code == 2
     assert f"frame file not found or unreadable: {gone}" in result.err
     assert "something-something-v1-train.csv:1" in result.err
-    assert files_under(out) == ["config.yaml"]
+    assert files_under(out) == ["config.yaml", FINGERPRINT_FILE]
 
 
 def test_a_label_out_of_range_names_the_annotation_row(gsf, tmp_path, tiny_root, tiny_config):
