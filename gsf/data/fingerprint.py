@@ -39,6 +39,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from gsf.data import readers
@@ -104,7 +105,7 @@ class SplitFingerprint:
     def num_samples(self) -> int:
         return len(self.entries)
 
-    @property
+    @cached_property  # a Kinetics-size split has 10^5 entries; the instance is frozen
     def samples_digest(self) -> str:
         digest = hashlib.sha256()
         for name, size, count in self.entries:
@@ -130,7 +131,7 @@ class DataFingerprint:
     max_videos: int | None = None
     stamp: dict = field(default_factory=dict, compare=False)
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """SHA-256 (first :data:`DIGEST_LENGTH` hex characters) of everything but the root."""
         body = {"dataset": self.dataset, "max_videos": self.max_videos,
