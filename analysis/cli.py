@@ -10,7 +10,9 @@ Writes, under ``--out`` (default ``results/report``)::
                                    within-pair accuracy
 
 Tables and figures are pure functions of the tracking store: a second run writes identical bytes (only
-README.md carries the date).
+README.md carries the date). Each study's folder is also logged as the ``report/`` artifacts of the study's
+sweep parent runs, so the MLflow UI opens a sweep's tables, findings and figures from its run page
+(``--no-log-artifacts``: the files only).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paper-dir", type=Path, default=None,
                         help="folder of the paper's numbers (default: results/paper of this checkout)")
     parser.add_argument("--no-figures", action="store_true", help="write tables only")
+    parser.add_argument("--no-log-artifacts", action="store_true",
+                        help="do not log each study's report as the report/ artifacts of its sweep parent runs")
 
 
 def slugify(name: str) -> str:
@@ -237,6 +241,30 @@ def report_study(uri: str, study: str, runs: pd.DataFrame, out: Path, paper: pd.
             "statuses": runs["status"].value_counts().sort_index().to_dict(), "findings": findings}
 
 
+REPORT_ARTIFACT_PATH = "report"
+
+
+def log_report_artifacts(uri: str, study: str, folder: Path) -> list[str]:
+    """Log ``folder`` (one study's report) as the ``report/`` artifacts of every sweep parent run of ``study``;
+    returns their run ids. A store whose artifacts cannot be written (a read-only artifact root, a server
+    without artifact access) gets a warning on stderr, not a failed report."""
+    from mlflow import MlflowClient
+
+    from analysis.runs import sweep_run_ids
+
+    client = MlflowClient(tracking_uri=uri)
+    logged = []
+    for run_id in sweep_run_ids(uri, study):
+        try:
+            client.log_artifacts(run_id, str(folder), artifact_path=REPORT_ARTIFACT_PATH)
+        except Exception as error:  # noqa: BLE001 - any store failure: the files on disk stand
+            print(f"gsf report: warning: could not log {folder} to sweep run {run_id} of study {study!r}: "
+                  f"{type(error).__name__}: {error}", file=sys.stderr)
+            continue
+        logged.append(run_id)
+    return logged
+
+
 def _complexity_files(directory: Path) -> list[Path]:
     return sorted(directory.rglob("*.csv")) if directory.is_dir() else []
 
@@ -291,7 +319,13 @@ def build_report(args: argparse.Namespace) -> Path:
         study_runs = runs[runs["study"] == study].reset_index(drop=True)
         if study_runs.empty:
             continue
-        entries.append(report_study(args.tracking_uri, study, study_runs, out, paper, not args.no_figures))
+        entry = report_study(args.tracking_uri, study, study_runs, out, paper, not args.no_figures)
+        if not args.no_log_artifacts:
+            logged = log_report_artifacts(args.tracking_uri, study, entry["folder"])
+            if logged:
+                print(f"gsf report: {study}: the report is the {REPORT_ARTIFACT_PATH}/ artifacts of sweep run(s) "
+                      f"{', '.join(logged)}")
+        entries.append(entry)
     return write_index(out, args, entries, _complexity_files(Path(args.complexity_dir)))
 
 

@@ -117,6 +117,14 @@ def _search(uri: str, studies: Sequence[str], role: str) -> pd.DataFrame:
     return frame
 
 
+def sweep_run_ids(uri: str, study: str) -> list[str]:
+    """The run ids of the study's sweep parent runs (``gsf.role=sweep``), oldest first."""
+    parents = _search(uri, [study], schema.ROLE_SWEEP)
+    if parents.empty:
+        return []
+    return list(parents.sort_values("start_time")["run_id"])
+
+
 def parse_mapping(text) -> dict[str, str]:
     """A baseline recorded as a tag or param: a YAML/JSON mapping (``{model.temporal: none}``) or
     ``key=value`` pairs separated by commas or semicolons. Values come back as normalised strings."""

@@ -77,7 +77,7 @@ def tracking_store(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     rng = np.random.default_rng(0)
-    logged = {"uri": uri, "root": root, "studies": {}, "scores": {}}
+    logged = {"uri": uri, "root": root, "studies": {}, "scores": {}, "sweep_runs": {}}
 
     # study 1: synthetic channel-fraction ablation, baseline recorded on the parent sweep run
     study = "gsf-channel-fraction"
@@ -111,6 +111,7 @@ def tracking_store(tmp_path_factory):
                 epochs=EPOCHS if status == "FINISHED" else 2, gmacs=gmacs))
     client.set_terminated(parent.info.run_id, "FINISHED")
     logged["studies"][study] = records
+    logged["sweep_runs"][study] = parent.info.run_id
 
     # study 2: paper backbones on SSv1, no baseline recorded (TSN row is the baseline); seed 0 of the GSF
     # row logged twice with different config hashes
@@ -133,4 +134,5 @@ def tracking_store(tmp_path_factory):
         config_hash="b-gsf-0-other", gmacs=16.3, n_params=10.5e6))
     client.set_terminated(parent.info.run_id, "FINISHED")
     logged["studies"][study] = records
+    logged["sweep_runs"][study] = parent.info.run_id
     return logged

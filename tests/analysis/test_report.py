@@ -4,6 +4,7 @@ missing runs are shown, paper numbers joined, Welch p-values present, a rerun gi
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -144,3 +145,19 @@ def test_index_lists_outputs_and_complexity(tracking_store, report):
     assert tracking_store["uri"] in index and "gsf report --tracking-uri" in index and "date:" in index
     assert f"{STUDY}/table.csv" in index and f"{STUDY}/figures/ablation_top1.png" in index
     assert "channel_fraction.csv" in index and "33.91" in index
+
+
+@pytest.mark.parametrize("study", [STUDY, "gsf-backbones"])
+def test_each_study_report_is_logged_as_artifacts_of_its_sweep_run(tracking_store, report, study):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_store["uri"])
+    run_id = tracking_store["sweep_runs"][study]
+    listed = {entry.path for entry in client.list_artifacts(run_id, "report")}
+    on_disk = sorted(p for p in (report / "b" / study).rglob("*") if p.is_file())
+    assert listed == {f"report/{name}" for name in {p.relative_to(report / "b" / study).parts[0] for p in on_disk}}
+    for name in ("table.csv", "table.md", "runs.csv", "findings.md"):
+        downloaded = client.download_artifacts(run_id, f"report/{name}", str(report / f"dl-{study}"))
+        assert Path(downloaded).read_bytes() == (report / "b" / study / name).read_bytes()
+    figures = {Path(entry.path).name for entry in client.list_artifacts(run_id, "report/figures")}
+    assert figures == {p.name for p in (report / "b" / study / "figures").iterdir()} and figures
