@@ -32,6 +32,8 @@ DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("sgd", "adamw")
 PARAM_GROUP_POLICIES = ("uniform", "tsm")
 SCHEDULES = ("cosine", "step")
+# runtime.compile: eager, torch.compile's default mode, or its max-autotune mode (docs/compile.md).
+COMPILE_MODES = (False, True, "max-autotune")
 
 
 def _knob(default, doc: str, choices: tuple | None = None):
@@ -154,6 +156,10 @@ class RuntimeConfig:
                                "--nproc N, a sweep's workers_per_trial) or torchrun: nccl on GPUs, else gloo on CPU")
     sync_bn: bool = _knob(False, "SyncBatchNorm across the data-parallel processes (statistics of the global "
                                  "batch; CUDA only); false: each process its own batch, as the release")
+    compile: bool | str = _knob(False, "torch.compile the model trained and evaluated (gsf train, gsf eval): false "
+                                       "(eager), true (torch's default mode) or max-autotune; GSF runs its composed "
+                                       "path, a graph break is an error, compile time is logged (compile_seconds) and "
+                                       "left out of clips_per_second (docs/compile.md)", COMPILE_MODES)
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "runtime": RuntimeConfig}

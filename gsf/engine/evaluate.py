@@ -11,6 +11,8 @@ and the cross-entropy of the averaged logits. EPIC-Kitchens (two heads): verb an
 the action (verb, noun) pair: top-1 when both heads are right, top-5 over the product of the two heads'
 softmax scores.
 
+With ``runtime.compile`` set, the model predicts under ``torch.compile`` (:func:`compile_model`).
+
 In a process group (data parallel), each rank predicts a disjoint shard of the videos and the shards are
 gathered (:func:`predict_dataset`), so the metrics are those of one process over the whole set.
 """
@@ -197,6 +199,26 @@ def merge_predictions(parts: Sequence[dict], *, num_videos: int) -> dict:
             "views_seen": sum(p["views_seen"] for p in parts), "skipped": skipped}
 
 
+def compile_model(model: nn.Module, setting: bool | str) -> nn.Module:
+    """``model`` under ``torch.compile`` as ``runtime.compile`` asks (docs/compile.md): ``False``, the model
+    itself; ``True``, torch's default mode; ``"max-autotune"``, that mode.
+
+    Every GSF module of ``model`` is set to its composed path first (:func:`gsf.ops.set_gsf_path`, an attribute,
+    not in the state dict): standard operators that Inductor fuses. ``path="auto"`` would take the fused path on
+    CPU (:func:`gsf.ops.path_for_device`): hand-written autograd Functions whose in-place loops over cache-sized
+    pieces are laid out for eager execution and which dynamo unrolls, one set of operators per piece. The whole
+    forward is one graph (``fullgraph=True``: a graph break
+    is an error, not a silent fall back to eager) for fixed shapes (``dynamic=False``: a new batch size
+    compiles a new graph). The compiled module wraps ``model`` (``_orig_mod``), so ``model`` itself stays eager
+    for what calls it directly (hooks, copies) and its state dict keys keep their names."""
+    if setting is False:
+        return model
+    from gsf.ops import set_gsf_path
+
+    set_gsf_path(model, "composed")
+    return torch.compile(model, mode=None if setting is True else setting, fullgraph=True, dynamic=False)
+
+
 def predict_dataset(model: nn.Module, dataset, config: TrainConfig, *, num_views: int, device: torch.device,
                     precision: str, softmax: bool = False) -> dict:
     """:func:`predict_views` over every video of ``dataset``, with the loader of ``config``. In a process
@@ -245,7 +267,8 @@ def evaluate_checkpoint(config: TrainConfig, checkpoint: str | Path, *, views: s
     """Multi-view test of a checkpoint on ``split`` (default ``data.val_split``) with ``views``
     (CLIPSxCROPS, default the first protocol of ``data.test_views``; :func:`evaluate_protocols` tests at
     each); the views' crops and clips follow ``data.test_three_crops``, ``data.test_sampling`` and
-    ``data.test_softmax`` (docs/recipe.md); writes ``<out_dir>/scores/test_<clips>x<crops>.csv``.
+    ``data.test_softmax`` (docs/recipe.md); writes ``<out_dir>/scores/test_<clips>x<crops>.csv``. The model
+    runs compiled when ``runtime.compile`` is set (:func:`compile_model`).
 
     ``checkpoint`` is one of this suite's (its model section must match ``config.model``) or an authors'
     release checkpoint (``model_state_dict`` with ``module.base_model.`` keys, loaded through
@@ -281,7 +304,8 @@ def evaluate_checkpoint(config: TrainConfig, checkpoint: str | Path, *, views: s
         check_compatible(state, config.to_dict()["model"], model, path=checkpoint)
         model.load_state_dict(state["model"])
     model.to(device)
-    prediction = predict_dataset(model, dataset, config, num_views=clips * crops, device=device, precision=precision,
+    prediction = predict_dataset(compile_model(model, config.runtime.compile), dataset, config,
+                                 num_views=clips * crops, device=device, precision=precision,
                                  softmax=config.data.test_softmax)
     if out_dir is None:
         out_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
