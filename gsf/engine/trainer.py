@@ -14,6 +14,13 @@ checkpoint and restored on resume, so training 2 epochs equals training 1, stopp
 
 Data parallel (``runtime.world_size`` > 1, or called in every rank of a process group): see
 :mod:`gsf.engine.distributed`; ``data.batch_size`` is per process.
+
+``runtime.compile`` (docs/compile.md): the model trains and validates under ``torch.compile``
+(:func:`gsf.engine.evaluate.compile_model`; in a process group the model is compiled first and the compiled
+module wrapped in DDP, as PyTorch's guide on where to apply ``torch.compile`` advises). Checkpoints hold the
+bare model's state dict. Each epoch's metrics add ``compile_seconds``, the time spent compiling during its
+training steps and its validation, measured by :class:`CompileClock`; ``clips_per_second`` leaves out the part
+spent in the training steps.
 """
 
 from __future__ import annotations
@@ -43,7 +50,13 @@ from gsf.engine.checkpoint import (
     set_rng_state,
 )
 from gsf.engine.config import OPTIMIZERS, TrainConfig, check_config, model_kwargs, parse_views, resolve_device, resolve_precision
-from gsf.engine.evaluate import classification_metrics, evaluate_protocols, predict_dataset, write_scores
+from gsf.engine.evaluate import (
+    classification_metrics,
+    compile_model,
+    evaluate_protocols,
+    predict_dataset,
+    write_scores,
+)
 from gsf.engine.health import GradientRecord, gated_modules, temporal_module_statistics
 from gsf.engine.loaders import autocast_for, build_split, epoch_seed, num_classes_of, seed_everything, train_loader
 from gsf.errors import GSFCheckpointError, GSFConfigError, NonFiniteLossError
@@ -159,6 +172,11 @@ def apply_partial_bn(model: nn.Module) -> None:
 
 # --- the run -----------------------------------------------------------------------------------------
 
+# Graphs a compiled run may hold per compiled function: one per (mode, batch shape), train and evaluation
+# (dynamic=False), beyond torch's default of 8; reaching it is an error rather than a silent fall back to eager.
+RECOMPILE_LIMIT = 64
+
+
 class _Settings:
     """Global torch settings changed for a run, restored afterwards."""
 
@@ -169,18 +187,59 @@ class _Settings:
         self.deterministic = torch.are_deterministic_algorithms_enabled()
         self.threads = torch.get_num_threads()
         self.cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+        self.dynamo = contextlib.ExitStack()
         r = self.config.runtime
         if r.num_threads is not None:
             torch.set_num_threads(r.num_threads)
         if r.deterministic:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        if r.compile is not False:
+            self.dynamo.enter_context(torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT,
+                                                                 fail_on_recompile_limit_hit=True))
         return self
 
     def __exit__(self, *exc):
         torch.use_deterministic_algorithms(self.deterministic)
         torch.set_num_threads(self.threads)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = self.cudnn
+        self.dynamo.close()
+        return False
+
+
+class CompileClock:
+    """Seconds ``torch.compile`` spends compiling while the clock is entered (:attr:`seconds`, summed).
+
+    Dynamo runs callbacks when a compilation starts and ends (the outermost one, when compilations nest);
+    they bracket graph capture, AOT autograd and the backend's code generation, and also the backward graph's
+    compilation that AOT autograd defers to the first backward. The clock registers a pair on entering and
+    removes it on leaving. ``torch._dynamo.callback`` is the hook torch offers for this; it is not part of its
+    documented API, so a torch release that changes it shows up in tests/engine/test_compile.py."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started: float | None = None
+
+    def _start(self, _args) -> None:
+        self._started = time.perf_counter()
+
+    def _end(self, _args) -> None:
+        if self._started is not None:
+            self.seconds += time.perf_counter() - self._started
+            self._started = None
+
+    def __enter__(self) -> CompileClock:
+        from torch._dynamo.callback import callback_handler
+
+        callback_handler.register_start_callback(self._start)
+        callback_handler.register_end_callback(self._end)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        from torch._dynamo.callback import callback_handler
+
+        callback_handler.remove_start_callback(self._start)
+        callback_handler.remove_end_callback(self._end)
         return False
 
 
@@ -226,6 +285,8 @@ class _Run:
         self.precision = resolve_precision(config)
         self.last_path = out_dir / "checkpoints" / "last.pt"
         self.best_path = out_dir / "checkpoints" / "best.pt"
+        self.compiling = config.runtime.compile is not False
+        self.compile_clock = CompileClock()
 
     def _build(self) -> None:
         from gsf.models import build_model
@@ -301,6 +362,10 @@ class _Run:
         return payload
 
     def run(self, resume: bool) -> dict[str, float]:
+        with self.compile_clock if self.compiling else contextlib.nullcontext():
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> dict[str, float]:
         if not resume and self.last_path.exists():
             raise GSFConfigError(f"{self.out_dir} already holds a run ({self.last_path}); pass --resume to "
                                  "continue it or choose another --out")
@@ -312,7 +377,10 @@ class _Run:
         # DDP wraps the restored model (and checks that every rank holds the same weights).
         if self.where.active and self.config.runtime.sync_bn:
             self.model = distributed.with_sync_bn(self.model)
-        self.net = distributed.wrap_model(self.model, self.device) if self.where.active else self.model
+        # The model trained and validated: compiled (a wrapper, self.model stays eager) when runtime.compile
+        # is set, then in DDP in a process group.
+        self.compiled = compile_model(self.model, self.config.runtime.compile)
+        self.net = distributed.wrap_model(self.compiled, self.device) if self.where.active else self.compiled
         if self.main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.yaml").write_text(self.config.to_yaml(), encoding="utf-8")
@@ -321,9 +389,12 @@ class _Run:
         epochs = self.config.optim.epochs
         while self.epoch < epochs:
             self.epoch += 1
+            compiled_before = self.compile_clock.seconds
             metrics = self._train_epoch()
             if self.epoch % self.config.runtime.eval_every == 0 or self.epoch == epochs:
                 metrics.update(self._validate())
+            if self.compiling:
+                metrics["compile_seconds"] = self.compile_clock.seconds - compiled_before
             self.scheduler.step()
             self._check_finite_weights()
             rng_ranks = distributed.all_gather_objects(rng_state()) if self.where.active else None
@@ -353,6 +424,8 @@ class _Run:
                 tested = distributed.rank_zero_file(tested)
             result.update(evaluate_protocols(self.config, tested, out_dir=self.out_dir,
                                              decoded_cache=self.decoded_cache))
+        if self.compiling:  # this process's: a resumed run counts from where it resumed
+            result["total_compile_seconds"] = self.compile_clock.seconds
         if self.main:
             (self.out_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
         for cb in self.callbacks:
@@ -371,7 +444,10 @@ class _Run:
         accumulation = c.optim.accumulation_steps
         lr = self.optimizer.param_groups[0]["lr"]
         total_loss, total_correct, clips, skipped = 0.0, 0, 0, 0
-        start = time.perf_counter()
+        start, compiled_before = time.perf_counter(), self.compile_clock.seconds
+
+        def running_seconds() -> float:  # wall time of the epoch so far, time spent compiling left out
+            return time.perf_counter() - start - (self.compile_clock.seconds - compiled_before)
         self.optimizer.zero_grad(set_to_none=True)
         bar = tqdm(loader, total=len(loader), desc=f"epoch {self.epoch}/{c.optim.epochs}", leave=False,
                    disable=not (c.runtime.progress and self.main), dynamic_ncols=True)
@@ -419,7 +495,7 @@ class _Run:
                 pending = 0
             if clips:
                 bar.set_postfix(loss=f"{total_loss / clips:.4f}", lr=f"{lr:.3g}",
-                                clips_s=f"{clips / (time.perf_counter() - start):.1f}")
+                                clips_s=f"{clips / running_seconds():.1f}")
         bar.close()
         if self.where.active:
             distributed.broadcast_buffers(model)
@@ -430,9 +506,10 @@ class _Run:
             raise GSFConfigError(f"epoch {self.epoch}: no training clip was loaded ({skipped} skipped)")
         if skipped:
             log.warning("epoch %d: skipped %d bad samples", self.epoch, skipped)
-        elapsed = time.perf_counter() - start
+        # Throughput of the epoch's training steps (data loading included), without the time spent compiling
+        # (a compiled run's first step, or a step whose batch shape is new: CompileClock).
         metrics = {"epoch": float(self.epoch), "train_loss": total_loss / clips, "train_top1": total_correct / clips,
-                   "lr": lr, "clips_per_second": clips / elapsed, "train_skipped": float(skipped)}
+                   "lr": lr, "clips_per_second": clips / running_seconds(), "train_skipped": float(skipped)}
         metrics.update(self.gradients.metrics())
         if probe is not None and self.main:
             self.probe = probe
@@ -490,7 +567,7 @@ class _Run:
 
     def _validate(self) -> dict[str, float]:
         # Sharded over the ranks and gathered: every rank gets the whole set's prediction.
-        prediction = predict_dataset(self.model, self.val_set, self.config, num_views=self.val_clips * self.val_crops,
+        prediction = predict_dataset(self.compiled, self.val_set, self.config, num_views=self.val_clips * self.val_crops,
                                      device=self.device, precision=self.precision)
         if self.main:
             write_scores(self.out_dir / "scores" / f"val_epoch{self.epoch}.csv", prediction)
