@@ -1,9 +1,9 @@
 """runtime.compile: gsf train and gsf eval under torch.compile (docs/compile.md), on the tiny synthetic data.
 
 The runs compile with the "aot_eager" backend: dynamo's graph capture (fullgraph, as the engine asks) and AOT
-autograd's forward and backward graphs, without Inductor's code generation, which takes minutes per graph on a
-2-core CPU. `torch.compile` is replaced by a recorder that keeps what the engine asked for (mode, fullgraph,
-dynamic, the GSF path of the model) and compiles with that backend.
+autograd's forward and backward graphs, without Inductor's code generation (half a minute to six minutes for the
+first epoch of such a run on a 2-core CPU, docs/compile.md). `torch.compile` is replaced by a recorder that keeps
+what the engine asked for (mode, fullgraph, dynamic, the GSF path of the model) and compiles with that backend.
 """
 
 import json
