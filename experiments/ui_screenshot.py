@@ -1,7 +1,9 @@
 """The README's screenshots of the MLflow UI, regenerated: ``python -m experiments.ui_screenshot``.
 
-A tiny real sweep (TSN and TSM, two seeds each, two epochs on a synthetic data set, on a local Ray) is tracked
-in a SQLite store in a temporary folder; ``mlflow server`` serves it on 127.0.0.1
+With ``--tracking-uri URI --study NAME`` (the README's: the store ``gsf demo`` leaves, study ``gsf-demo``) the
+pages are those of that study, as ``gsf ui`` prints them for it. Without, a tiny real sweep (TSN and TSM, two
+seeds each, two epochs on a synthetic data set, on a local Ray) is tracked in a SQLite store in a temporary
+folder, a picture of the layout only. ``mlflow server`` serves the store on 127.0.0.1
 (:func:`experiments.ui.server_command`) and a headless Chromium saves the two pages ``gsf ui`` prints: the
 study's runs page as a paper table (``results/ui/mlflow-runs.png``) and its charts
 (``results/ui/mlflow-charts.png``), each with its address beside it (``.url``, port replaced by ``PORT``).
@@ -95,9 +97,11 @@ def tiny_sweep(work: Path) -> str:
     return uri
 
 
-def regenerate(out: Path, *, chromium: Path = CHROMIUM, port: int = 5055) -> list[Path]:
-    """Run the tiny sweep, serve it and save the screenshots of the pages ``gsf ui`` prints: the runs page in
-    ``out``, the charts in :data:`CHARTS_NAME` beside it (each with its ``.url``)."""
+def regenerate(out: Path, *, chromium: Path = CHROMIUM, port: int = 5055, tracking_uri: str | None = None,
+               study: str | None = None) -> list[Path]:
+    """Serve ``tracking_uri`` (default: a tiny sweep run here) and save the screenshots of the pages ``gsf ui``
+    prints for ``study``: the runs page in ``out``, the charts in :data:`CHARTS_NAME` beside it (each with its
+    ``.url``)."""
     from experiments import ui
 
     if not chromium.exists():
@@ -106,8 +110,10 @@ def regenerate(out: Path, *, chromium: Path = CHROMIUM, port: int = 5055) -> lis
     shots = {"table": out, "charts": out.with_name(CHARTS_NAME)}
     with tempfile.TemporaryDirectory(prefix="gsf-ui-") as folder:
         work = Path(folder)
-        uri = tiny_sweep(work)
-        urls = ui.study_urls(uri, BROWSER_HOST, port, STUDY)
+        uri = tracking_uri or tiny_sweep(work)
+        urls = ui.study_urls(uri, BROWSER_HOST, port, study if tracking_uri else STUDY)
+        if "charts" not in urls:
+            raise GSFEnvironmentError(f"no study {study!r} with runs in {uri}")
         server = subprocess.Popen(ui.server_command(uri, "127.0.0.1", port), env=browser_server_env(port),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -135,10 +141,16 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"PNG of the runs page (default {DEFAULT_OUT}); the charts' is written beside it")
     parser.add_argument("--chromium", type=Path, default=CHROMIUM, help="Chromium executable")
     parser.add_argument("--port", type=int, default=5055, help="port of the temporary MLflow server")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="the store to show (e.g. sqlite:///mlflow.db after gsf demo); default: a tiny sweep")
+    parser.add_argument("--study", default=None, help="the study (MLflow experiment) of --tracking-uri to show")
     args = parser.parse_args(argv)
+    if (args.tracking_uri is None) != (args.study is None):
+        parser.error("--tracking-uri and --study go together")
     setup_logging()
     try:
-        for path in regenerate(args.out, chromium=args.chromium, port=args.port):
+        for path in regenerate(args.out, chromium=args.chromium, port=args.port, tracking_uri=args.tracking_uri,
+                               study=args.study):
             print(f"wrote {path}")
     except GSFError as err:
         print(f"ui_screenshot: error: {err}", file=sys.stderr)
