@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gsf.data import synthesize_dataset
+from gsf.engine import Callback
 from gsf.engine.config import load_config
 
 
@@ -48,3 +49,18 @@ def no_process_group_left_behind():
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+class Interrupt(Exception):
+    """Raised by :class:`StopAfter`: stands for the process being killed."""
+
+
+class StopAfter(Callback):
+    """Simulates a run killed right after epoch ``epoch`` was checkpointed."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, metrics, checkpoint_path):
+        if epoch == self.epoch:
+            raise Interrupt

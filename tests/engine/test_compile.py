@@ -12,7 +12,7 @@ import types
 import pytest
 import torch
 
-from gsf.engine import Callback, train
+from gsf.engine import train
 from gsf.engine import trainer as trainer_module
 from gsf.engine.checkpoint import load_checkpoint
 from gsf.engine.config import load_config, model_kwargs
@@ -22,23 +22,10 @@ from gsf.errors import GSFConfigError
 from gsf.models import build_model
 from gsf.ops import GateShiftFuse
 
-from .conftest import TINY
+from .conftest import TINY, Interrupt, StopAfter
 
 # Two frames and GSF in the last stage only: the fewest operators dynamo traces for a GSF model.
 SMALL = ("runtime.compile=true", "data.num_frames=2", "model.stages=[4]", "runtime.num_threads=1")
-
-
-class Interrupt(Exception):
-    pass
-
-
-class StopAfter(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, metrics, checkpoint_path):
-        if epoch == self.epoch:
-            raise Interrupt
 
 
 class CompileRecorder:

@@ -13,20 +13,7 @@ from gsf.engine.checkpoint import FORMAT, load_checkpoint
 from gsf.engine.trainer import lr_factor, scaled_lr
 from gsf.errors import NonFiniteLossError
 
-
-class Interrupt(Exception):
-    pass
-
-
-class StopAfter(Callback):
-    """Simulates a run killed right after epoch ``epoch`` was checkpointed."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, metrics, checkpoint_path):
-        if epoch == self.epoch:
-            raise Interrupt
+from .conftest import Interrupt, StopAfter
 
 
 class Recorder(Callback):
