@@ -12,8 +12,10 @@ from experiments.grid.types import Grid, ResolvedTrial, Trial, grid_error
 from gsf.errors import GSFConfigError
 from gsf.mlflow_schema import VALIDATION_PREFIXES
 
-# Keys that change how a run executes or reports, never what it computes: left out of the config hash.
-NON_AFFECTING_KEYS = ("runtime.progress", "runtime.num_threads")
+# Keys that change how a run executes or reports, not the computation it defines: left out of the config hash.
+# The thread count and torch.compile change the order of float operations, so a trial's numbers can differ in
+# the last bits between two settings (and a seed's trajectory with them; docs/demo-recipe.md), never by design.
+NON_AFFECTING_KEYS = ("runtime.progress", "runtime.num_threads", "runtime.compile")
 
 
 def canonical_json(config_dict: Mapping[str, Mapping[str, Any]]) -> str:

@@ -83,6 +83,7 @@ def test_config_hash_is_deterministic_and_ignores_only_non_affecting_keys(tmp_pa
     changed = {s: dict(v) for s, v in config.items()}
     changed["runtime"]["progress"] = not changed["runtime"]["progress"]
     changed["runtime"]["num_threads"] = 7
+    changed["runtime"]["compile"] = "max-autotune"
     assert "runtime.progress" in NON_AFFECTING_KEYS and config_hash(changed) == config_hash(config)
     changed["optim"]["lr"] = 0.123
     assert config_hash(changed) != config_hash(config)
