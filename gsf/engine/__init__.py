@@ -8,10 +8,13 @@ Public API (the contract in docs/CONTRIBUTING-internal.md)::
     result = train(config, out_dir=Path("runs/x"), resume=False, callbacks=[cb])
 
 Metrics per epoch (``Callback.on_epoch_end``; epochs 1-based; accuracies are fractions): ``epoch``,
-``train_loss``, ``train_top1``, ``lr``, ``clips_per_second``, ``train_skipped``; on validation epochs
-``val_loss``, ``val_top1``, ``val_top5``, ``val_mean_class_acc``, ``best_val_top1``, ``best_epoch`` (EPIC
-adds ``val_verb_top1``, ``val_verb_top5``, ``val_noun_top1``, ``val_noun_top5``; its ``val_top1`` is the
-action's). The final result adds ``final_val_top1``, ``final_val_top5``.
+``train_loss``, ``train_top1``, ``lr``, ``clips_per_second``, ``train_skipped``, the training health of
+:mod:`gsf.engine.health` (``grad_norm_mean``, ``grad_norm_max``, ``clipped_share``; for GSF and GSM the gate
+and fusion statistics per stage) and, under ``runtime.compile``, ``compile_seconds`` (left out of
+``clips_per_second``; docs/compile.md); on validation epochs ``val_loss``, ``val_top1``, ``val_top5``,
+``val_mean_class_acc``, ``best_val_top1``, ``best_epoch`` (EPIC adds ``val_verb_top1``, ``val_verb_top5``,
+``val_noun_top1``, ``val_noun_top5``; its ``val_top1`` is the action's). The final result adds
+``final_val_top1``, ``final_val_top5`` and, under ``runtime.compile``, ``total_compile_seconds``.
 
 Data parallel (DDP): ``train`` runs in every rank of a process group that Ray Train
 (:mod:`gsf.engine.worker_group`: ``fit_worker_group``, ``fit_local`` for ``gsf train --nproc N``) or torchrun
