@@ -56,8 +56,9 @@ DATA_AXIS = "data"  # the pseudo-axis that tells apart runs of one configuration
 
 
 def data_digests(uri: str, experiment_ids: Sequence[str]) -> dict[str, str]:
-    """run id -> the digest of the data it read (its MLflow dataset inputs, logged by the sweep runner and
-    ``gsf train``; several sorted and space-separated), for the runs that logged one."""
+    """run id -> the digest of the data it trained on (its MLflow dataset inputs in the training context,
+    logged by the sweep runner and ``gsf train``; several sorted and space-separated), for the runs that logged
+    one. A split ``gsf eval`` tested in that run (context ``evaluation``) does not change it."""
     client = _client(uri)
     out: dict[str, str] = {}
     token = None
@@ -65,7 +66,8 @@ def data_digests(uri: str, experiment_ids: Sequence[str]) -> dict[str, str]:
         page = client.search_runs(list(experiment_ids), max_results=1000, page_token=token)
         for run in page:
             inputs = run.inputs.dataset_inputs if run.inputs else []
-            digests = sorted({d.dataset.digest for d in inputs if d.dataset.digest})
+            digests = sorted({d.dataset.digest for d in inputs
+                              if d.dataset.digest and schema.input_context(d.tags) == schema.TRAINING_CONTEXT})
             if digests:
                 out[run.info.run_id] = " ".join(digests)
         token = page.token

@@ -101,21 +101,23 @@ def data_input(data: Mapping[str, Any]):
     return Dataset(**meta.to_dict(), profile=json.dumps(profile))
 
 
-def log_data_input(mlflow_client, run_id: str, data: Mapping[str, Any], *, context: str = "training") -> None:
+def log_data_input(mlflow_client, run_id: str, data: Mapping[str, Any], *,
+                   context: str = schema.TRAINING_CONTEXT) -> None:
     """Log ``data`` (:func:`data_input`) as the run's dataset input with MLflow's context tag, as
     ``mlflow.log_input(dataset, context=...)`` does for the active run (here through an explicit client).
     Logging the same data again adds nothing."""
     from mlflow.entities import DatasetInput, InputTag
-    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     mlflow_client.log_inputs(run_id, datasets=[DatasetInput(data_input(data),
-                                                            tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+                                                            tags=[InputTag(schema.DATASET_CONTEXT_TAG, context)])])
 
 
-def data_digests(run) -> list[str]:
-    """The digests of the datasets a run logged as inputs (:func:`log_data_input`), in logging order."""
+def data_digests(run, context: str = schema.TRAINING_CONTEXT) -> list[str]:
+    """The digests of the datasets a run logged as inputs in ``context`` (:func:`log_data_input`; an input
+    without a context tag counts as training data), in logging order."""
     inputs = getattr(run, "inputs", None)
-    return [d.dataset.digest for d in (inputs.dataset_inputs if inputs else [])]
+    return [d.dataset.digest for d in (inputs.dataset_inputs if inputs else [])
+            if schema.input_context(d.tags) == context]
 
 
 # --- gsf train -----------------------------------------------------------------------------------------------
@@ -234,9 +236,11 @@ def protocol_metrics(result: Mapping[str, Any], views: str) -> dict[str, float]:
 
 
 def log_evaluation(config, result: Mapping[str, Any], *, views: str, tracking_uri: str, run_id: str | None = None,
-                   scores: str | Path | None = None, experiment: str = DEFAULT_EXPERIMENT) -> str:
+                   scores: str | Path | None = None, experiment: str = DEFAULT_EXPERIMENT,
+                   data: Mapping[str, Any] | None = None) -> str:
     """Log an evaluation's protocol metrics (and its scores file) into run ``run_id``, or into a new run with
-    role ``eval`` and the trial's params and tags; returns the run id."""
+    role ``eval`` and the trial's params and tags; returns the run id. ``data`` (the fingerprint summary of
+    the split evaluated) becomes the run's dataset input in context ``evaluation``."""
     from mlflow.exceptions import MlflowException
 
     mlflow_client = open_client(tracking_uri)
@@ -252,6 +256,8 @@ def log_evaluation(config, result: Mapping[str, Any], *, views: str, tracking_ur
         experiment_id = tracking.ensure_experiment(mlflow_client, experiment, uri=tracking_uri)
         run_id, step, created = create_run(mlflow_client, experiment_id, config, role=schema.ROLE_EVAL), 0, True
     tracking.log_metrics(mlflow_client, run_id, metrics, step=step)
+    if data is not None:
+        log_data_input(mlflow_client, run_id, data, context=schema.EVALUATION_CONTEXT)
     if scores is not None and Path(scores).is_file():
         mlflow_client.log_artifact(run_id, str(scores), artifact_path="scores")
     if created:
@@ -304,9 +310,15 @@ def eval_to_tracking(config, result: Mapping[str, Any], args) -> str | None:
         if getattr(args, "run_id", None):
             raise GSFTrackingError("--run-id needs --tracking-uri (or MLFLOW_TRACKING_URI)")
         return None
+    from gsf.data.fingerprint import fingerprint_dataset
+
     views = f"{int(result['clips'])}x{int(result['crops'])}"  # the protocol evaluate_checkpoint ran
+    d = config.data
+    split = args.split or d.val_split  # the split evaluate_checkpoint tested
+    data = fingerprint_dataset(d.dataset, d.root, [split], max_videos=d.max_videos).summary()
     return log_evaluation(config, result, views=views, tracking_uri=uri, run_id=args.run_id,
-                          scores=scores_file(args.checkpoint, views, args.out), experiment=args.experiment)
+                          scores=scores_file(args.checkpoint, views, args.out), experiment=args.experiment,
+                          data=data)
 
 
 # --- MLflow models ---------------------------------------------------------------------------------------------

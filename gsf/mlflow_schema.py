@@ -128,6 +128,13 @@ def is_final_metric(name: str) -> bool:
     return name in FINAL_METRICS or name.startswith((TEST_PREFIX, CHECKPOINT_PREFIX))
 
 
+# --- dataset inputs (MLflow's mlflow.data.context tag) ----------------------------------------------------
+# The data a run trained and validated on (its identity: the report pools only runs of one training digest),
+# and a split ``gsf eval`` tested.
+DATASET_CONTEXT_TAG = "mlflow.data.context"  # the input tag MLflow names MLFLOW_DATASET_CONTEXT
+TRAINING_CONTEXT = "training"
+EVALUATION_CONTEXT = "evaluation"
+
 # --- tag and column helpers -----------------------------------------------------------------------------
 
 def trial_run_name(variant: str, slug: str) -> str:
@@ -154,3 +161,12 @@ def tag_filter(tags: dict[str, str]) -> str:
 def quote(value: str) -> str:
     """A string literal of MLflow's filter syntax."""
     return "'" + value.replace("'", "\\'") + "'"
+
+
+def input_context(input_tags) -> str:
+    """The context of a dataset input from its tags (MLflow ``InputTag`` objects with ``key`` and ``value``):
+    :data:`DATASET_CONTEXT_TAG`'s value, :data:`TRAINING_CONTEXT` where none was logged."""
+    for tag in input_tags or ():
+        if tag.key == DATASET_CONTEXT_TAG:
+            return tag.value
+    return TRAINING_CONTEXT

@@ -151,3 +151,29 @@ def test_a_tracked_gsf_train_run_logs_its_data_as_the_dataset_input(tmp_path, sy
     (logged,) = MlflowClient(uri).get_run(run_id).inputs.dataset_inputs
     assert (logged.dataset.name, logged.dataset.digest) == ("ssv2", expected.digest)
     assert json.loads(logged.dataset.profile) == {"num_samples": {"train": 5, "val": 5}, "max_videos": 5}
+
+
+def test_a_split_gsf_eval_tested_is_logged_in_its_context_and_leaves_the_runs_data_identity(tmp_path, synth_root,
+                                                                                           empty_store):
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    from analysis.runs import data_digests as report_digests
+    from gsf import mlflow_schema as schema
+    from gsf.data.fingerprint import fingerprint_dataset
+
+    assert schema.DATASET_CONTEXT_TAG == MLFLOW_DATASET_CONTEXT
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("identity")
+    run_id = client.create_run(experiment_id).info.run_id
+    trained = fingerprint_dataset("ssv2", synth_root, ["train", "val"])
+    tested = fingerprint_dataset("ssv2", synth_root, ["val"])
+    assert trained.digest != tested.digest
+    log_data_input(client, run_id, trained.summary())
+    log_data_input(client, run_id, tested.summary(), context=schema.EVALUATION_CONTEXT)
+    run = client.get_run(run_id)
+    assert data_digests(run) == [trained.digest]
+    assert data_digests(run, schema.EVALUATION_CONTEXT) == [tested.digest]
+    assert report_digests(uri, [experiment_id]) == {run_id: trained.digest}

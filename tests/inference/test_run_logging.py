@@ -17,6 +17,7 @@ from experiments import run_logging, tracking
 from experiments.grid.resolve import config_hash
 from gsf import mlflow_schema as schema
 from gsf.cli import main
+from gsf.data.fingerprint import fingerprint_dataset
 from gsf.inference.predict import Predictor
 
 from .conftest import CLASS_NAMES
@@ -108,6 +109,11 @@ def test_eval_logs_protocol_metrics_into_an_existing_run(train_run, trained, con
     assert run.data.metrics[schema.protocol_metric("1x1", "top1")] == pytest.approx(
         run.data.metrics[schema.FINAL_VAL_TOP1])  # the same videos and the same single view
     assert "scores/test_1x1.csv" in {a.path for a in train_run["client"].list_artifacts(run_id, "scores")}
+    # the split tested is the run's evaluation input; the data it trained on stays its identity
+    data = trained["config"].data
+    tested = fingerprint_dataset(data.dataset, data.root, [data.val_split], max_videos=data.max_videos)
+    assert run_logging.data_digests(run, schema.EVALUATION_CONTEXT) == [tested.digest]
+    assert run_logging.data_digests(run) == run_logging.data_digests(train_run["run"]) != []
 
 
 @pytest.mark.slow
@@ -120,6 +126,9 @@ def test_eval_without_run_id_makes_an_eval_run(trained, config_file, store):
     assert run.info.status == "FINISHED" and run.data.tags[schema.ROLE] == schema.ROLE_EVAL
     assert schema.protocol_metric("1x1", "top1") in run.data.metrics
     assert run.data.params["data.num_frames"] == "4"
+    data = trained["config"].data
+    tested = fingerprint_dataset(data.dataset, data.root, [data.val_split], max_videos=data.max_videos)
+    assert run_logging.data_digests(run, schema.EVALUATION_CONTEXT) == [tested.digest]
 
 
 @pytest.mark.slow
