@@ -16,6 +16,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,20 +85,125 @@ def variant_names(rows: list[Mapping]) -> list[str]:
     """The short name of each row (:func:`gsf.variant_names.variant_name`, or the runs' own
     ``gsf.variant`` tag); rows that share a name get the axis values that tell them apart appended,
     ``GSF (frames=16)``."""
+    return _names_told_apart([(row.get("variant_tag") or "", row["config"], row["axes"]) for row in rows])
+
+
+def _names_told_apart(rows: list[tuple[str, Mapping, Mapping]]) -> list[str]:
+    """:func:`variant_names` of (variant tag, flat config, axes) triples."""
     from gsf.variant_names import variant_name
 
-    names = [row.get("variant_tag") or variant_name({**row["config"], **row["axes"]}) for row in rows]
+    names = [tag or variant_name({**config, **axes}) for tag, config, axes in rows]
     out = list(names)
     for name in set(names):
         same = [i for i, n in enumerate(names) if n == name]
         if len(same) < 2:
             continue
-        keys = sorted({k for i in same for k in rows[i]["axes"]})
-        differing = [k for k in keys if len({str(rows[i]["axes"].get(k, "")) for i in same}) > 1]
+        keys = sorted({k for i in same for k in rows[i][2]})
+        differing = [k for k in keys if len({str(rows[i][2].get(k, "")) for i in same}) > 1]
         for i in same:
-            extra = ", ".join(f"{k.rsplit('.', 1)[-1]}={rows[i]['axes'].get(k, '')}" for k in differing)
+            extra = ", ".join(f"{k.rsplit('.', 1)[-1]}={rows[i][2].get(k, '')}" for k in differing)
             out[i] = f"{name} ({extra})" if extra else name
     return out
+
+
+# --- one row per variant ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SeedOutcome:
+    """Which runs of a row count and how they ended: the status text (finished, failed, stopped early,
+    missing seeds), the seeds averaged, and the did-not-train marks of :mod:`analysis.findings`."""
+
+    status: str
+    n: int  # runs averaged: the latest finished run of each seed with a final validation top-1
+    seeds: str
+    trained: str  # "3 of 3", "2 of 3 (not seed 3)", or empty where no run could be told
+    trained_told: int
+    did_not_train_seeds: list[int]
+    did_not_train_flags: list[bool]  # one per run averaged, False where it could not be told
+
+
+@dataclass(frozen=True)
+class ProtocolResult:
+    """Top-1 (percent) of the best checkpoint at one test protocol: per seed, mean, 95 % t-interval."""
+
+    values: list[float]
+    mean: float
+    ci: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Accuracies over the runs averaged, in percent: the last validation (top-1, top-5), the best
+    validation top-1 and its epochs, and each test protocol's top-1."""
+
+    top1_values: list[float]
+    top1_mean_pct: float
+    top1_std_pct: float
+    top5_mean_pct: float
+    top5_std_pct: float
+    n_top5: int
+    best_top1_mean_pct: float
+    best_epoch: str
+    final_epoch: str
+    protocols: dict[str, ProtocolResult]
+
+
+@dataclass(frozen=True)
+class PrimaryMetric:
+    """The metric a row is compared on: the first protocol's top-1, else the last validation top-1."""
+
+    name: str
+    values: list[float]
+    mean_pct: float
+    ci_low_pct: float
+    ci_high_pct: float
+
+
+@dataclass(frozen=True)
+class LastEvaluations:
+    """Epochs and mean over runs (percent) of the last two ``val_top1`` evaluations."""
+
+    prev_epoch: str
+    prev_top1_pct: float
+    last_epoch: str
+    last_top1_pct: float
+
+
+@dataclass(frozen=True)
+class GroupedRow:
+    """What the runs of one configuration (every seed) give a table row, before it is named and compared."""
+
+    config_key: str
+    variant_tag: str  # the runs' own gsf.variant tag where they agree on one
+    axes: dict
+    config: dict
+    baseline_spec: dict  # the grid's baseline, from the sweep run
+    backbone: str
+    dataset: str
+    temporal: str
+    frames: object
+    views: str
+    gmacs_per_view: float
+    params_m: float
+    outcome: SeedOutcome
+    accuracy: Accuracy
+    primary: PrimaryMetric
+    last_evaluations: LastEvaluations
+    config_hash: str
+    warnings: str
+    run_ids: list[str]
+    variant: str = ""  # the short name, given once every row of the study is known
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A row against its baseline row on the primary metric (Welch's t-test over seeds)."""
+
+    baseline: str  # "yes" on the baseline row itself
+    compared_with: str
+    delta_top1_pct: float
+    welch_p: float
+    significant: str
 
 
 def _status_text(statuses: Counter, missing: list[int]) -> str:
@@ -136,10 +242,10 @@ def welch_p(a: list[float], b: list[float]) -> float:
     return float(result.pvalue)
 
 
-def _last_two_evaluations(history: pd.DataFrame | None, run_ids: list[str]) -> tuple[str, float, str, float]:
+def _last_two_evaluations(history: pd.DataFrame | None, run_ids: list[str]) -> LastEvaluations:
     """Epochs and mean over runs (percent) of the last two ``val_top1`` evaluations of ``run_ids``."""
     if history is None or history.empty:
-        return "", math.nan, "", math.nan
+        return LastEvaluations("", math.nan, "", math.nan)
     part = history[(history["key"] == "val_top1") & history["run_id"].isin(run_ids)]
     previous, last = [], []
     for _, curve in part.groupby("run_id"):
@@ -154,7 +260,7 @@ def _last_two_evaluations(history: pd.DataFrame | None, run_ids: list[str]) -> t
             return "", math.nan
         return _collapse([e for e, _ in points]), float(np.mean([v for _, v in points]))
 
-    return (*summary(previous), *summary(last))
+    return LastEvaluations(*summary(previous), *summary(last))
 
 
 def _training_outcome(chosen: pd.DataFrame) -> tuple[int, list[int]]:
@@ -174,137 +280,252 @@ def _trained_text(told: int, dead: list[int]) -> str:
     return text + f" (not seed {', '.join(str(s) for s in dead)})" if dead else text
 
 
+def _did_not_train_flags(chosen: pd.DataFrame) -> list[bool]:
+    """One mark per chosen run: True where it did not train, False where it did or could not be told."""
+    if "did_not_train" not in chosen:
+        return [False] * len(chosen)
+    return [bool(v) if v is not None and not pd.isna(v) else False for v in chosen["did_not_train"]]
+
+
+def _stopped_early(runs: pd.DataFrame) -> pd.Series:
+    """Runs an ASHA scheduler stopped: FINISHED without final metrics, so counted but never averaged."""
+    if "stopped_early" not in runs:
+        return pd.Series(False, index=runs.index)
+    return runs["stopped_early"].fillna(False).astype(bool)
+
+
+def _warnings(runs: pd.DataFrame, finished: pd.DataFrame, latest: pd.DataFrame) -> list[str]:
+    """What the table's warnings column says of one configuration's runs: a seed logged under several config
+    hashes, reruns of a finished seed, mixed code versions, finished runs without a final top-1."""
+    warnings = []
+    for seed, same_seed in runs.groupby("seed", sort=True):
+        hashes = sorted({h for h in same_seed["config_hash"] if h})
+        if len(hashes) > 1:
+            warnings.append(f"seed {int(seed)}: different config hashes {' '.join(hashes)}")
+    duplicates = len(finished) - len(latest)
+    if duplicates:
+        warnings.append(f"{duplicates} duplicate finished run(s) of a seed ignored (latest kept)")
+    versions = sorted({v for v in latest["code_version"] if v})
+    if len(versions) > 1:
+        warnings.append(f"mixed code versions {' '.join(versions)}")
+    no_metric = latest[latest["top1"].isna()]
+    if len(no_metric):
+        warnings.append(f"{len(no_metric)} finished run(s) without final_val_top1")
+    return warnings
+
+
+def _seed_outcome(runs: pd.DataFrame, chosen: pd.DataFrame, *, early: pd.Series, expected: list[int]) -> SeedOutcome:
+    """Statuses (a stopped run as ``stopped early``), the seeds never logged, and who trained among ``chosen``."""
+    seeds_present = {int(s) for s in runs["seed"].dropna()}
+    missing = [s for s in expected if s not in seeds_present]
+    told, dead = _training_outcome(chosen)
+    return SeedOutcome(
+        status=_status_text(Counter(runs["status"].where(~early, "stopped early")), missing),
+        n=len(chosen),
+        seeds=",".join(str(int(s)) for s in chosen["seed"].dropna()),
+        trained=_trained_text(told, dead),
+        trained_told=told,
+        did_not_train_seeds=dead,
+        did_not_train_flags=_did_not_train_flags(chosen),
+    )
+
+
+def _protocol_result(chosen: pd.DataFrame, protocol: str) -> ProtocolResult:
+    values = [v * 100.0 for v in chosen[schema.protocol_metric(protocol, "top1")] if not pd.isna(v)]
+    return ProtocolResult(values=values, mean=_mean_std(values)[0], ci=t_interval(values))
+
+
+def _accuracy(chosen: pd.DataFrame, *, protocols: list[str], final_epochs: Mapping[str, int]) -> Accuracy:
+    """Mean and standard deviation over the chosen runs, in percent, and each protocol's interval."""
+    top1 = list(chosen["top1"] * 100.0)
+    top5 = [v * 100.0 for v in chosen["top5"] if not pd.isna(v)]
+    best = [v * 100.0 for v in chosen["best_top1"] if not pd.isna(v)]
+    return Accuracy(
+        top1_values=top1,
+        top1_mean_pct=_mean_std(top1)[0],
+        top1_std_pct=_mean_std(top1)[1],
+        top5_mean_pct=_mean_std(top5)[0],
+        top5_std_pct=_mean_std(top5)[1],
+        n_top5=len(top5),
+        best_top1_mean_pct=_mean_std(best)[0],
+        best_epoch=_collapse(list(chosen["best_epoch"])),
+        final_epoch=_collapse([final_epochs.get(r, None) for r in chosen["run_id"]]),
+        protocols={protocol: _protocol_result(chosen, protocol) for protocol in protocols},
+    )
+
+
+def _primary_metric(accuracy: Accuracy, protocols: list[str]) -> PrimaryMetric:
+    """The first protocol's top-1 (fewest views), else the last validation top-1; its mean and interval."""
+    if protocols:
+        name, values = f"top-1 {protocols[0]} (best checkpoint)", accuracy.protocols[protocols[0]].values
+    else:
+        name, values = "val top-1 (last epoch)", accuracy.top1_values
+    low, high = t_interval(values)
+    return PrimaryMetric(name=name, values=values, mean_pct=_mean_std(values)[0], ci_low_pct=low, ci_high_pct=high)
+
+
+def _grouped_row(config_key, runs: pd.DataFrame, *, expected: list[int], protocols: list[str],
+                 final_epochs: Mapping[str, int], history: pd.DataFrame | None) -> GroupedRow:
+    """The row of one configuration's runs (every seed, reruns and failures included)."""
+    runs = runs.sort_values(["seed", "start_time", "run_id"], na_position="last")
+    first = runs.iloc[0]
+    early = _stopped_early(runs)
+    finished = runs[(runs["status"] == "FINISHED") & ~early]
+    # a seed rerun after a failure counts once: its latest finished run
+    latest = finished.groupby("seed", sort=True, dropna=False).tail(1)
+    chosen = latest[latest["top1"].notna()]
+    accuracy = _accuracy(chosen, protocols=protocols, final_epochs=final_epochs)
+    gmacs = runs["gmacs"].dropna()
+    params = runs["params"].dropna()
+    variant_tags = {v for v in runs.get("variant", pd.Series(dtype=object)) if isinstance(v, str) and v}
+    return GroupedRow(
+        config_key=config_key,
+        variant_tag=variant_tags.pop() if len(variant_tags) == 1 else "",
+        axes=dict(first["axes"]),
+        config=dict(first["config"]),
+        baseline_spec=dict(first["baseline"]),
+        backbone=first["backbone"],
+        dataset=first["dataset"],
+        temporal=first["temporal"],
+        frames=first["frames"],
+        views=first["views"],
+        gmacs_per_view=float(gmacs.iloc[0]) if len(gmacs) else math.nan,
+        params_m=float(params.iloc[0]) / 1e6 if len(params) else math.nan,
+        outcome=_seed_outcome(runs, chosen, early=early, expected=expected),
+        accuracy=accuracy,
+        primary=_primary_metric(accuracy, protocols),
+        last_evaluations=_last_two_evaluations(history, list(chosen["run_id"])),
+        config_hash=" ".join(sorted({h for h in runs["config_hash"] if h})),
+        warnings="; ".join(_warnings(runs, finished, latest)),
+        run_ids=list(runs["run_id"]),
+    )
+
+
+def _axis_keys(rows: list[GroupedRow]) -> list[str]:
+    return sorted({k for row in rows for k in row.axes})
+
+
 def _group_rows(study_runs: pd.DataFrame, final_epochs: Mapping[str, int],
-                history: pd.DataFrame | None = None) -> list[dict]:
+                history: pd.DataFrame | None = None) -> list[GroupedRow]:
+    """One row per configuration (``config_key``), ordered by axis values."""
     expected = sorted({int(s) for s in study_runs["seed"].dropna()})
     protocols = protocols_of(study_runs)
-    rows = []
-    for config_key, runs in study_runs.groupby("config_key", sort=True):
-        runs = runs.sort_values(["seed", "start_time", "run_id"], na_position="last")
-        first = runs.iloc[0]
-        warnings = []
-        for seed, same_seed in runs.groupby("seed", sort=True):
-            hashes = sorted({h for h in same_seed["config_hash"] if h})
-            if len(hashes) > 1:
-                warnings.append(f"seed {int(seed)}: different config hashes {' '.join(hashes)}")
-        # a run an ASHA scheduler stopped early is FINISHED without final metrics: counted, never averaged
-        early = (runs["stopped_early"].fillna(False).astype(bool) if "stopped_early" in runs
-                 else pd.Series(False, index=runs.index))
-        finished = runs[(runs["status"] == "FINISHED") & ~early]
-        # a seed rerun after a failure counts once: its latest finished run
-        chosen = finished.groupby("seed", sort=True, dropna=False).tail(1)
-        duplicates = len(finished) - len(chosen)
-        if duplicates:
-            warnings.append(f"{duplicates} duplicate finished run(s) of a seed ignored (latest kept)")
-        versions = sorted({v for v in chosen["code_version"] if v})
-        if len(versions) > 1:
-            warnings.append(f"mixed code versions {' '.join(versions)}")
-        no_metric = chosen[chosen["top1"].isna()]
-        if len(no_metric):
-            warnings.append(f"{len(no_metric)} finished run(s) without final_val_top1")
-        chosen = chosen[chosen["top1"].notna()]
-        seeds_present = {int(s) for s in runs["seed"].dropna()}
-        missing = [s for s in expected if s not in seeds_present]
-        top1 = list(chosen["top1"] * 100.0)
-        top5 = [v * 100.0 for v in chosen["top5"] if not pd.isna(v)]
-        best = [v * 100.0 for v in chosen["best_top1"] if not pd.isna(v)]
-        gmacs = runs["gmacs"].dropna()
-        params = runs["params"].dropna()
-        tested = {}
-        for protocol in protocols:
-            values = [v * 100.0 for v in chosen[schema.protocol_metric(protocol, "top1")] if not pd.isna(v)]
-            tested[protocol] = {"values": values, "mean": _mean_std(values)[0], "ci": t_interval(values)}
-        if protocols:
-            primary_name, primary = f"top-1 {protocols[0]} (best checkpoint)", tested[protocols[0]]["values"]
-        else:
-            primary_name, primary = "val top-1 (last epoch)", top1
-        prev_epoch, prev_top1, last_epoch, last_top1 = _last_two_evaluations(history, list(chosen["run_id"]))
-        told, dead = _training_outcome(chosen)
-        variant_tags = {v for v in runs.get("variant", pd.Series(dtype=object)) if isinstance(v, str) and v}
-        rows.append({
-            "variant_tag": variant_tags.pop() if len(variant_tags) == 1 else "",
-            "protocols": tested,
-            "primary_metric": primary_name,
-            "primary_values": primary,
-            "primary_mean_pct": _mean_std(primary)[0],
-            "top1_ci_low_pct": t_interval(primary)[0],
-            "top1_ci_high_pct": t_interval(primary)[1],
-            "val_prev_epoch": prev_epoch, "val_prev_top1_pct": prev_top1,
-            "val_last_epoch": last_epoch, "val_last_top1_pct": last_top1,
-            "config_key": config_key,
-            "axes": dict(first["axes"]),
-            "config": dict(first["config"]),
-            "baseline_spec": dict(first["baseline"]),
-            "backbone": first["backbone"],
-            "dataset": first["dataset"],
-            "temporal": first["temporal"],
-            "frames": first["frames"],
-            "views": first["views"],
-            "gmacs_per_view": float(gmacs.iloc[0]) if len(gmacs) else math.nan,
-            "params_m": float(params.iloc[0]) / 1e6 if len(params) else math.nan,
-            "status": _status_text(Counter(runs["status"].where(~early, "stopped early")), missing),
-            "n": len(top1),
-            "seeds": ",".join(str(int(s)) for s in chosen["seed"].dropna()),
-            "trained": _trained_text(told, dead),
-            "trained_told": told,
-            "did_not_train_seeds": dead,
-            "did_not_train_flags": ([bool(v) if v is not None and not pd.isna(v) else False
-                                     for v in chosen["did_not_train"]] if "did_not_train" in chosen
-                                    else [False] * len(chosen)),
-            "top1_values": top1,
-            "top1_mean_pct": _mean_std(top1)[0],
-            "top1_std_pct": _mean_std(top1)[1],
-            "top5_mean_pct": _mean_std(top5)[0],
-            "top5_std_pct": _mean_std(top5)[1],
-            "n_top5": len(top5),
-            "best_top1_mean_pct": _mean_std(best)[0],
-            "best_epoch": _collapse(list(chosen["best_epoch"])),
-            "final_epoch": _collapse([final_epochs.get(r, None) for r in chosen["run_id"]]),
-            "config_hash": " ".join(sorted({h for h in runs["config_hash"] if h})),
-            "warnings": "; ".join(warnings),
-            "run_ids": list(runs["run_id"]),
-        })
-    axis_keys = sorted({k for row in rows for k in row["axes"]})
-    rows.sort(key=lambda r: ([natural_key(r["axes"].get(k)) for k in axis_keys], r["config_key"]))
+    rows = [_grouped_row(config_key, runs, expected=expected, protocols=protocols, final_epochs=final_epochs,
+                         history=history)
+            for config_key, runs in study_runs.groupby("config_key", sort=True)]
+    axis_keys = _axis_keys(rows)
+    rows.sort(key=lambda r: ([natural_key(r.axes.get(k)) for k in axis_keys], r.config_key))
     return rows
 
 
-def _paper_order(row: dict) -> tuple:
+def _paper_order(row: GroupedRow) -> tuple:
     """Rows as the paper's tables list them: TSN, TSM, GSM, GSF (then TAM, TIN: :data:`TEMPORAL_KINDS`'s order),
     each kind's variants after it, then the rest."""
     from gsf.vocabulary import TEMPORAL_KINDS
 
     kinds = TEMPORAL_KINDS
-    kind = str(row["temporal"])
+    kind = str(row.temporal)
     rank = kinds.index(kind) if kind in kinds else len(kinds)
-    return (rank, " " in row["variant"], natural_key(row["variant"]), row["config_key"])
+    return (rank, " " in row.variant, natural_key(row.variant), row.config_key)
 
 
-def _matches(row: dict, spec: Mapping[str, str]) -> bool:
+def _matches(row: GroupedRow, spec: Mapping[str, str]) -> bool:
     for key, value in spec.items():
-        have = row["axes"].get(key, row["config"].get(key))
+        have = row.axes.get(key, row.config.get(key))
         if have is None or normalise_value(have) != value:
             return False
     return True
 
 
-def _assign_baselines(rows: list[dict]) -> None:
-    """Each row's baseline: among the rows matching the grid's ``baseline`` (else the TSN rows, else the
-    first row), the one agreeing with it on every other axis, else the first such row."""
-    spec = next((r["baseline_spec"] for r in rows if r["baseline_spec"]), {})
+def _baseline_indices(rows: list[GroupedRow]) -> list[int]:
+    """Each row's baseline (an index into ``rows``): among the rows matching the grid's ``baseline`` (else the
+    TSN rows, else the first row), the one agreeing with it on every other axis, else the first such row."""
+    spec = next((r.baseline_spec for r in rows if r.baseline_spec), {})
     candidates = [i for i, r in enumerate(rows) if spec and _matches(r, spec)]
     if not candidates:
-        candidates = [i for i, r in enumerate(rows) if r["temporal"] == "none"]
+        candidates = [i for i, r in enumerate(rows) if r.temporal == "none"]
     if not candidates and rows:
         candidates = [0]
+    ignored = set(spec) if spec else {"model.temporal"}
+    indices = []
     for i, row in enumerate(rows):
         if i in candidates:
-            row["baseline_index"] = i
+            indices.append(i)
             continue
-        ignored = set(spec) if spec else {"model.temporal"}
-        others = {k: v for k, v in row["axes"].items() if k not in ignored}
-        same = [c for c in candidates if all(rows[c]["axes"].get(k) == v for k, v in others.items())]
-        row["baseline_index"] = (same or candidates)[0]
+        others = {k: v for k, v in row.axes.items() if k not in ignored}
+        same = [c for c in candidates if all(rows[c].axes.get(k) == v for k, v in others.items())]
+        indices.append((same or candidates)[0])
+    return indices
+
+
+def _compare(row: GroupedRow, base: GroupedRow) -> Comparison:
+    """``row`` against ``base`` on the primary metric: Δ of the means and Welch's p (``n/a`` without a test)."""
+    if base is row:
+        return Comparison(baseline="yes", compared_with="", delta_top1_pct=math.nan, welch_p=math.nan,
+                          significant="")
+    p = welch_p(row.primary.values, base.primary.values)
+    return Comparison(baseline="", compared_with=base.variant,
+                      delta_top1_pct=row.primary.mean_pct - base.primary.mean_pct, welch_p=p,
+                      significant=NA if math.isnan(p) else ("yes" if p < SIGNIFICANCE else "no"))
+
+
+def _paper_columns(row: GroupedRow, paper: pd.DataFrame | None, protocols: list[str]) -> dict:
+    """The published top-1 for each protocol, and for the primary metric with its difference and source
+    (:func:`analysis.paper.match_accuracy`; NaN and empty where nothing matches)."""
+
+    def published(views: str) -> pd.Series | None:
+        if paper is None:
+            return None
+        return match_accuracy(paper, dataset=row.dataset, backbone=row.backbone, frames=row.frames,
+                              temporal=row.temporal, views=views)
+
+    columns = {}
+    for protocol in protocols:
+        hit = published(protocol)
+        columns[f"paper_top1_{protocol}_pct"] = float(hit["value_pct"]) if hit is not None else math.nan
+    hit = published(protocols[0] if protocols else row.views)
+    columns["paper_top1_pct"] = float(hit["value_pct"]) if hit is not None else math.nan
+    columns["paper_diff_pct"] = row.primary.mean_pct - columns["paper_top1_pct"]
+    columns["paper_source"] = hit["source"] if hit is not None else ""
+    return columns
+
+
+def _record(row: GroupedRow, comparison: Comparison, paper_columns: Mapping, *, axis_keys: list[str],
+            protocols: list[str]) -> dict:
+    """The table's values of one row: axis columns, :data:`FIXED_COLUMNS`, protocol columns, hidden columns."""
+    outcome, accuracy, primary, last = row.outcome, row.accuracy, row.primary, row.last_evaluations
+    record = {key: row.axes.get(key, "") for key in axis_keys}
+    record.update({
+        "variant": row.variant, "backbone": row.backbone, "dataset": row.dataset, "frames": row.frames,
+        "views": row.views, "gmacs_per_view": row.gmacs_per_view, "params_m": row.params_m,
+        "status": outcome.status, "n": outcome.n, "seeds": outcome.seeds, "trained": outcome.trained,
+        "top1_mean_pct": accuracy.top1_mean_pct, "top1_std_pct": accuracy.top1_std_pct,
+        "top5_mean_pct": accuracy.top5_mean_pct, "top5_std_pct": accuracy.top5_std_pct,
+        "best_top1_mean_pct": accuracy.best_top1_mean_pct, "best_epoch": accuracy.best_epoch,
+        "final_epoch": accuracy.final_epoch,
+        "primary_metric": primary.name, "primary_mean_pct": primary.mean_pct,
+        "top1_ci_low_pct": primary.ci_low_pct, "top1_ci_high_pct": primary.ci_high_pct,
+        "val_prev_epoch": last.prev_epoch, "val_prev_top1_pct": last.prev_top1_pct,
+        "val_last_epoch": last.last_epoch, "val_last_top1_pct": last.last_top1_pct,
+        "baseline": comparison.baseline, "compared_with": comparison.compared_with,
+        "delta_top1_pct": comparison.delta_top1_pct, "welch_p": comparison.welch_p,
+        "significant": comparison.significant,
+        "config_hash": row.config_hash, "warnings": row.warnings,
+    })
+    for protocol in protocols:
+        tested = accuracy.protocols[protocol]
+        record[f"top1_{protocol}_mean_pct"] = tested.mean
+        record[f"top1_{protocol}_ci_low_pct"], record[f"top1_{protocol}_ci_high_pct"] = tested.ci
+    record.update(paper_columns)
+    # aligned with top1_values where the primary metric is the validation top-1 of every chosen run
+    flags = (outcome.did_not_train_flags if len(outcome.did_not_train_flags) == len(primary.values)
+             else [False] * len(primary.values))
+    record.update({
+        "n_top5": accuracy.n_top5, "temporal": row.temporal, "trained_told": outcome.trained_told,
+        "did_not_train_seeds": outcome.did_not_train_seeds, "did_not_train_flags": flags,
+        "top1_values": primary.values, "run_ids": row.run_ids, "label": row.variant,
+    })
+    return record
 
 
 def study_table(study_runs: pd.DataFrame, paper: pd.DataFrame | None = None,
@@ -319,58 +540,13 @@ def study_table(study_runs: pd.DataFrame, paper: pd.DataFrame | None = None,
     ``run_ids`` and ``label`` (the variant name) keep what formatting and figures need.
     """
     rows = _group_rows(study_runs, final_epochs or {}, history)
-    for row, name in zip(rows, variant_names(rows)):
-        row["variant"] = name
-    rows.sort(key=_paper_order)
-    _assign_baselines(rows)
+    names = _names_told_apart([(row.variant_tag, row.config, row.axes) for row in rows])
+    rows = sorted((replace(row, variant=name) for row, name in zip(rows, names)), key=_paper_order)
     protocols = protocols_of(study_runs)
-    axis_keys = sorted({k for row in rows for k in row["axes"]})
-    records = []
-    for row in rows:
-        base = rows[row["baseline_index"]]
-        is_base = base is row
-        record = {key: row["axes"].get(key, "") for key in axis_keys}
-        record.update({k: row[k] for k in FIXED_COLUMNS if k in row})
-        record["baseline"] = "yes" if is_base else ""
-        record["compared_with"] = "" if is_base else base["variant"]
-        if is_base:
-            record["delta_top1_pct"] = math.nan
-            record["welch_p"] = math.nan
-            record["significant"] = ""
-        else:
-            record["delta_top1_pct"] = row["primary_mean_pct"] - base["primary_mean_pct"]
-            p = welch_p(row["primary_values"], base["primary_values"])
-            record["welch_p"] = p
-            record["significant"] = NA if math.isnan(p) else ("yes" if p < SIGNIFICANCE else "no")
-
-        def published(views: str, row: dict = row) -> pd.Series | None:
-            if paper is None:
-                return None
-            return match_accuracy(paper, dataset=row["dataset"], backbone=row["backbone"], frames=row["frames"],
-                                  temporal=row["temporal"], views=views)
-
-        for protocol in protocols:
-            tested = row["protocols"][protocol]
-            record[f"top1_{protocol}_mean_pct"] = tested["mean"]
-            record[f"top1_{protocol}_ci_low_pct"], record[f"top1_{protocol}_ci_high_pct"] = tested["ci"]
-            hit = published(protocol)
-            record[f"paper_top1_{protocol}_pct"] = float(hit["value_pct"]) if hit is not None else math.nan
-        hit = published(protocols[0] if protocols else row["views"])
-        record["paper_top1_pct"] = float(hit["value_pct"]) if hit is not None else math.nan
-        record["paper_diff_pct"] = row["primary_mean_pct"] - record["paper_top1_pct"]
-        record["paper_source"] = hit["source"] if hit is not None else ""
-        record["n_top5"] = row["n_top5"]
-        record["temporal"] = row["temporal"]
-        record["trained_told"] = row["trained_told"]
-        record["did_not_train_seeds"] = row["did_not_train_seeds"]
-        # aligned with top1_values where the primary metric is the validation top-1 of every chosen run
-        record["did_not_train_flags"] = (row["did_not_train_flags"]
-                                         if len(row["did_not_train_flags"]) == len(row["primary_values"])
-                                         else [False] * len(row["primary_values"]))
-        record["top1_values"] = row["primary_values"]
-        record["run_ids"] = row["run_ids"]
-        record["label"] = row["variant"]
-        records.append(record)
+    axis_keys = _axis_keys(rows)
+    records = [_record(row, _compare(row, rows[base]), _paper_columns(row, paper, protocols), axis_keys=axis_keys,
+                       protocols=protocols)
+               for row, base in zip(rows, _baseline_indices(rows))]
     protocol_columns = [f"{kind}_{p}_{part}" for p in protocols
                         for kind, part in (("top1", "mean_pct"), ("top1", "ci_low_pct"), ("top1", "ci_high_pct"),
                                            ("paper_top1", "pct"))]
