@@ -216,6 +216,33 @@ def _load_tune(path: Path, raw: object) -> TuneSettings:
     return TuneSettings(metric, mode, int(failures), scheduler, search)
 
 
+def _partial_configs(path: Path, section: str, raw: object, *, expected: str, if_empty: str = "",
+                     checked: bool = False) -> list[dict]:
+    """``include`` or ``exclude``: a list of non-empty mappings of dotted keys. ``checked``: each key and value
+    is checked here and no entry may set the seed (include); otherwise the entries are copied as given, for
+    :func:`experiments.grid.validate.validate_grid` to check against the axes (exclude)."""
+    raw = raw or []
+    if not isinstance(raw, list):
+        raise grid_error(path, section, f"must be a list of {expected}, got {raw!r}")
+    entries = []
+    for i, entry in enumerate(raw):
+        where = f"{section}[{i}]"
+        entry = _mapping(path, where, entry)
+        if not entry:
+            raise grid_error(path, where, f"is empty{if_empty}")
+        if not checked:
+            entries.append(dict(entry))
+            continue
+        values = {}
+        for key, value in entry.items():
+            _check_key(path, f"{where}.{key}", key)
+            if key == SEED_KEY:
+                raise grid_error(path, f"{where}.{key}", "seeds come from the top-level 'seeds' list")
+            values[key] = _check_value(path, f"{where}.{key}", value)
+        entries.append(values)
+    return entries
+
+
 def load_grid(path: str | Path) -> Grid:
     """Read a grid file and shape-check each of its sections (no engine involved); errors name the file and
     the field. The rules across sections are :func:`experiments.grid.validate.validate_grid`'s."""
@@ -249,36 +276,15 @@ def load_grid(path: str | Path) -> Grid:
         if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
             raise grid_error(path, where, f"repeats a value: {values!r}")
         axes[key] = values
-    include = []
-    raw_include = raw.get("include") or []
-    if not isinstance(raw_include, list):
-        raise grid_error(path, "include", f"must be a list of mappings, got {raw_include!r}")
-    for i, entry in enumerate(raw_include):
-        entry = _mapping(path, f"include[{i}]", entry)
-        if not entry:
-            raise grid_error(path, f"include[{i}]", "is empty")
-        checked = {}
-        for key, value in entry.items():
-            _check_key(path, f"include[{i}].{key}", key)
-            if key == SEED_KEY:
-                raise grid_error(path, f"include[{i}].{key}", "seeds come from the top-level 'seeds' list")
-            checked[key] = _check_value(path, f"include[{i}].{key}", value)
-        include.append(checked)
+    include = _partial_configs(path, "include", raw.get("include"), expected="mappings", checked=True)
     if not axes and not include:
         raise grid_error(path, "axes", "a grid needs at least one axis (or an 'include' list)")
     seeds = raw.get("seeds", [0])
     if (not isinstance(seeds, list) or not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds)
             or len(set(seeds)) != len(seeds)):
         raise grid_error(path, "seeds", f"must be a non-empty list of distinct integers, got {seeds!r}")
-    exclude = []
-    raw_exclude = raw.get("exclude") or []
-    if not isinstance(raw_exclude, list):
-        raise grid_error(path, "exclude", f"must be a list of partial matches, got {raw_exclude!r}")
-    for i, entry in enumerate(raw_exclude):
-        entry = _mapping(path, f"exclude[{i}]", entry)
-        if not entry:
-            raise grid_error(path, f"exclude[{i}]", "is empty (it would remove every trial)")
-        exclude.append(dict(entry))
+    exclude = _partial_configs(path, "exclude", raw.get("exclude"), expected="partial matches",
+                               if_empty=" (it would remove every trial)")
     baseline = _mapping(path, "baseline", raw.get("baseline"))
     description = raw.get("description", "")
     if not isinstance(description, str):
