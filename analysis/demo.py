@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from experiments.cli import seed_list
+from gsf.shipped import grids_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_GRID = REPO_ROOT / "experiments" / "grids" / "demo.yaml"
+DEMO_GRID = grids_dir() / "demo.yaml"  # the package data of experiments, in a checkout and installed alike
 DEMO_STUDY = "gsf-demo"
 SWEEP_NAME = "demo"
 # The demo's data set: the budget of demo.yaml is measured for it (see the grid's header). Two time-reversed
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             return code
         _took("the data", since)
 
-    _step(f"sweep {DEMO_GRID.relative_to(REPO_ROOT)} on a local Ray, tracked in {tracking_uri}")
+    _step(f"sweep {DEMO_GRID.relative_to(grids_dir().parents[1])} on a local Ray, tracked in {tracking_uri}")
     sweep_name = sweep_name_for(args.seeds)
     sweep = ["sweep", str(DEMO_GRID), "--tracking-uri", tracking_uri, "--storage", str(args.storage),
              "--name", sweep_name, "--set", f"data.root={args.data.resolve()}", "--no-models"]

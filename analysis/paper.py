@@ -1,5 +1,6 @@
-"""The paper's confirmed numbers (``results/paper/*.csv``, transcribed by hand from the sources their ``source`` column names) and
-their join to measured rows."""
+"""The paper's confirmed numbers (``analysis/paper_data/*.csv``, package data of this package, described in
+``results/paper/README.md``; transcribed by hand from the sources their ``source`` column names) and their join
+to measured rows."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 
 from gsf.errors import GSFDataError
 
-PAPER_DIR = Path(__file__).resolve().parent.parent / "results" / "paper"
+PAPER_DIR = Path(__file__).resolve().parent / "paper_data"  # beside this module, checkout or installed
 ACCURACY_COLUMNS = ("source", "dataset", "split", "metric", "backbone", "temporal", "frames", "clips", "crops",
                     "value_pct")
 COMPLEXITY_COLUMNS = ("source", "backbone", "temporal", "channel_fraction", "frames", "input_size",

@@ -1,5 +1,9 @@
 """``gsf sweep``: list, count or run an ablation grid.
 
+GRID is a grid file, or the name of a grid shipped with the package (``gsf sweep gating_groups --dry-run``:
+``experiments/grids/gating_groups.yaml``, found by :mod:`gsf.shipped` in a checkout and an installed
+package alike) where no file of that name exists.
+
 - ``gsf sweep GRID --dry-run [--throughput CLIPS_PER_S | --bench CSV]``: validate every trial (grid keys and
   values, configuration keys, knob combinations the model rejects) and list the trials with their per-view
   GMACs and parameters and, per trial and in total, what training costs: the GMACs of one epoch (train clips
@@ -24,15 +28,17 @@ import time
 from pathlib import Path
 
 from gsf.errors import GSFConfigError, GSFError
+from gsf.shipped import grid_names, grid_path, grids_dir
 
-GRIDS_DIR = Path(__file__).resolve().parent / "grids"
 COMPLEXITY_COLUMNS = ("grid", "table", "study", "slug", "config_hash", "backbone", "temporal", "num_frames",
                       "input_size", "num_classes", "gmacs_per_view", "gmacs_all_ops_per_view", "params_m",
                       "temporal_params_m", "temporal_modules")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("grids", nargs="*", metavar="GRID", help="grid file(s), e.g. experiments/grids/demo.yaml")
+    parser.add_argument("grids", nargs="*", metavar="GRID",
+                        help="grid file(s), e.g. experiments/grids/demo.yaml, or the name of a shipped grid where "
+                             f"no such file exists, e.g. gating_groups ({', '.join(grid_names())})")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="validate and list the trials with GMACs and params")
     mode.add_argument("--complexity-only", action="store_true",
@@ -43,7 +49,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bench", type=Path, default=None, metavar="CSV",
                         help="--dry-run: a 'gsf bench model' CSV; each trial's device-hours from the "
                              "train_clips_per_s of its row (same backbone, temporal kind, fraction, frames, size)")
-    parser.add_argument("--all", action="store_true", help=f"with --complexity-only: every grid in {GRIDS_DIR}")
+    parser.add_argument("--all", action="store_true", help="with --complexity-only: every shipped grid")
     parser.add_argument("--out", default="results/complexity", help="--complexity-only: output folder")
     parser.add_argument("--resolution", choices=("paper", "config"), default="paper",
                         help="--complexity-only: the backbone's paper input size (its BackboneSpec) or the config's")
@@ -282,13 +288,13 @@ def setup_logging() -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         overrides = parse_overrides(args.overrides)
-        grids = list(args.grids)
+        grids = [str(grid_path(grid)) for grid in args.grids]
         if args.all:
             if not args.complexity_only:
                 raise GSFConfigError("--all goes with --complexity-only")
-            grids.append(str(GRIDS_DIR))
+            grids.append(str(grids_dir()))
         if not grids:
-            raise GSFConfigError("name a grid file (e.g. experiments/grids/demo.yaml)")
+            raise GSFConfigError(f"name a grid file or a shipped grid ({', '.join(grid_names())})")
         if args.complexity_only:
             return _complexity_only(grids, Path(args.out), args.resolution, overrides)
         if len(grids) != 1:

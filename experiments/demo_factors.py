@@ -31,8 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from gsf.shipped import grids_dir
+
 STARTS = ("release", "default_fusion_init", "zero_gate")
-DEMO_GRID = Path(__file__).resolve().parent / "grids" / "demo.yaml"
+DEMO_GRID = grids_dir() / "demo.yaml"
 # Records written before batch size, epochs and warm-up were recorded all ran with batch 16 for 6 epochs, one
 # of them warm-up; a record's file name names its batch size and epochs only where they differ from these.
 UNRECORDED_BATCH_SIZE, UNRECORDED_EPOCHS, UNRECORDED_WARMUP_EPOCHS = 16, 6, 1

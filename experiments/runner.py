@@ -465,11 +465,12 @@ def start_ray(address: str | None, *, num_cpus: int | None = None) -> str | None
         return None
     os.environ["RAY_AUTH_MODE"] = "disabled"
     temp_dir = tempfile.mkdtemp(prefix="gsfray", dir="/tmp")  # short: Ray's socket paths have a length limit
-    # Workers import this package: put the checkout on their path (a cluster installs it on every node).
-    repo = str(Path(__file__).resolve().parents[1])
-    path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
+    # Workers import this package: a checkout goes on their path (a cluster installs it on every node).
+    from gsf.engine.worker_group import local_workers_pythonpath
+
+    path = local_workers_pythonpath()
     ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
-             log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": path}})
+             log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": path}} if path else None)
     return temp_dir
 
 

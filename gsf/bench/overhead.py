@@ -25,9 +25,16 @@ import time
 from pathlib import Path
 
 from gsf.errors import GSFEnvironmentError
+from gsf.shipped import configs_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SYNTHETIC_CONFIG = REPO_ROOT / "experiments" / "configs" / "synthetic.yaml"
+SYNTHETIC_CONFIG = configs_dir() / "synthetic.yaml"
+# The Ray start-up program, run by this interpreter in a fresh process: it imports the sweep runner as the
+# timed ``python -m gsf.cli`` commands import gsf, from wherever this interpreter finds the packages (an
+# installed package, or a checkout on its path).
+RAY_STARTUP = ("import time, ray\n"
+               "from experiments.runner import start_ray\n"
+               "t = time.perf_counter(); start_ray(None, num_cpus=1); up = time.perf_counter() - t\n"
+               "ray.shutdown(); print(up)\n")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -82,13 +89,9 @@ def _sweep_vs_train(work: Path, root: Path, repeats: int) -> list[dict]:
 
 
 def _ray_startup(repeats: int) -> dict:
-    code = (f"import time, ray, sys; sys.path.insert(0, {str(REPO_ROOT)!r})\n"
-            "from experiments.runner import start_ray\n"
-            "t = time.perf_counter(); start_ray(None, num_cpus=1); up = time.perf_counter() - t\n"
-            "ray.shutdown(); print(up)\n")
     times = []
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-c", RAY_STARTUP], capture_output=True, text=True,
                              env={**os.environ, "RAY_AUTH_MODE": "disabled"})
         if out.returncode != 0:
             raise GSFEnvironmentError(f"ray start-up measurement failed:\n{out.stderr[-2000:]}")

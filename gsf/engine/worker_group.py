@@ -104,6 +104,21 @@ def local_ray_on_loopback() -> None:
         constants.ENABLE_RAY_CLUSTER = False
 
 
+def local_workers_pythonpath() -> str:
+    """``PYTHONPATH`` for the workers of a local Ray this process starts (fresh interpreters that import
+    ``gsf`` and ``experiments``): this process's own, after the folder holding the packages when that is
+    a source checkout, whose packages the workers would not find otherwise. An installed package (the
+    folder is one of the interpreter's site-packages) adds nothing: the workers import it as this process
+    does, and putting site-packages ahead of the standard library would change what they import."""
+    import os
+    import site
+
+    root = Path(__file__).resolve().parents[2]  # holds gsf/ (and experiments/, analysis/ beside it)
+    installed = {Path(folder).resolve() for folder in [*site.getsitepackages(), site.getusersitepackages()]}
+    parts = ([] if root in installed else [str(root)]) + [os.environ.get("PYTHONPATH", "")]
+    return os.pathsep.join(part for part in parts if part)
+
+
 def _copy_tree(src: Path, dst: Path) -> None:
     for path in src.rglob("*"):
         target = dst / path.relative_to(src)
@@ -228,11 +243,10 @@ def fit_local(config_dict: dict, run_dir: str | Path, *, num_workers: int, resum
     temp = Path(tempfile.mkdtemp(prefix="gsfray", dir="/tmp"))  # short: Ray's socket paths have a length limit
     try:
         if started:
-            repo = str(Path(__file__).resolve().parents[2])
-            path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
+            path = local_workers_pythonpath()
             ray.init(num_cpus=num_workers, num_gpus=num_workers if use_gpus else 0, include_dashboard=False,
                      _node_ip_address="127.0.0.1", _temp_dir=str(temp / "ray"), log_to_driver=True,
-                     runtime_env={"env_vars": {"PYTHONPATH": path}})
+                     runtime_env={"env_vars": {"PYTHONPATH": path}} if path else None)
         fit_worker_group(config_dict, run_dir, group, storage_path=str(temp / "storage"), name="run", resume=resume,
                          report_checkpoints=False, timeout_s=timeout_s)
     finally:

@@ -9,6 +9,7 @@ every measurement, each a finite positive number."""
 
 import ast
 import csv
+import importlib.util
 import math
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_overhead_benchmark_writes_every_measurement_finite_and_positive(tmp_pat
     def brief_rate(dataset, *, workers, batch_size, min_seconds):
         return real_rate(dataset, workers=workers, batch_size=batch_size, min_seconds=0.05)
 
-    runner = ast.parse((Path(overhead.REPO_ROOT) / "experiments" / "runner.py").read_text(encoding="utf-8"))
+    runner = ast.parse(Path(importlib.util.find_spec("experiments.runner").origin).read_text(encoding="utf-8"))
     runner_functions = {node.name for node in runner.body if isinstance(node, ast.FunctionDef)}
     programs = []
 

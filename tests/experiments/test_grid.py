@@ -157,6 +157,52 @@ def test_dry_run_lists_every_demo_trial_with_gmacs_and_params(capsys):
     assert "temporal=gsf,groups=1,seed=2" in out
 
 
+def test_dry_run_takes_a_shipped_grid_by_its_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no file named gating_groups here
+    assert _cli(["gating_groups", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"grid {GRIDS / 'gating_groups.yaml'}:" in out and "groups=8,seed=0" in out
+
+
+def test_an_existing_file_wins_over_a_shipped_grid_of_that_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_grid(tmp_path, "axes:\n  model.temporal: [tsm]\n", name="gating_groups")
+    assert _cli(["gating_groups", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "grid gating_groups:" in out and "temporal=tsm" in out and "groups=" not in out
+
+
+def test_an_unknown_grid_name_exits_2_listing_the_shipped_grids(tmp_path, monkeypatch, capsys):
+    from gsf.shipped import grid_names
+
+    monkeypatch.chdir(tmp_path)
+    assert _cli(["gating_grups", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "'gating_grups'" in err and all(name in err for name in grid_names())
+    assert {"demo", "gating_groups"} <= set(grid_names())
+    assert _cli([str(tmp_path / "missing.yaml"), "--dry-run"]) == 2
+    assert f"grid file {tmp_path / 'missing.yaml'} does not exist" in capsys.readouterr().err
+
+
+def test_complexity_only_takes_shipped_grids_by_name(tmp_path):
+    import csv
+
+    assert _cli(["gating_groups.yaml", "demo", "--complexity-only", "--out", str(tmp_path)]) == 0
+    assert sorted(path.name for path in tmp_path.glob("*.csv")) == ["demo.csv", "gating_groups.csv"]
+    assert {r["grid"] for r in csv.DictReader((tmp_path / "gating_groups.csv").open())} == {"gating_groups"}
+
+
+def test_sweep_help_names_the_shipped_grids():
+    import argparse
+
+    from gsf.shipped import grid_names
+
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    text = " ".join(parser.format_help().split())
+    assert "name of a shipped grid" in text and all(name in text for name in grid_names())
+
+
 def test_dry_run_of_a_bad_grid_exits_2_naming_the_file(tmp_path, capsys):
     path = write_grid(tmp_path, "axes:\n  model.temporal: [gsf, lstm]\n")
     assert _cli([str(path), "--dry-run"]) == 2
