@@ -17,6 +17,7 @@ import csv
 import multiprocessing
 import os
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -300,6 +301,8 @@ def bench_model(*, backbones=DEFAULT_BACKBONES, temporal=DEFAULT_TEMPORAL, fract
     if threads is not None:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
+    settings = _Settings(batch=batch, size=size, device=device, dtype=dtype, channels_last=channels_last, modes=modes,
+                         repeats=repeats, warmup=warmup, threads=threads, memory=memory)
     clock = _Clock(budget_s)
     tag = conditions_tag(device=device, dtype=dtype, channels_last=channels_last, modes=modes, threads=threads)
     rows: list[dict] = []
@@ -317,64 +320,112 @@ def bench_model(*, backbones=DEFAULT_BACKBONES, temporal=DEFAULT_TEMPORAL, fract
                                                         if "compile" in modes else {}))
                 _progress(clock, f"{backbone} T={num_frames}: {len(variants)} models built")
                 rows += _bench_clip_length(
-                    backbone, variants, models, forwards, clock, num_frames=num_frames, batch=batch, size=size,
-                    device=device, dtype=dtype, channels_last=channels_last, modes=modes, repeats=repeats,
-                    warmup=warmup, threads=threads, memory=memory,
+                    backbone, variants, models, forwards, clock, num_frames=num_frames, settings=settings,
                     gmacs=(lambda model, t: round(measure_complexity(model, num_frames=t, input_size=size).gmacs, 4))
                     if gmacs else None)
                 if out_dir is not None:
                     _write(rows, Path(out_dir), f"model-infer-train-{tag}",
-                           _conditions(device, dtype, channels_last, modes, compile_backend, threads, frames_list,
-                                       batch, size, repeats, warmup, budget_s, clock))
+                           _conditions(settings, compile_backend=compile_backend, frames_list=frames_list,
+                                       budget_s=budget_s, clock=clock))
                 del models, forwards
-    _print(rows, _conditions(device, dtype, channels_last, modes, compile_backend, threads, frames_list, batch,
-                             size, repeats, warmup, budget_s, clock))
+    _print(rows, _conditions(settings, compile_backend=compile_backend, frames_list=frames_list, budget_s=budget_s,
+                             clock=clock))
     return rows
 
 
-def _conditions(device, dtype, channels_last, modes, compile_backend, threads, frames_list, batch, size, repeats,
-                warmup, budget_s, clock) -> str:
+@dataclass(frozen=True)
+class _Settings:
+    """How every row of one :func:`bench_model` call is measured (its arguments, checked)."""
+
+    batch: int
+    size: int
+    device: str
+    dtype: str
+    channels_last: bool
+    modes: tuple[str, ...]
+    repeats: int
+    warmup: int
+    threads: int
+    memory: bool
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One row to time: a variant (its index) in one mode; without a runner where it is not timed, the note
+    saying why."""
+
+    variant: int
+    mode: str
+    runner: _Runner | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class _Timings:
+    """The interleaved timed rounds of one clip length: seconds per round of each timed entry (by index)."""
+
+    rounds: int
+    infer: dict[int, list[float]]
+    train: dict[int, list[float]]
+
+
+def _conditions(settings: _Settings, *, compile_backend, frames_list, budget_s, clock) -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    compiled = f", torch.compile ({compile_backend}, dynamic=False)" if "compile" in modes else ""
-    return (f"{_device_name(device)}; torch {torch.__version__}, {threads} threads; {dtype}"
-            f"{', channels_last' if channels_last else ''}; modes {'+'.join(modes)}{compiled}; "
-            f"{'/'.join(str(t) for t in frames_list)} frames, batch {batch}, {size} px; median of {repeats} "
-            f"interleaved repeats after {warmup} warm-up"
+    compiled = f", torch.compile ({compile_backend}, dynamic=False)" if "compile" in settings.modes else ""
+    return (f"{_device_name(settings.device)}; torch {torch.__version__}, {settings.threads} threads; "
+            f"{settings.dtype}{', channels_last' if settings.channels_last else ''}; modes "
+            f"{'+'.join(settings.modes)}{compiled}; {'/'.join(str(t) for t in frames_list)} frames, batch "
+            f"{settings.batch}, {settings.size} px; median of {settings.repeats} "
+            f"interleaved repeats after {settings.warmup} warm-up"
             f"{f'; time budget {budget_s:g} s' if budget_s else ''}; {clock.elapsed():.0f} s so far; "
             f"load average at the end {'/'.join(f'{v:.2f}' for v in load) if load else 'n/a'}")
 
 
-def _bench_clip_length(backbone, variants, models, forwards, clock, *, num_frames, batch, size, device, dtype,
-                       channels_last, modes, repeats, warmup, threads, memory, gmacs) -> list[dict]:
-    """The rows of one backbone at one clip length: warm-ups (eager first), interleaved timed rounds,
-    peak memory, ratios to the TSN row of the same mode."""
-    entries = []  # (variant index, mode, runner or None, note)
+def _entries(variants, models, forwards, *, num_frames: int, settings: _Settings) -> list[_Entry]:
+    """A runner per variant and mode; on CUDA the fused GSF path is not compiled (see :func:`bench_model`)."""
+    entries = []
     for i, (kind, _fraction, path) in enumerate(variants):
-        used = _gsf_path_used(kind, path, device)
-        for mode in modes:
-            if mode == "compile" and device == "cuda" and used == "fused":
-                entries.append((i, mode, None, "fused path not compiled on cuda (see bench_model)"))
+        used = _gsf_path_used(kind, path, settings.device)
+        for mode in settings.modes:
+            if mode == "compile" and settings.device == "cuda" and used == "fused":
+                entries.append(_Entry(i, mode, None, "fused path not compiled on cuda (see bench_model)"))
                 continue
-            runner = _Runner(models[i], forwards[i][mode], batch=batch, frames=num_frames, size=size,
-                             device=device, dtype=dtype)
-            entries.append((i, mode, runner, ""))
+            runner = _Runner(models[i], forwards[i][mode], batch=settings.batch, frames=num_frames,
+                             size=settings.size, device=settings.device, dtype=settings.dtype)
+            entries.append(_Entry(i, mode, runner))
+    return entries
+
+
+def _warm_up(entries: list[_Entry], backbone: str, variants, clock: _Clock, *, num_frames: int,
+             settings: _Settings) -> tuple[list[_Entry], dict[int, float]]:
+    """Warm every runner up, the eager ones first; one whose warm-up would not fit the time budget is
+    skipped (its runner dropped, its note saying so). Returns the entries and the warm-up seconds by index."""
+    entries = list(entries)
     warm_s: dict[int, float] = {}
+    modes = settings.modes
     for order_mode in modes if "eager" not in modes else ("eager",) + tuple(m for m in modes if m != "eager"):
-        for k, (i, mode, runner, _note) in enumerate(entries):
-            if mode != order_mode or runner is None:
+        for k, entry in enumerate(entries):
+            mode = entry.mode
+            if mode != order_mode or entry.runner is None:
                 continue
-            name = _name(backbone, *variants[i])
+            name = _name(backbone, *variants[entry.variant])
             if not clock.fits(mode):
-                entries[k] = (i, mode, None, f"skipped: time budget ({clock.left():.0f} s left, a {mode} "
-                                             f"warm-up takes up to {clock.longest[mode]:.0f} s)")
+                entries[k] = replace(entry, runner=None, note=f"skipped: time budget ({clock.left():.0f} s left, a "
+                                                              f"{mode} warm-up takes up to {clock.longest[mode]:.0f} s)")
                 _progress(clock, f"T={num_frames} {name} {mode}: skipped, time budget")
                 continue
             _progress(clock, f"T={num_frames} {name} {mode}: warm-up"
                              f"{' (compiling inference and training graphs)' if mode == 'compile' else ''}")
-            warm_s[k] = runner.warm_up(warmup)
+            warm_s[k] = entry.runner.warm_up(settings.warmup)
             clock.record(mode, warm_s[k])
-    live = [k for k, (_, _, runner, _) in enumerate(entries) if runner is not None]
-    round_s = sum(entries[k][2].last_round_s for k in live)
+    return entries, warm_s
+
+
+def _timed_rounds(entries: list[_Entry], clock: _Clock, *, num_frames: int, repeats: int) -> _Timings:
+    """``repeats`` rounds (fewer where the time budget is short) in which every runner infers and takes a
+    training step once, interleaved so that machine load hits every row alike."""
+    live = [k for k, entry in enumerate(entries) if entry.runner is not None]
+    round_s = sum(entries[k].runner.last_round_s for k in live)
     rounds = repeats
     if clock.budget_s is not None and round_s > 0:
         rounds = max(1, min(repeats, int(clock.left() / round_s)))
@@ -383,37 +434,60 @@ def _bench_clip_length(backbone, variants, models, forwards, clock, *, num_frame
     train: dict[int, list[float]] = {k: [] for k in live}
     for _ in range(rounds):  # interleaved: every run once per round
         for k in live:
-            infer[k].append(entries[k][2].infer())
-            train[k].append(entries[k][2].train_step())
+            infer[k].append(entries[k].runner.infer())
+            train[k].append(entries[k].runner.train_step())
+    return _Timings(rounds, infer, train)
+
+
+def _measured(entry: _Entry, infer: list[float], train: list[float], warm_s: float, *, spec: dict,
+              settings: _Settings) -> dict:
+    """The timed columns of a row: medians, extremes and clips/s of its rounds, its peak training memory,
+    and the medians in ms under ``_infer`` / ``_train`` for the ratios."""
+    peak = _peak_train_mb(entry.runner, spec) if settings.memory else None
+    inf_ms, tr_ms = _median(infer) * 1e3, _median(train) * 1e3
+    batch = settings.batch
+    return {
+        "infer_ms": round(inf_ms, 2), "infer_ms_min": round(min(infer) * 1e3, 2),
+        "infer_ms_max": round(max(infer) * 1e3, 2), "infer_clips_per_s": round(batch / inf_ms * 1e3, 3),
+        "train_step_ms": round(tr_ms, 2), "train_step_ms_min": round(min(train) * 1e3, 2),
+        "train_step_ms_max": round(max(train) * 1e3, 2),
+        "train_clips_per_s": round(batch / tr_ms * 1e3, 3),
+        "peak_train_mem_mb": None if peak is None else round(peak, 1), "warmup_s": round(warm_s, 1),
+        "_infer": inf_ms, "_train": tr_ms}
+
+
+def _rows(backbone: str, variants, models, entries: list[_Entry], timings: _Timings, warm_s: dict[int, float], *,
+          num_frames: int, settings: _Settings, gmacs) -> list[dict]:
+    """A row per entry: what it is, its GMACs and parameters, and where it was timed its measured columns."""
     complexity: dict[int, float | None] = {}
     rows = []
-    for k, (i, mode, runner, note) in enumerate(entries):
+    for k, entry in enumerate(entries):
+        i, mode, runner = entry.variant, entry.mode, entry.runner
         kind, fraction, path = variants[i]
         if i not in complexity:
             complexity[i] = gmacs(models[i], num_frames) if gmacs else None
+        cut = runner and timings.rounds < settings.repeats
         row = {c: None for c in COLUMNS} | {
             "model": _name(backbone, kind, fraction, path), "backbone": backbone, "temporal": kind,
-            "fraction": fraction, "gsf_path": _gsf_path_used(kind, path, device), "mode": mode,
-            "frames": num_frames, "batch": batch, "input_px": size, "threads": threads,
+            "fraction": fraction, "gsf_path": _gsf_path_used(kind, path, settings.device), "mode": mode,
+            "frames": num_frames, "batch": settings.batch, "input_px": settings.size, "threads": settings.threads,
             "gmacs": complexity[i], "params": sum(p.numel() for p in models[i].parameters()),
-            "note": note + (f"; {rounds} of {repeats} repeats (time budget)" if runner and rounds < repeats else ""),
+            "note": entry.note + (f"; {timings.rounds} of {settings.repeats} repeats (time budget)" if cut else ""),
             "_infer": None, "_train": None}
         if runner is not None:
             spec = {"backbone": backbone, "temporal": kind, "fraction": fraction, "gsf_path": path,
-                    "frames": num_frames, "batch": batch, "size": size, "device": device, "dtype": dtype,
-                    "channels_last": channels_last, "threads": threads, "mode": mode}
-            peak = _peak_train_mb(runner, spec) if memory else None
-            inf_ms, tr_ms = _median(infer[k]) * 1e3, _median(train[k]) * 1e3
-            row |= {
-                "infer_ms": round(inf_ms, 2), "infer_ms_min": round(min(infer[k]) * 1e3, 2),
-                "infer_ms_max": round(max(infer[k]) * 1e3, 2), "infer_clips_per_s": round(batch / inf_ms * 1e3, 3),
-                "train_step_ms": round(tr_ms, 2), "train_step_ms_min": round(min(train[k]) * 1e3, 2),
-                "train_step_ms_max": round(max(train[k]) * 1e3, 2),
-                "train_clips_per_s": round(batch / tr_ms * 1e3, 3),
-                "peak_train_mem_mb": None if peak is None else round(peak, 1), "warmup_s": round(warm_s[k], 1),
-                "_infer": inf_ms, "_train": tr_ms}
+                    "frames": num_frames, "batch": settings.batch, "size": settings.size, "device": settings.device,
+                    "dtype": settings.dtype, "channels_last": settings.channels_last, "threads": settings.threads,
+                    "mode": mode}
+            row |= _measured(entry, timings.infer[k], timings.train[k], warm_s[k], spec=spec, settings=settings)
         rows.append(row)
-    for row in rows:  # ratios to the TSN row of the same mode, where both were measured
+    return rows
+
+
+def _add_ratios(rows: list[dict]) -> None:
+    """Ratios to the TSN row of the same mode, where both were measured; drops the ``_infer`` / ``_train``
+    medians they are computed from."""
+    for row in rows:
         base = next(r for r in rows if r["temporal"] == "none" and r["mode"] == row["mode"])
         if row["_infer"] is not None and base["_infer"] is not None:
             row["ratio_infer"] = round(row["_infer"] / base["_infer"], 3)
@@ -422,6 +496,18 @@ def _bench_clip_length(backbone, variants, models, forwards, clock, *, num_frame
             row["ratio_mem"] = round(row["peak_train_mem_mb"] / base["peak_train_mem_mb"], 3)
     for row in rows:
         del row["_infer"], row["_train"]
+
+
+def _bench_clip_length(backbone: str, variants, models, forwards, clock: _Clock, *, num_frames: int,
+                       settings: _Settings, gmacs) -> list[dict]:
+    """The rows of one backbone at one clip length: warm-ups (eager first), interleaved timed rounds,
+    peak memory, ratios to the TSN row of the same mode."""
+    entries = _entries(variants, models, forwards, num_frames=num_frames, settings=settings)
+    entries, warm_s = _warm_up(entries, backbone, variants, clock, num_frames=num_frames, settings=settings)
+    timings = _timed_rounds(entries, clock, num_frames=num_frames, repeats=settings.repeats)
+    rows = _rows(backbone, variants, models, entries, timings, warm_s, num_frames=num_frames, settings=settings,
+                 gmacs=gmacs)
+    _add_ratios(rows)
     _progress(clock, f"T={num_frames}: done")
     return rows
 
