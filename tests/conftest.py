@@ -15,8 +15,17 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
+# The trained colour model (the ``trained`` session fixture) that tests/inference and
+# tests/experiments/test_run_logging.py share: one definition, one training per worker.
+pytest_plugins = ("tests.inference.fixtures",)
 SERVER_TESTS = (  # folders and files, relative to tests/
-    "experiments/",
+    # tests/experiments file by file, every file of the folder as when it was listed whole but test_run_logging.py
+    # (MLflow on a SQLite file, no server, no Ray), which runs on any worker. A new file there that starts a server
+    # is added here.
+    *(f"experiments/test_{name}.py" for name in (
+        "cluster_scripts", "data_identity", "data_parallel_grid", "demo", "demo_factors", "dry_run_cost", "grid",
+        "ray_cluster_ddp", "runner", "seeds_option", "storage", "sweep", "sweep_ddp", "sweep_failures",
+        "sweep_register_best", "tracking_ui", "tune_search", "tune_state", "variant_names")),
     "reliability/",
     "engine/test_distributed.py",
     "engine/test_recipe.py",

@@ -1,14 +1,10 @@
-"""Fixtures: a tiny model trained on a small colour-coded data set in the SSv2 release layout, its held-out
-videos, and videos encoded here in other containers, codecs, sizes and frame rates.
-
-The classes differ by the hue of the scene, so resnet_tiny learns them in a few CPU epochs: these tests are
-about the prediction and export pipeline, not about temporal modelling (the synthetic temporal benchmark of
-``gsf data synth`` needs far more training than a test can afford).
+"""Fixtures of the prediction and export tests: videos encoded here in other containers, codecs, sizes and
+frame rates. The trained colour model they classify (``trained``) and its data set are in
+``tests/inference/fixtures.py``, which tests/experiments/test_run_logging.py shares.
 """
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,61 +12,7 @@ import av
 import numpy as np
 import pytest
 
-from gsf.data.synth import write_webm
-
-CLASS_NAMES = ("Showing a red scene", "Showing a green scene", "Showing a blue scene", "Showing a white scene")
-HUES = np.array([(200, 40, 40), (40, 180, 60), (40, 70, 210), (220, 220, 220)], dtype=float)
-TRAIN_PER_CLASS, HELD_OUT_PER_CLASS = 12, 2
-FRAMES, SIZE = 8, 32
-TRAIN_OVERRIDES = [
-    "model.backbone=resnet_tiny", "model.pretrained=none", "model.temporal=gsf", "model.dropout=0.0", "data.dataset=ssv2",
-    "data.num_frames=4", "data.input_size=32", "data.batch_size=8", "data.num_workers=0",
-    "data.randaugment=false", "data.test_views=1x1", "optim.epochs=8", "optim.warmup_epochs=1",
-    "optim.lr=0.02", "optim.base_batch_size=8", "optim.weight_decay=0.0", "runtime.eval_every=8",
-    "runtime.progress=false",
-    "runtime.device=cpu", "runtime.num_threads=1", "runtime.seed=0",
-]
-
-
-def render(label: int, *, seed: int, frames: int = FRAMES, height: int = SIZE, width: int = SIZE) -> np.ndarray:
-    """uint8 ``(frames, height, width, 3)``: noise around the class hue, and a darker square of it moving
-    across."""
-    rng = np.random.default_rng([label, seed])
-    base = HUES[label] + rng.normal(0, 12, size=3)
-    side = max(4, min(height, width) // 4)
-    colour = base * rng.uniform(0.4, 0.7)
-    x0, y0 = rng.integers(0, width - side), rng.integers(0, height - side)
-    dx, dy = rng.integers(-2, 3, size=2)
-    out = np.empty((frames, height, width, 3), np.uint8)
-    for t in range(frames):
-        frame = base + rng.normal(0, 10, size=(height, width, 3))
-        x, y = int(np.clip(x0 + dx * t, 0, width - side)), int(np.clip(y0 + dy * t, 0, height - side))
-        frame[y:y + side, x:x + side] = colour
-        out[t] = np.clip(frame, 0, 255).astype(np.uint8)
-    return out
-
-
-def write_colour_dataset(root: Path) -> list[tuple[Path, int]]:
-    """The data set in the SSv2 layout (``labels.json``, ``train.json``, ``validation.json``, webm videos);
-    returns the held-out (validation) videos with their labels."""
-    videos = root / "20bn-something-something-v2"
-    videos.mkdir(parents=True)
-    splits: dict[str, list] = {"train": [], "validation": []}
-    held_out = []
-    video_id = 0
-    for label, name in enumerate(CLASS_NAMES):
-        for j in range(TRAIN_PER_CLASS + HELD_OUT_PER_CLASS):
-            video_id += 1
-            path = videos / f"{video_id}.webm"
-            write_webm(path, render(label, seed=video_id))
-            split = "validation" if j < HELD_OUT_PER_CLASS else "train"
-            splits[split].append({"id": str(video_id), "label": name, "template": name, "placeholders": []})
-            if split == "validation":
-                held_out.append((path, label))
-    (root / "labels.json").write_text(json.dumps({n: str(i) for i, n in enumerate(CLASS_NAMES)}))
-    for split, entries in splits.items():
-        (root / f"{split}.json").write_text(json.dumps(entries))
-    return held_out
+from tests.inference.fixtures import CLASS_NAMES, render
 
 
 def encode(path: Path, frames: np.ndarray, *, container: str, codec: str, fps: int) -> Path:
@@ -85,23 +27,6 @@ def encode(path: Path, frames: np.ndarray, *, container: str, codec: str, fps: i
         for packet in stream.encode():
             out.mux(packet)
     return path
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    """``{"root", "checkpoint", "held_out": [(path, label)], "config"}`` of a model trained for 8 epochs
-    (about 7 s of CPU; with weight decay or batches of 4 it learned the hues for some seeds only)."""
-    from gsf.engine.config import load_config
-    from gsf.engine.trainer import train
-
-    base = tmp_path_factory.mktemp("colours")
-    root = base / "data"
-    held_out = write_colour_dataset(root)
-    config = load_config(None, [*TRAIN_OVERRIDES, f"data.root={root}"])
-    train(config, base / "run")
-    checkpoint = base / "run" / "checkpoints" / "best.pt"
-    assert checkpoint.is_file()
-    return {"root": root, "checkpoint": checkpoint, "held_out": held_out, "config": config}
 
 
 # (container, codec, fps, height, width) of videos encoded here, none like the data set's 32 px VP8 WebM

@@ -11,8 +11,7 @@ import torch
 
 from gsf.cli import main
 from gsf.inference.predict import Predictor, default_views, read_views
-
-from .conftest import CLASS_NAMES
+from tests.inference.fixtures import CLASS_NAMES
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,7 @@ from gsf import mlflow_schema as schema
 from gsf.cli import main
 from gsf.data.fingerprint import fingerprint_dataset
 from gsf.inference.predict import Predictor
-
-from .conftest import CLASS_NAMES
+from tests.inference.fixtures import CLASS_NAMES
 
 
 @pytest.fixture(scope="module")
