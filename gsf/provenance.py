@@ -13,9 +13,15 @@ _CHECKOUT = Path(__file__).resolve().parents[1]  # the repository root when gsf 
 def git_commit(repo: str | Path | None = None) -> str | None:
     """The git commit of the checkout (default: the one this package runs from), with ``-dirty`` appended
     when tracked files differ from it, outside ``results/`` (what the suite's own commands write: a demo run
-    rewrites results/demo, which changes no code); None outside a git checkout or without git."""
+    rewrites results/demo, which changes no code); None outside a git checkout or without git, and None where
+    ``repo`` is not the root of its checkout (a package installed into a virtual environment that happens to
+    lie inside some other repository is not that repository's code)."""
     repo = Path(repo) if repo is not None else _CHECKOUT
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=repo, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        if not top or Path(top).resolve() != repo.resolve():
+            return None
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",

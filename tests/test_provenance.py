@@ -49,3 +49,19 @@ def test_outside_a_checkout_there_is_no_commit_and_the_version_names_the_package
         pytest.skip("the temporary folder lies inside a git checkout")
     assert git_commit(tmp_path) is None
     assert code_version(tmp_path) == f"gsf-bench {gsf.__version__}"
+
+
+def test_a_package_folder_inside_another_repository_is_not_that_repositorys_code(tmp_path):
+    """An installed copy under some repository's .venv: the enclosing repository's commit is not its version."""
+    import gsf
+
+    repo = tmp_path / "repo"
+    site = repo / ".venv" / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    _git(repo, "init", "-q")
+    (repo / "a.txt").write_text("one\n")
+    _git(repo, "add", "a.txt")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q", "-m", "first")
+    assert git_commit(repo) is not None
+    assert git_commit(site) is None
+    assert code_version(site) == f"gsf-bench {gsf.__version__}"
