@@ -6,7 +6,7 @@
   against the baseline row, the paper's number joined; Markdown, CSV and LaTeX writers.
 - :mod:`analysis.scores`: per-class and within-pair accuracy from per-video score CSVs.
 - :mod:`analysis.figures`: matplotlib figures (PNG and PDF, without creation dates).
-- :mod:`analysis.paper`: the paper's confirmed numbers in ``results/paper/``.
+- :mod:`analysis.paper`: the paper's confirmed numbers in ``analysis/paper_data/`` (described in ``results/paper/README.md``).
 - :mod:`analysis.cli`: ``gsf report``.
 
 Importing this package imports nothing heavy (no MLflow, no matplotlib).

@@ -14,7 +14,7 @@ from gsf.models import build_model, list_models, variant_kwargs
 from gsf.vocabulary import TEMPORAL_KINDS
 
 # (backbone, temporal, fraction, input px, GMACs per view at T=8, params in M, modules): the release's figures in
-# results/paper/complexity.csv (convention: docs/gsf-operator.md section 3).
+# analysis/paper_data/complexity.csv (convention: docs/gsf-operator.md section 3).
 REFERENCE_TABLE = [
     ("bninception", "none", 1.0, 224, 16.26, 10.45, 0),
     ("bninception", "gsf", 1.0, 224, 16.35, 10.50, 10),
