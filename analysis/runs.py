@@ -1,6 +1,6 @@
 """Read the sweep runner's MLflow runs into tidy pandas frames.
 
-The layout read here is the one in docs/CONTRIBUTING-internal.md, "Grids and MLflow layout": an
+The layout read here is the one in docs/CONTRIBUTING.md, "Grids and MLflow layout": an
 experiment per study, a parent run per sweep (``gsf.role=sweep``) and a child run per trial
 (``gsf.role=trial``) with ``gsf.*`` tags, the flat config as params and per-epoch metrics; every name read
 here comes from :mod:`gsf.mlflow_schema`. A sweep's baseline is read from its parent run

@@ -1,4 +1,4 @@
-"""The MLflow layout of a sweep (docs/CONTRIBUTING-internal.md, "Grids and MLflow layout").
+"""The MLflow layout of a sweep (docs/CONTRIBUTING.md, "Grids and MLflow layout").
 
 Experiment = study (one grid); one parent run per sweep (``gsf.role=sweep``); one child run per trial
 (``gsf.role=trial``), found again by its sweep id and config hash, so a retried or resumed trial continues

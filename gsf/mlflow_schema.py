@@ -2,7 +2,7 @@
 
 The sweep runner (:mod:`experiments.runner`, :mod:`experiments.tracking`), standalone ``gsf train`` /
 ``gsf eval`` runs and the report (:mod:`analysis.runs`) all write or read these names; none of them types a
-name itself. The layout they describe is in docs/CONTRIBUTING-internal.md ("Grids and MLflow layout"):
+name itself. The layout they describe is in docs/CONTRIBUTING.md ("Grids and MLflow layout"):
 one experiment per study, one parent run per sweep (``gsf.role=sweep``), one child run per trial
 (``gsf.role=trial``) with the flat configuration as params.
 

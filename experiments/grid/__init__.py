@@ -3,7 +3,7 @@
 A grid names a base training configuration, fixed overrides (``set``), axes whose Cartesian product gives
 the trials (in file order, seeds innermost), partial matches removed from the product (``exclude``) and
 extra assignments appended after it (``include``, for one-factor-at-a-time studies that are not a product).
-See ``docs/CONTRIBUTING-internal.md`` (Grids and MLflow layout) for the format; this module adds optional
+See ``docs/CONTRIBUTING.md`` (Grids and MLflow layout) for the format; this module adds optional
 ``include``, ``resources`` and ``tune`` sections::
 
     include:                       # extra trials after the product, each with every seed

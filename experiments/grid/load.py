@@ -25,7 +25,7 @@ SCHEDULER_KEYS = ("type", "grace_period", "reduction_factor", "max_t")
 SEARCH_KEYS = ("algorithm", "num_samples", "space")
 SEARCH_ALGORITHMS = ("random", "optuna")
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
-# What a scheduler or search may optimise: the engine's per-epoch quality metrics (docs/CONTRIBUTING-internal.md,
+# What a scheduler or search may optimise: the engine's per-epoch quality metrics (docs/CONTRIBUTING.md,
 # gsf.engine); losses are minimised, accuracies maximised.
 TUNE_METRICS = ("val_top1", "val_top5", "val_mean_class_acc", "best_val_top1", "val_loss", "train_top1", "train_loss")
 MINIMISED_METRICS = ("val_loss", "train_loss")

@@ -1,7 +1,7 @@
 """Training and evaluation engine: typed configuration, the training loop, multi-view evaluation,
 checkpoints. Names are imported on first use, so ``import gsf.engine`` does no work.
 
-Public API (the contract in docs/CONTRIBUTING-internal.md)::
+Public API (the contract in docs/CONTRIBUTING.md)::
 
     from gsf.engine import TrainConfig, load_config, train, evaluate_checkpoint, Callback
     config = load_config("experiments/configs/synthetic.yaml", overrides=["optim.lr=0.02"])

@@ -1,4 +1,4 @@
-"""A real MLflow SQLite store in the sweep runner's layout (docs/CONTRIBUTING-internal.md, "Grids and
+"""A real MLflow SQLite store in the sweep runner's layout (docs/CONTRIBUTING.md, "Grids and
 MLflow layout"), logged through the MLflow client: parent sweep runs, trial children with tags, params,
 per-epoch metrics, a FAILED trial, a missing seed, score CSV artifacts.
 
