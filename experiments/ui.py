@@ -78,11 +78,13 @@ def trial_columns(mlflow_client, experiment_id: str) -> dict[str, list[str]]:
 def table_view(found: dict[str, list[str]]) -> dict:
     """The runs page as a paper table: the study's trials (the sweeps' parent runs filtered out) grouped by
     sweep, sorted by variant, with columns variant, varied knobs, seed, best val top-1, test top-1 per
-    protocol, GMACs and params (a run's status is the icon of MLflow's "Created" column)."""
+    protocol, GMACs and params, then the data each trial read (MLflow's Dataset column: the dataset input's
+    name and digest); a run's status is the icon of MLflow's "Created" column."""
     columns = ([column("tags", schema.VARIANT)] + [column("tags", key) for key in found["axes"]]
                + [column("tags", schema.SEED), column("metrics", schema.BEST_VAL_TOP1)]
                + [column("metrics", key) for key in found["test"]]
-               + [column("metrics", schema.GMACS), column("metrics", schema.PARAMS)])
+               + [column("metrics", schema.GMACS), column("metrics", schema.PARAMS),
+                  column("attributes", "Dataset")])
     return {"searchFilter": f"tags.`{schema.ROLE}` = {schema.quote(schema.ROLE_TRIAL)}",
             "orderByKey": column("tags", schema.VARIANT), "orderByAsc": True,
             "selectedColumns": columns,

@@ -89,7 +89,7 @@ def test_gsf_ui_lays_the_studys_runs_page_out_as_a_paper_table_of_trials_grouped
     assert table["selectedColumns"] == [
         "tags.`gsf.variant`", "tags.`gsf.axis.model.temporal`", "tags.`gsf.seed`", "metrics.`best_val_top1`",
         "metrics.`test_1x1_top1`", "metrics.`test_2x3_top1`", "metrics.`test_10x3_top1`", "metrics.`gmacs`",
-        "metrics.`params`"]
+        "metrics.`params`", "attributes.`Dataset`"]
     assert (table["orderByKey"], table["orderByAsc"]) == ("tags.`gsf.variant`", True)
     assert table["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": schema.SWEEP_ID}]
     trials = client.search_runs([experiment_id], filter_string=table["searchFilter"])

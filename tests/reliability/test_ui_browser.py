@@ -98,7 +98,7 @@ def test_gsf_ui_shows_every_trial_under_its_sweep_with_a_paper_tables_columns_in
         headers = set(re.findall(r'col-id="([^"]+)"', dom))
         wanted = {"tags.`gsf.variant`", "tags.`gsf.axis.model.temporal`", "tags.`gsf.seed`",
                   "metrics.`best_val_top1`", "metrics.`test_1x1_top1`", "metrics.`test_2x3_top1`",
-                  "metrics.`gmacs`", "metrics.`params`"}
+                  "metrics.`gmacs`", "metrics.`params`", "attributes.`Dataset`"}
         assert wanted <= headers, f"columns {sorted(wanted - headers)} not on the page; it has {sorted(headers)}"
         screenshot = save_screenshot(chromium, url, tmp_path / "ui" / "mlflow-runs.png", tmp_path / "profile")
         assert screenshot.stat().st_size > 10_000
