@@ -9,18 +9,9 @@ of the same data elsewhere has the same digest, while one changed label, one add
 truncated frame folder gives another.
 
 Cost: annotation files are read and hashed (they are small); samples are only listed and stat'ed (no video
-byte is read, nothing is decoded). Measured on the 2-core development machine (AMD EPYC, ext4, warm page
-cache; run under ``nice -n 19`` beside other jobs, so the process's CPU time is the figure to read, wall time
-in brackets), with synthetic files of 64-150 bytes written to ``/tmp`` and removed after:
-
-- 100,000 videos in one SSv2-style folder, listed in one split file: 2.1-2.2 s CPU (7.4-7.8 s), of which
-  1.9-2.0 s is the reader turning the split file into records, which a training run does anyway; the stats
-  and hashes add 0.2-0.3 s;
-- 2,000 frame folders of 50 files (100,000 files, SSv1 layout): 0.4-0.45 s CPU (1.7-1.8 s);
-- the cached fingerprint of the frame folders: 0.03 s CPU (the annotations are read again, the frames not).
-
-Kinetics-400 (about 240,000 videos in train and val) is then a few seconds of CPU; a cold cache or a network
-file system costs one metadata round trip per sample.
+byte is read, nothing is decoded); for videos listed in a split file, the reader's parsing of that file, which
+a training run does anyway, is most of it; a cold cache or a network file system costs one metadata round
+trip per sample. The measured figures are in results/benchmarks/README.md ("Data fingerprint").
 
 :func:`cached_fingerprint` keeps the fingerprint in a JSON file of the run's own folder (never the data set's,
 which may be read-only) with a stamp of what it was computed from: the data set, the resolved root, the
