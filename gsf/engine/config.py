@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from gsf.errors import GSFConfigError
+from gsf.ops._knobs import KNOB_SPECS
 from gsf.vocabulary import DATASET_NAMES, PUBLISHED_NUM_CLASSES, RELEASE_CROP_SCALES, TEMPORAL_KINDS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -46,6 +47,17 @@ def _knob(default, doc: str, choices: tuple | None = None):
     return field(default=default, metadata=meta)
 
 
+def _temporal_knob(name: str):
+    """The field of the temporal-module knob ``name``: default, meaning and valid values from its
+    :class:`gsf.ops._knobs.KnobSpec` (the knob dataclasses of gsf/ops/_knobs.py), not retyped here."""
+    spec = KNOB_SPECS[name]
+    if spec.choices is not None:  # as YAML writes them: null, true, spatiotemporal
+        allowed = "one of " + ", ".join(yaml.safe_dump(c).removesuffix("\n...\n").strip() for c in spec.choices)
+    else:
+        allowed = spec.allowed()
+    return _knob(spec.default, f"{spec.doc} ({allowed})", spec.choices)
+
+
 @dataclass
 class ModelConfig:
     """The video model (docs/gsf-operator.md sections 1-2); passed to :func:`gsf.build_model`."""
@@ -53,20 +65,18 @@ class ModelConfig:
     backbone: str = _knob("resnet50", "backbone name, one of gsf.models.BACKBONES")
     temporal: str = _knob("gsf", "temporal module: none (TSN), tsm, gsm, gsf, tam or tin (gsf.ops.TEMPORAL_MODULES; "
                                  "tam and tin are built for data.num_frames and run only at it)", TEMPORAL_KINDS)
-    channel_fraction: float = _knob(1.0, "fraction in (0, 1] of a layer's channels that go through GSF")
-    groups: int = _knob(2, "number of GSF gate groups", (1, 2, 4, 8))
-    gate: str = _knob("spatiotemporal", "GSF gate: spatiotemporal, spatial, plus_one, minus_one, none",
-                      ("spatiotemporal", "spatial", "plus_one", "minus_one", "none"))
-    fusion: str = _knob("channel_weighting", "GSF fusion: channel_weighting, sum, average",
-                        ("channel_weighting", "sum", "average"))
-    tam_kernel_size: int = _knob(3, "TAM: odd taps K of its adaptive temporal kernel and of its local branch's "
-                                    "first conv (the release: 3)")
-    tam_global_expansion: int = _knob(2, "TAM: the paper's alpha, its global branch's hidden width alpha * T "
-                                         "(the release: 2)")
-    tam_local_reduction: int = _knob(4, "TAM: the paper's beta, its local branch's hidden channels C // beta "
-                                        "(the release: 4)")
-    tin_shift_div: int = _knob(4, "TIN: the first C // tin_shift_div channels of a block's input are interlaced "
-                                  "(the published models: 4)")
+    # The temporal modules' knobs (gsf.ops._knobs, one dataclass per kind): every knob of every kind is a key
+    # here, with the knob's own default and valid values; model_kwargs passes them all to build_model.
+    channel_fraction: float = _temporal_knob("channel_fraction")
+    groups: int = _temporal_knob("groups")
+    gate: str = _temporal_knob("gate")
+    fusion: str = _temporal_knob("fusion")
+    zero_init_gate: bool | None = _temporal_knob("zero_init_gate")
+    shift_fraction: float = _temporal_knob("shift_fraction")
+    tam_kernel_size: int = _temporal_knob("tam_kernel_size")
+    tam_global_expansion: int = _temporal_knob("tam_global_expansion")
+    tam_local_reduction: int = _temporal_knob("tam_local_reduction")
+    tin_shift_div: int = _temporal_knob("tin_shift_div")
     placement: str | None = _knob(None, "where modules go in a block; null: the kind's own (TSM/TIN: before "
                                         "conv1, TAM: before conv2 on ResNets), else the paper's")
     stages: list[int] | None = _knob(None, "residual stages (1-4) that get modules; null: all")
@@ -507,6 +517,4 @@ def model_kwargs(config: TrainConfig, *, num_classes, pretrained: bool | str | N
                 pretrained=(("none" if m.init_from else m.pretrained) if pretrained is None else pretrained),
                 dropout=m.dropout, num_frames=config.data.num_frames,
                 placement=m.placement, stages=m.stages, last_n_blocks=m.last_n_blocks,
-                channel_fraction=m.channel_fraction, groups=m.groups, gate=m.gate, fusion=m.fusion,
-                tam_kernel_size=m.tam_kernel_size, tam_global_expansion=m.tam_global_expansion,
-                tam_local_reduction=m.tam_local_reduction, tin_shift_div=m.tin_shift_div)
+                **{name: getattr(m, name) for name in KNOB_SPECS})

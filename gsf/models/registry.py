@@ -21,6 +21,7 @@ from gsf.errors import GSFConfigError
 from gsf.models.video import VideoClassifier
 from gsf.models.weights import load_pretrained_backbone
 from gsf.ops import TEMPORAL_MODULES, make_temporal_module
+from gsf.ops._knobs import LEARNED_GATES, GSFKnobs
 from gsf.ops.registry import knob_values, supported_backbones
 from gsf.vocabulary import PUBLISHED_NUM_CLASSES, TEMPORAL_KINDS
 
@@ -157,11 +158,13 @@ def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapp
         num_frames: the clip length T. Architecture for the kinds whose entry says so (TAM, TIN): their
             modules are built for this T, required, and the model runs only at it; the other kinds run at
             any T and ignore it.
-        knobs: the temporal modules' knobs by name (:data:`gsf.ops.KNOBS`): ``channel_fraction``,
-            ``groups``, ``gate``, ``fusion`` (GSF/GSM, docs/gsf-operator.md section 1, fractions not percent),
-            ``shift_fraction`` (TSM's shifted share of channels each way), ``tam_kernel_size``,
-            ``tam_global_expansion``, ``tam_local_reduction`` (TAM), ``tin_shift_div`` (TIN). Every knob is
-            checked whatever the kind; the kind uses its own.
+        knobs: the temporal modules' knobs by name (:data:`gsf.ops.KNOBS`): the fields of the knob
+            dataclasses :class:`gsf.ops.GSFKnobs` and :class:`gsf.ops.GSMKnobs` (``groups``, ``gate``,
+            ``fusion``, ``channel_fraction``, ``zero_init_gate``; docs/gsf-operator.md section 1, fractions not
+            percent), :class:`gsf.ops.TSMKnobs` (``shift_fraction``), :class:`gsf.ops.TAMKnobs`
+            (``tam_kernel_size``, ``tam_global_expansion``, ``tam_local_reduction``) and :class:`gsf.ops.TINKnobs`
+            (``tin_shift_div``), their defaults otherwise. Every knob is checked whatever the kind (each
+            kind's knob object is made); the kind uses its own.
 
     The returned model has ``temporal_module_names``: the dotted names of the inserted modules, and
     ``num_frames``: the clip length it is built for, or None when it runs at any T.
@@ -174,8 +177,9 @@ def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapp
     if spec.family not in kind.families:
         raise GSFConfigError(f"temporal module {temporal!r} is not available on backbone {backbone!r} (a "
                              f"{spec.family} backbone); it supports {', '.join(supported_backbones(kind, BACKBONES))}")
-    # Every knob is checked up front, so a bad value is reported even for temporal="none".
-    values = knob_values(knobs, "<knob check>")
+    # Every knob is checked up front (each kind's knob object is made), so a bad value is reported even for
+    # temporal="none".
+    values = knob_values(knobs)
     if kind.fixed_num_frames:
         if num_frames is None:
             raise GSFConfigError(f"temporal module {temporal!r} is built for one clip length (its weights are "
@@ -197,15 +201,32 @@ def build_model(*, backbone: str, temporal: str = "gsf", num_classes: int | Mapp
         insert_kwargs["backbone_init"] = kind.backbone_init
     make = partial(_make_module, temporal=temporal, num_frames=num_frames if kind.fixed_num_frames else None,
                    **knobs)
-    # A GSF module is built here and dropped, as this function always has (it once was its knob check), so the
-    # random stream, and so the initial weights of every seeded model, stay what they were.
-    make_temporal_module("gsf", 64, layer_name="<knob check>", groups=values["groups"], gate=values["gate"],
-                         fusion=values["fusion"], channel_fraction=1.0)
+    _advance_random_stream(GSFKnobs(groups=values["groups"], gate=values["gate"], fusion=values["fusion"]))
     names = spec.insert(net, make_module=make, **insert_kwargs)
     model = VideoClassifier(net, num_classes=num_classes, dropout=dropout)
     model.temporal_module_names = names
     model.num_frames = num_frames if kind.fixed_num_frames else None
     return model
+
+
+def _advance_random_stream(knobs: GSFKnobs) -> None:
+    """Draw what building a 64-channel ``GateShiftFuse`` with ``knobs`` draws, and drop the draws.
+
+    Earlier versions of :func:`build_model` checked the knobs by building such a module (before the backbone's
+    modules are inserted); the draws are kept so that the random stream, and so the initial weights of every
+    seeded model, stay what they were (docs/demo-recipe.md: the trained runs are seeded). The module's
+    parameters are drawn in construction order: the gate conv's weight and bias (learned gates), then each
+    group's fusion conv weight and bias (channel weighting); each draw is one ``uniform_`` of that shape.
+    """
+    channels = 64
+    shapes: list[tuple[int, ...]] = []
+    if knobs.gate in LEARNED_GATES:
+        taps = 3 if knobs.gate == "spatiotemporal" else 1
+        shapes += [(knobs.groups, channels // knobs.groups, taps, 3, 3), (knobs.groups,)]
+    if knobs.fusion == "channel_weighting":
+        shapes += [(1, 2, 3, 3), (1,)] * knobs.groups
+    for shape in shapes:
+        torch.empty(shape).uniform_()
 
 
 def build_meta_model(**model_kwargs) -> VideoClassifier:

@@ -6,7 +6,7 @@ from typing import Any
 
 from gsf.errors import GSFConfigError
 from gsf.ops.base import TemporalModule
-from gsf.ops.registry import knob_values, temporal_kind
+from gsf.ops.registry import kind_knobs, knob_values, temporal_kind
 from gsf.vocabulary import TEMPORAL_KINDS
 
 __all__ = ["TEMPORAL_KINDS", "make_temporal_module"]
@@ -35,5 +35,5 @@ def make_temporal_module(kind: str, channels: int, *, num_frames: int | None = N
         raise GSFConfigError(f"{where}temporal module {kind!r} is built for one clip length (its weights are shaped "
                              "by T): pass num_frames=T")
     return entry.build(channels, layer_name=layer_name, num_frames=num_frames,
-                       **{knob.name: values[knob.name] for knob in entry.knobs})
+                       knobs=kind_knobs(entry, values, layer_name))
 

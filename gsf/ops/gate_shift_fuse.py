@@ -13,7 +13,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from gsf.ops._gsf_functions import GateTaps, ShiftFuse
-from gsf.ops._knobs import FUSIONS, GATES, LEARNED_GATES, check_choice, gsf_channels
+from gsf.ops._knobs import (
+    GSF_DEFAULTS,
+    GSM_DEFAULTS,
+    LEARNED_GATES,
+    GSFKnobs,
+    GSMKnobs,
+    check_choice,
+    gsf_channels,
+)
 from gsf.ops.base import TemporalModule, resolve_num_frames
 
 GSF_PATHS = ("auto", "fused", "composed")
@@ -63,7 +71,8 @@ class GateShiftFuse(TemporalModule):
             rounded up to even, and must be divisible by 2 * groups. The other C - C' channels pass
             through unchanged after the GSF channels (step 1).
         zero_init_gate: initialise the gate conv weight and bias to zero (GSM does; GSF does not), so the
-            gate starts at tanh(0) = 0. Ignored for the fixed gates.
+            gate starts at tanh(0) = 0; None: GSF's own start (not zeroed). Ignored for the fixed gates.
+        The defaults and valid values of these knobs are those of `gsf.ops._knobs.GSFKnobs`.
         layer_name: where the module sits in the backbone, only used in error messages.
         path: how a learned gate is computed; the same function either way (held equal to the reference in
             outputs and gradients by tests/ops). "auto": `path_for_device(x.device.type)`, read at each call
@@ -76,12 +85,13 @@ class GateShiftFuse(TemporalModule):
     weighting): BN3d 2C', gate conv 27C' + 2, fusion convs 2 x 19.
     """
 
-    def __init__(self, channels: int, *, groups: int = 2, gate: str = "spatiotemporal",
-                 fusion: str = "channel_weighting", channel_fraction: float = 1.0,
-                 zero_init_gate: bool = False, layer_name: str = "", path: str = "auto") -> None:
+    def __init__(self, channels: int, *, groups: int = GSF_DEFAULTS.groups, gate: str = GSF_DEFAULTS.gate,
+                 fusion: str = GSF_DEFAULTS.fusion, channel_fraction: float = GSF_DEFAULTS.channel_fraction,
+                 zero_init_gate: bool | None = GSF_DEFAULTS.zero_init_gate, layer_name: str = "",
+                 path: str = "auto") -> None:
         super().__init__()
-        check_choice("gate", gate, GATES, layer_name)
-        check_choice("fusion", fusion, FUSIONS, layer_name)
+        knobs = GSFKnobs(groups=groups, gate=gate, fusion=fusion, channel_fraction=channel_fraction,
+                         zero_init_gate=zero_init_gate, layer_name=layer_name)
         check_choice("path", path, GSF_PATHS, layer_name)
         self.path = path
         self.channels = channels
@@ -98,7 +108,7 @@ class GateShiftFuse(TemporalModule):
             # which is how it is called: no transpose of the input is needed.
             self.bn = nn.BatchNorm3d(cp)
             self.conv3D = nn.Conv3d(cp, groups, kernel, padding=(kernel[0] // 2, 1, 1), groups=groups)
-            if zero_init_gate:
+            if knobs.gate_starts_at_zero:
                 nn.init.zeros_(self.conv3D.weight)
                 nn.init.zeros_(self.conv3D.bias)
         if fusion == "channel_weighting":
@@ -309,14 +319,18 @@ class GateShift(GateShiftFuse):
     """Gate-Shift Module (GSM, CVPR 2020; docs/gsf-operator.md section 1, "Relatives"): GSF with fusion by plain sum,
     O = Y' + R, and the gate conv initialised to zero, so the module starts as the identity.
 
-    Args: as `GateShiftFuse`, without `fusion` (always "sum"); `zero_init_gate` defaults to True.
+    Args: as `GateShiftFuse`, without `fusion` (always "sum"); `zero_init_gate` None (the default) zeroes the
+    gate conv. Defaults and valid values: `gsf.ops._knobs.GSMKnobs`.
     """
 
-    def __init__(self, channels: int, *, groups: int = 2, gate: str = "spatiotemporal",
-                 channel_fraction: float = 1.0, zero_init_gate: bool = True, layer_name: str = "",
+    def __init__(self, channels: int, *, groups: int = GSM_DEFAULTS.groups, gate: str = GSM_DEFAULTS.gate,
+                 channel_fraction: float = GSM_DEFAULTS.channel_fraction,
+                 zero_init_gate: bool | None = GSM_DEFAULTS.zero_init_gate, layer_name: str = "",
                  path: str = "auto") -> None:
+        start = GSMKnobs(groups=groups, gate=gate, channel_fraction=channel_fraction, zero_init_gate=zero_init_gate,
+                         layer_name=layer_name).gate_starts_at_zero
         super().__init__(channels, groups=groups, gate=gate, fusion="sum", channel_fraction=channel_fraction,
-                         zero_init_gate=zero_init_gate, layer_name=layer_name, path=path)
+                         zero_init_gate=start, layer_name=layer_name, path=path)
 
 
 def set_gsf_path(model: nn.Module, path: str) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gsf.ops._knobs import FUSIONS, GATES, LEARNED_GATES, check_choice, gsf_channels
+from gsf.ops._knobs import GSF_DEFAULTS, LEARNED_GATES, GSFKnobs, gsf_channels
 from gsf.ops.base import TemporalModule
 
 
@@ -42,12 +42,12 @@ def interleave_order(gated_channels: int, groups: int) -> list[int]:
 class GateShiftFuseReference(TemporalModule):
     """Reference GSF (docs/gsf-operator.md section 1); same constructor and state-dict keys as `GateShiftFuse`."""
 
-    def __init__(self, channels: int, *, groups: int = 2, gate: str = "spatiotemporal",
-                 fusion: str = "channel_weighting", channel_fraction: float = 1.0,
-                 zero_init_gate: bool = False, layer_name: str = "") -> None:
+    def __init__(self, channels: int, *, groups: int = GSF_DEFAULTS.groups, gate: str = GSF_DEFAULTS.gate,
+                 fusion: str = GSF_DEFAULTS.fusion, channel_fraction: float = GSF_DEFAULTS.channel_fraction,
+                 zero_init_gate: bool | None = GSF_DEFAULTS.zero_init_gate, layer_name: str = "") -> None:
         super().__init__()
-        check_choice("gate", gate, GATES, layer_name)
-        check_choice("fusion", fusion, FUSIONS, layer_name)
+        knobs = GSFKnobs(groups=groups, gate=gate, fusion=fusion, channel_fraction=channel_fraction,
+                         zero_init_gate=zero_init_gate, layer_name=layer_name)
         self.channels = channels
         self.gated_channels = gsf_channels(channels, channel_fraction, groups, layer_name)
         self.groups = groups
@@ -58,7 +58,7 @@ class GateShiftFuseReference(TemporalModule):
             kernel = (3, 3, 3) if gate == "spatiotemporal" else (1, 3, 3)
             self.bn = nn.BatchNorm3d(cp)
             self.conv3D = nn.Conv3d(cp, groups, kernel, padding=(kernel[0] // 2, 1, 1), groups=groups)
-            if zero_init_gate:
+            if knobs.gate_starts_at_zero:
                 nn.init.zeros_(self.conv3D.weight)
                 nn.init.zeros_(self.conv3D.bias)
         if fusion == "channel_weighting":

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gsf.errors import GSFConfigError
-from gsf.ops._knobs import check_channels, check_positive_int
+from gsf.ops._knobs import TAM_DEFAULTS, TAMKnobs, check_channels
 from gsf.ops.base import FixedLengthTemporalModule
 
 
@@ -36,19 +36,20 @@ class TemporalAdaptive(FixedLengthTemporalModule):
         global_expansion: the paper's alpha: G's hidden width is alpha * T (the release: 2).
         local_reduction: the paper's beta: L's hidden channels are C // beta (the release: 4).
         layer_name: where the module sits in the backbone, only used in error messages.
+        The knobs' defaults and valid values are those of `gsf.ops._knobs.TAMKnobs` (``tam_``-prefixed there).
 
     State-dict keys are the release's: ``G.0.weight``, ``G.1.*`` (BatchNorm1d), ``G.3.weight``, ``L.0.weight``,
     ``L.1.*``, ``L.3.weight``. Every parameter keeps PyTorch's default initialisation, as in the release.
     Parameters with the defaults: C^2 + C/2 + 2T^2 + 10T for C divisible by 4.
     """
 
-    def __init__(self, channels: int, *, num_frames: int, kernel_size: int = 3, global_expansion: int = 2,
-                 local_reduction: int = 4, layer_name: str = "") -> None:
+    def __init__(self, channels: int, *, num_frames: int, kernel_size: int = TAM_DEFAULTS.tam_kernel_size,
+                 global_expansion: int = TAM_DEFAULTS.tam_global_expansion,
+                 local_reduction: int = TAM_DEFAULTS.tam_local_reduction, layer_name: str = "") -> None:
         super().__init__(num_frames=num_frames, layer_name=layer_name)
         check_channels(channels, layer_name)
-        check_positive_int("tam_kernel_size", kernel_size, layer_name, odd=True)
-        check_positive_int("tam_global_expansion", global_expansion, layer_name)
-        check_positive_int("tam_local_reduction", local_reduction, layer_name)
+        TAMKnobs(tam_kernel_size=kernel_size, tam_global_expansion=global_expansion,
+                 tam_local_reduction=local_reduction, layer_name=layer_name)
         reduced = channels // local_reduction
         if reduced < 1:
             where = f"layer {layer_name!r}" if layer_name else "TemporalAdaptive"

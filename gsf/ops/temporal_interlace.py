@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from gsf.errors import GSFConfigError
-from gsf.ops._knobs import check_channels, check_positive_int
+from gsf.ops._knobs import TIN_DEFAULTS, TINKnobs, check_channels
 from gsf.ops.base import FixedLengthTemporalModule
 
 # The release's constants. fc2's bias starts at log(0.625 / 0.375) = 0.5108, so sigmoid(bias) = 0.625 and a
@@ -85,7 +85,7 @@ class TemporalInterlace(FixedLengthTemporalModule):
         num_frames: T, the clip length the module is built for (fc1 and fc2 are T wide; any other T is an
             error, see `FixedLengthTemporalModule`).
         shift_div: F = C // shift_div channels are interlaced; F must be a positive multiple of 4 (four
-            quarters). The published models use 4.
+            quarters). The published models use 4 (the default, `gsf.ops._knobs.TINKnobs`).
         layer_name: where the module sits in the backbone, only used in error messages.
 
     State-dict keys are the release's (mmaction2's): ``offset_net.conv.*``, ``offset_net.fc1.*``,
@@ -93,10 +93,11 @@ class TemporalInterlace(FixedLengthTemporalModule):
     ``offset_net.fc2.bias`` = 0.5108 and ``weight_net.conv.bias`` = 0. Parameters: 9F + T^2 + 3T + 5.
     """
 
-    def __init__(self, channels: int, *, num_frames: int, shift_div: int = 4, layer_name: str = "") -> None:
+    def __init__(self, channels: int, *, num_frames: int, shift_div: int = TIN_DEFAULTS.tin_shift_div,
+                 layer_name: str = "") -> None:
         super().__init__(num_frames=num_frames, layer_name=layer_name)
         check_channels(channels, layer_name)
-        check_positive_int("tin_shift_div", shift_div, layer_name)
+        TINKnobs(tin_shift_div=shift_div, layer_name=layer_name)
         folds = channels // shift_div
         if folds < 4 or folds % 4 != 0:
             where = f"layer {layer_name!r}" if layer_name else "TemporalInterlace"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from gsf.errors import GSFConfigError
-from gsf.ops._knobs import check_channels
+from gsf.ops._knobs import TSM_DEFAULTS, TSMKnobs, check_channels
 from gsf.ops.base import TemporalModule
 
 
@@ -19,17 +17,16 @@ class TemporalShift(TemporalModule):
         shift_fraction: fraction of the channels in each shifted fold, in (0, 1/2]; fold =
             int(C * shift_fraction) must be at least 1. Channels [0, fold) receive the next frame
             (out[t] = x[t + 1]), channels [fold, 2 fold) the previous one (out[t] = x[t - 1]), the rest
-            are untouched. TSM uses 1/8.
+            are untouched. TSM uses 1/8 (the default, `gsf.ops._knobs.TSMKnobs`).
         layer_name: where the module sits in the backbone, only used in error messages.
     """
 
-    def __init__(self, channels: int, *, shift_fraction: float = 1 / 8, layer_name: str = "") -> None:
+    def __init__(self, channels: int, *, shift_fraction: float = TSM_DEFAULTS.shift_fraction,
+                 layer_name: str = "") -> None:
         super().__init__()
         where = f"layer {layer_name!r}" if layer_name else "temporal module"
         check_channels(channels, layer_name)
-        if (isinstance(shift_fraction, bool) or not isinstance(shift_fraction, (int, float))
-                or not math.isfinite(shift_fraction) or not 0.0 < shift_fraction <= 0.5):
-            raise GSFConfigError(f"{where}: shift_fraction must be a fraction in (0, 0.5], got {shift_fraction!r}")
+        TSMKnobs(shift_fraction=shift_fraction, layer_name=layer_name)
         fold = int(channels * shift_fraction)
         if fold < 1:
             raise GSFConfigError(

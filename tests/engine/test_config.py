@@ -107,3 +107,66 @@ def test_an_exponent_without_a_dot_is_read_as_a_float():
     assert config.optim.lr == 0.001 and config.optim.clip_grad_norm == 50.0
     with pytest.raises(GSFConfigError, match="optim.lr: '1e-3x' is not of type float"):
         load_config(None, ["optim.lr=1e-3x"], check=False)
+
+
+def test_every_temporal_knob_of_every_kind_is_a_model_key_with_its_default_and_choices():
+    import dataclasses
+
+    from gsf.engine.config import ModelConfig
+    from gsf.ops import KNOB_CLASSES
+
+    fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
+    for cls in KNOB_CLASSES:
+        for name, spec in cls.specs().items():
+            assert name in fields, f"{cls.__name__}.{name} is no model.{name} key"
+            assert fields[name].default == spec.default, name
+            assert fields[name].metadata.get("choices") == spec.choices, name
+            assert spec.doc in fields[name].metadata["doc"], name
+
+
+def test_model_kwargs_pass_every_temporal_knob():
+    from gsf.engine.config import model_kwargs
+    from gsf.ops._knobs import KNOB_SPECS
+
+    changed = {"channel_fraction": 0.5, "groups": 4, "gate": "spatial", "fusion": "sum", "zero_init_gate": True,
+               "shift_fraction": 0.25, "tam_kernel_size": 5, "tam_global_expansion": 3, "tam_local_reduction": 8,
+               "tin_shift_div": 2}
+    assert set(changed) == set(KNOB_SPECS)
+    config = load_config(None, [f"model.{name}={yaml.safe_dump(value).splitlines()[0]}"
+                                for name, value in changed.items()], check=False)
+    kwargs = model_kwargs(config, num_classes=3)
+    assert {name: kwargs[name] for name in KNOB_SPECS} == changed
+
+
+def test_shift_fraction_and_zero_init_gate_reach_the_model():
+    from gsf.engine.config import model_kwargs
+    from gsf.models import build_model
+
+    base = ["model.backbone=resnet_tiny", "model.pretrained=none"]
+    tsm = load_config(None, [*base, "model.temporal=tsm", "model.shift_fraction=0.25"], check=False)
+    model = build_model(**model_kwargs(tsm, num_classes=3))
+    assert {m.shift_fraction for m in model.temporal_modules} == {0.25}
+    for temporal, zero_init, zeroed in [("gsf", "null", False), ("gsf", "true", True), ("gsm", "null", True),
+                                        ("gsm", "false", False)]:
+        config = load_config(None, [*base, f"model.temporal={temporal}", f"model.zero_init_gate={zero_init}"],
+                             check=False)
+        model = build_model(**model_kwargs(config, num_classes=3))
+        assert {bool(m.conv3D.weight.abs().sum() == 0) for m in model.temporal_modules} == {zeroed}, temporal
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("model.zero_init_gate=1", "model.zero_init_gate: 1 is not of type"),
+    ("model.shift_fraction=fast", "model.shift_fraction: 'fast' is not of type float"),
+])
+def test_new_knob_keys_check_their_type(override, expected):
+    with pytest.raises(GSFConfigError, match=expected):
+        load_config(None, [override], check=False)
+
+
+def test_check_config_rejects_a_shift_fraction_out_of_range_naming_it():
+    from gsf.engine.config import check_config
+
+    config = load_config(None, ["model.shift_fraction=0.75", "model.backbone=resnet_tiny", "model.pretrained=none"],
+                         check=False)
+    with pytest.raises(GSFConfigError, match=r"shift_fraction must be a fraction in \(0, 0.5\], got 0.75"):
+        check_config(config, need_data=False)

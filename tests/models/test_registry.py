@@ -1,11 +1,13 @@
 """Every registered variant is built and trained for a step on CPU; factory errors are clear."""
 
+import itertools
+
 import pytest
 import torch
 
 from gsf.errors import GSFConfigError
 from gsf.models import BACKBONES, build_model, create_model, list_models, variant_kwargs
-from gsf.ops import TEMPORAL_KINDS, TEMPORAL_MODULES
+from gsf.ops import TEMPORAL_KINDS, TEMPORAL_MODULES, GSFKnobs
 
 SMALLEST_INPUT = {"inceptionv3": 75}  # InceptionV3's branches only line up at certain sizes
 
@@ -103,3 +105,36 @@ def test_backbone_spec_of_an_unknown_name_suggests_the_closest():
 
     with pytest.raises(GSFConfigError, match="unknown backbone 'resnet5'.*did you mean"):
         backbone_spec("resnet5")
+
+
+def test_build_model_checks_the_knobs_without_building_a_module(monkeypatch):
+    from gsf.ops.gate_shift_fuse import GateShiftFuse
+
+    built = []
+    original = GateShiftFuse.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(kwargs.get("layer_name"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GateShiftFuse, "__init__", counting)
+    build_model(backbone="resnet_tiny", temporal="none", num_classes=3, groups=4, fusion="sum")
+    assert built == []
+    model = build_model(backbone="resnet_tiny", temporal="gsf", num_classes=3)
+    assert len(built) == len(model.temporal_module_names) > 0
+
+
+@pytest.mark.parametrize(("groups", "gate", "fusion"), list(itertools.product(
+    *(GSFKnobs.specs()[name].choices for name in ("groups", "gate", "fusion")))))
+def test_build_model_draws_what_the_former_knob_check_module_drew(groups, gate, fusion):
+    # build_model once checked the knobs by building GateShiftFuse(64, ...) and dropping it; its draws are kept,
+    # so seeded models start from the same weights as before.
+    from gsf.models.registry import _advance_random_stream
+    from gsf.ops import GateShiftFuse
+
+    torch.manual_seed(5)
+    GateShiftFuse(64, groups=groups, gate=gate, fusion=fusion)
+    expected = torch.rand(4)
+    torch.manual_seed(5)
+    _advance_random_stream(GSFKnobs(groups=groups, gate=gate, fusion=fusion))
+    torch.testing.assert_close(torch.rand(4), expected, rtol=0, atol=0)

@@ -139,8 +139,7 @@ def test_other_backbones_are_refused_naming_the_supported_ones(temporal):
 
 def test_config_knob_defaults_are_the_registrys():
     defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
-    for name in ("groups", "gate", "fusion", "channel_fraction", "tam_kernel_size", "tam_global_expansion",
-                 "tam_local_reduction", "tin_shift_div"):
+    for name in KNOBS:
         assert defaults[name] == KNOBS[name].default, name
 
 

@@ -7,7 +7,7 @@ import torch
 
 from gsf.errors import GSFConfigError
 from gsf.ops import GSF_PATHS, GateShift, GateShiftFuse, path_for_device, set_gsf_path
-from gsf.ops._knobs import LEARNED_GATES
+from gsf.ops._knobs import LEARNED_GATES, GSFKnobs
 from gsf.ops.reference import GateShiftFuseReference, interleave_order
 
 
@@ -165,16 +165,26 @@ def _grads(module, x, frames, upstream):
     return out.detach(), x.grad, grads
 
 
+# The knobs' vocabulary, read from the knob dataclass: a new gate, fusion or group count is checked against the
+# reference without editing this file.
+KNOB_CHOICES = {name: spec.choices for name, spec in GSFKnobs.specs().items() if spec.choices is not None}
+
 # Every path that runs on CPU: a learned gate has the fused and the composed path (the CUDA default,
 # forced here); the fixed gates have only the composed one.
 SWEEP = [(groups, gate, fusion, fraction, frames, path)
          for groups, gate, fusion, fraction, frames in itertools.product(
-             (1, 2, 4, 8),                                                       # groups
-             ("spatiotemporal", "spatial", "plus_one", "minus_one", "none"),     # gate
-             ("channel_weighting", "sum", "average"),                            # fusion
+             KNOB_CHOICES["groups"],
+             KNOB_CHOICES["gate"],
+             KNOB_CHOICES["fusion"],
              (1.0, 0.5),                                                         # channel_fraction
              (1, 3))                                                             # frames
          for path in (("fused", "composed") if gate in LEARNED_GATES else ("auto",))]
+
+
+def test_the_sweep_covers_every_choice_of_every_gsf_knob():
+    assert set(KNOB_CHOICES) == {"groups", "gate", "fusion", "zero_init_gate"}
+    for index, name in enumerate(("groups", "gate", "fusion")):
+        assert {case[index] for case in SWEEP} == set(KNOB_CHOICES[name]), name
 
 
 @pytest.mark.parametrize(("groups", "gate", "fusion", "fraction", "frames", "path"), SWEEP)
@@ -183,7 +193,7 @@ def test_fast_module_equals_reference_in_outputs_and_gradients(groups, gate, fus
 
 
 @pytest.mark.parametrize(("groups", "fusion", "fraction"), list(itertools.product(
-    (1, 2, 4), ("channel_weighting", "sum", "average"), (1.0, 0.5))))
+    (1, 2, 4), KNOB_CHOICES["fusion"], (1.0, 0.5))))
 def test_fast_module_equals_reference_when_large_maps_are_done_in_pieces(monkeypatch, groups, fusion, fraction):
     # Large maps are processed a few samples (GateTaps, eval) or a band of pixels (ShiftFuse) at a time;
     # a 1-byte budget makes every map "large", so each piece is one sample / one pixel.
@@ -341,3 +351,19 @@ def test_internal_maps_in_eval_mode_change_nothing_and_fixed_gates_have_no_gate_
     assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
     fixed = GateShiftFuse(16, gate="plus_one", fusion="sum")
     assert fixed.internal_maps(torch.randn(8, 16, 4, 4), 4) == {}
+
+
+@pytest.mark.parametrize("zero_init_gate", KNOB_CHOICES["zero_init_gate"])
+@pytest.mark.parametrize("gate", KNOB_CHOICES["gate"])
+def test_fast_module_and_reference_start_the_gate_alike(gate, zero_init_gate):
+    # zero_init_gate is the one knob the sweep above does not vary (it loads the reference's weights into the
+    # fast module): both zero the gate conv for the same values, None meaning GSF's own start (not zeroed).
+    torch.manual_seed(0)
+    fast = GateShiftFuse(16, gate=gate, zero_init_gate=zero_init_gate)
+    torch.manual_seed(0)
+    ref = GateShiftFuseReference(16, gate=gate, zero_init_gate=zero_init_gate)
+    assert fast.state_dict().keys() == ref.state_dict().keys()
+    for name, value in ref.state_dict().items():
+        torch.testing.assert_close(fast.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    if gate in LEARNED_GATES:
+        assert bool(fast.conv3D.weight.abs().sum() == 0) is bool(zero_init_gate)
