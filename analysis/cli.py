@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.findings import findings_markdown, mark_training, study_findings
-from gsf.errors import GSFDataError, GSFError
+from gsf.errors import GSFDataError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 DEFAULT_OUT = Path("results/report")
@@ -330,10 +330,6 @@ def build_report(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        index = build_report(args)
-    except GSFError as error:
-        print(f"gsf report: error: {error}", file=sys.stderr)
-        return 2
+    index = build_report(args)
     print(f"gsf report: wrote {index}")
     return 0

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from gsf.errors import GSFConfigError, GSFError
+from gsf.errors import GSFConfigError
 from gsf.shipped import grid_names, grid_path, grids_dir
 
 COMPLEXITY_COLUMNS = ("grid", "table", "study", "slug", "config_hash", "backbone", "temporal", "num_frames",
@@ -273,8 +273,10 @@ def sweep_options(args: argparse.Namespace, overrides: dict):
                         log_models=args.log_models, seeds=args.seeds)
 
 
-def setup_logging() -> None:
-    """The sweep driver's steps on stdout as ``gsf sweep: ...`` lines (once per process)."""
+def print_sweep_steps() -> None:
+    """The sweep driver's steps (the ``experiments`` loggers' records) on stdout as ``gsf sweep: ...`` lines,
+    not through the root logger :func:`gsf.cli.setup_logging` set up: they are the command's output (once per
+    process)."""
     logger = logging.getLogger("experiments")
     if not any(getattr(h, "gsf_sweep", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stdout)
@@ -286,25 +288,21 @@ def setup_logging() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        overrides = parse_overrides(args.overrides)
-        grids = [str(grid_path(grid)) for grid in args.grids]
-        if args.all:
-            if not args.complexity_only:
-                raise GSFConfigError("--all goes with --complexity-only")
-            grids.append(str(grids_dir()))
-        if not grids:
-            raise GSFConfigError(f"name a grid file or a shipped grid ({', '.join(grid_names())})")
-        if args.complexity_only:
-            return _complexity_only(grids, Path(args.out), args.resolution, overrides)
-        if len(grids) != 1:
-            raise GSFConfigError(f"--dry-run and a sweep take one grid, got {len(grids)}")
-        if args.dry_run:
-            return _dry_run(grids[0], overrides, args.seeds, throughput=args.throughput, bench=args.bench)
-        from experiments.runner import run_sweep
+    overrides = parse_overrides(args.overrides)
+    grids = [str(grid_path(grid)) for grid in args.grids]
+    if args.all:
+        if not args.complexity_only:
+            raise GSFConfigError("--all goes with --complexity-only")
+        grids.append(str(grids_dir()))
+    if not grids:
+        raise GSFConfigError(f"name a grid file or a shipped grid ({', '.join(grid_names())})")
+    if args.complexity_only:
+        return _complexity_only(grids, Path(args.out), args.resolution, overrides)
+    if len(grids) != 1:
+        raise GSFConfigError(f"--dry-run and a sweep take one grid, got {len(grids)}")
+    if args.dry_run:
+        return _dry_run(grids[0], overrides, args.seeds, throughput=args.throughput, bench=args.bench)
+    from experiments.runner import run_sweep
 
-        setup_logging()
-        return run_sweep(grids[0], sweep_options(args, overrides))
-    except GSFError as err:
-        print(f"gsf sweep: error: {err}", file=sys.stderr)
-        return 2
+    print_sweep_steps()
+    return run_sweep(grids[0], sweep_options(args, overrides))

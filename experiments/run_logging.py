@@ -289,36 +289,40 @@ def add_tracking_arguments(parser, *, run_id: bool = False) -> None:
                                  "train run's) instead of a new one")
 
 
-def train_from_cli(config, out_dir: Path, *, resume: bool, args, fingerprint=None) -> dict[str, float]:
-    """``gsf train``: tracked when a tracking URI is given (flag or environment; the data's ``fingerprint``
-    is the run's dataset input), else plain training."""
+def train_from_cli(config, out_dir: Path, *, resume: bool, tracking_uri: str | None = None,
+                   experiment: str = DEFAULT_EXPERIMENT, fingerprint=None) -> dict[str, float]:
+    """``gsf train``: tracked in ``experiment`` when a tracking URI is given (``tracking_uri``, else
+    ``$MLFLOW_TRACKING_URI``; the data's ``fingerprint`` is the run's dataset input), else plain training."""
     from gsf.engine.trainer import train
 
-    uri = tracking_uri_from(getattr(args, "tracking_uri", None))
+    uri = tracking_uri_from(tracking_uri)
     if uri is None:
         return train(config, out_dir, resume=resume)
-    result, run_id = train_tracked(config, out_dir, tracking_uri=uri, resume=resume, experiment=args.experiment,
+    result, run_id = train_tracked(config, out_dir, tracking_uri=uri, resume=resume, experiment=experiment,
                                    fingerprint=fingerprint)
-    log.info("MLflow run %s in %s (experiment %s)", run_id, uri, args.experiment)
+    log.info("MLflow run %s in %s (experiment %s)", run_id, uri, experiment)
     return result
 
 
-def eval_to_tracking(config, result: Mapping[str, Any], args) -> str | None:
-    """``gsf eval``: log ``result`` when a tracking URI is given (flag or environment); the run id or None."""
-    uri = tracking_uri_from(getattr(args, "tracking_uri", None))
+def eval_to_tracking(config, result: Mapping[str, Any], *, checkpoint: str | Path, tracking_uri: str | None = None,
+                     run_id: str | None = None, split: str | None = None, out_dir: str | Path | None = None,
+                     experiment: str = DEFAULT_EXPERIMENT) -> str | None:
+    """``gsf eval``: log ``result`` (of ``checkpoint`` on ``split``, default ``data.val_split``; its scores under
+    ``out_dir``, default the checkpoint's run folder) when a tracking URI is given (``tracking_uri``, else
+    ``$MLFLOW_TRACKING_URI``), into run ``run_id`` or a new run of ``experiment``. The run id, or None."""
+    uri = tracking_uri_from(tracking_uri)
     if uri is None:
-        if getattr(args, "run_id", None):
+        if run_id:
             raise GSFTrackingError("--run-id needs --tracking-uri (or MLFLOW_TRACKING_URI)")
         return None
     from gsf.data.fingerprint import fingerprint_dataset
 
     views = f"{int(result['clips'])}x{int(result['crops'])}"  # the protocol evaluate_checkpoint ran
     d = config.data
-    split = args.split or d.val_split  # the split evaluate_checkpoint tested
+    split = split or d.val_split  # the split evaluate_checkpoint tested
     data = fingerprint_dataset(d.dataset, d.root, [split], max_videos=d.max_videos).summary()
-    return log_evaluation(config, result, views=views, tracking_uri=uri, run_id=args.run_id,
-                          scores=scores_file(args.checkpoint, views, args.out), experiment=args.experiment,
-                          data=data)
+    return log_evaluation(config, result, views=views, tracking_uri=uri, run_id=run_id,
+                          scores=scores_file(checkpoint, views, out_dir), experiment=experiment, data=data)
 
 
 # --- MLflow models ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 
 from gsf import mlflow_schema as schema
-from gsf.errors import GSFConfigError, GSFError, GSFTrackingError
+from gsf.errors import GSFConfigError, GSFTrackingError
 
 STARTUP_TIMEOUT_S = 180.0  # a hang guard: on a loaded 2-core machine the server has taken over a minute
 # Saved views of a study's runs page (ids of experiment tags ``mlflow.sharedViewState.<id>``; rewritten by
@@ -192,31 +192,27 @@ def run(args: argparse.Namespace) -> int:
     from experiments import tracking
 
     uri = args.tracking_uri or tracking.default_tracking_uri()
+    tracking.preflight(uri)
+    urls = study_urls(uri, args.host, args.port, args.study)
+    process = subprocess.Popen(server_command(uri, args.host, args.port))
     try:
-        tracking.preflight(uri)
-        urls = study_urls(uri, args.host, args.port, args.study)
-        process = subprocess.Popen(server_command(uri, args.host, args.port))
-        try:
-            wait_ready(process, f"http://{args.host}:{args.port}")
-            print(f"MLflow UI: {urls['table']}", flush=True)
-            if "charts" in urls:
-                print(f"charts: {urls['charts']}", flush=True)
-            if args.host not in ("127.0.0.1", "localhost", "::1"):
-                print(f"warning: bound to {args.host}: anyone who can reach this port can read and change the runs",
-                      flush=True)
-            if not args.exit_when_ready:
+        wait_ready(process, f"http://{args.host}:{args.port}")
+        print(f"MLflow UI: {urls['table']}", flush=True)
+        if "charts" in urls:
+            print(f"charts: {urls['charts']}", flush=True)
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"warning: bound to {args.host}: anyone who can reach this port can read and change the runs",
+                  flush=True)
+        if not args.exit_when_ready:
+            process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
                 process.wait()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-    except GSFError as err:
-        print(f"gsf ui: error: {err}", file=sys.stderr)
-        return 2
     return 0

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from gsf.errors import GSFEnvironmentError, GSFError
+from gsf.errors import GSFEnvironmentError
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "results" / "ui" / "mlflow-runs.png"
@@ -134,7 +134,8 @@ def regenerate(out: Path, *, chromium: Path = CHROMIUM, port: int = 5055, tracki
 
 
 def main(argv: list[str] | None = None) -> int:
-    from experiments.cli import setup_logging
+    from experiments.cli import print_sweep_steps
+    from gsf.cli import run_command, setup_logging
 
     parser = argparse.ArgumentParser(prog="python -m experiments.ui_screenshot", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
@@ -148,13 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     if (args.tracking_uri is None) != (args.study is None):
         parser.error("--tracking-uri and --study go together")
     setup_logging()
-    try:
-        for path in regenerate(args.out, chromium=args.chromium, port=args.port, tracking_uri=args.tracking_uri,
-                               study=args.study):
-            print(f"wrote {path}")
-    except GSFError as err:
-        print(f"ui_screenshot: error: {err}", file=sys.stderr)
-        return 2
+    print_sweep_steps()  # the tiny sweep's steps, as gsf sweep prints them
+    return run_command(_regenerate_and_list, args, prog="ui_screenshot")
+
+
+def _regenerate_and_list(args: argparse.Namespace) -> int:
+    for path in regenerate(args.out, chromium=args.chromium, port=args.port, tracking_uri=args.tracking_uri,
+                           study=args.study):
+        print(f"wrote {path}")
     return 0
 
 

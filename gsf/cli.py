@@ -1,25 +1,34 @@
 """The ``gsf`` console command.
 
-Each subcommand lives next to the code it drives and exposes two functions:
+Each subcommand's entry module lives in the layer of the code it drives (``gsf``, ``experiments`` or
+``analysis``; the order is in ``tests/test_import_graph.py``) and exposes two functions:
 ``configure_parser(parser)`` adds its arguments and ``run(args) -> int`` executes it. The modules are
 imported only when their subcommand is chosen, so ``gsf --help`` stays fast and importing one
 subsystem never pulls in Ray or MLflow by accident.
+
+This module is the one place that sets up logging and turns a :class:`gsf.errors.GSFError` into one line
+``gsf COMMAND: error: MESSAGE`` on stderr and exit status 2 (:func:`run_command`): a ``run`` raises, it does not
+print its own errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
+from collections.abc import Callable
+
+from gsf.errors import GSFError
 
 # subcommand -> (module, one-line help). Modules are imported lazily.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "flops": ("gsf.complexity_cli", "GMACs and parameters of a video model, per view"),
     "models": ("gsf.models.cli", "list the registered model variants"),
     "data": ("gsf.data.cli", "synthesise, validate and inspect data sets"),
-    "train": ("gsf.engine.train_cli", "train one model from a configuration"),
-    "eval": ("gsf.engine.eval_cli", "multi-view evaluation of a checkpoint"),
+    "train": ("experiments.train_cli", "train one model from a configuration"),
+    "eval": ("experiments.eval_cli", "multi-view evaluation of a checkpoint"),
     "predict": ("gsf.inference.predict_cli", "classify video files with a checkpoint, exported file or MLflow model"),
     "export": ("gsf.inference.export_cli", "export a checkpoint to ONNX, TorchScript or an ExportedProgram"),
     "bench": ("gsf.bench.cli", "speed and memory benchmarks"),
@@ -45,12 +54,37 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+LOGGED_PACKAGES = ("gsf", "experiments", "analysis")  # their INFO records are shown; other libraries' from WARNING
+
+
+def setup_logging() -> None:
+    """Log records on stderr with their time and logger: this project's from INFO, other libraries' from
+    WARNING. A process that already has a root handler (an embedding program, pytest) keeps its own set-up."""
+    if logging.getLogger().handlers:
+        return
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for package in LOGGED_PACKAGES:
+        logging.getLogger(package).setLevel(logging.INFO)
+
+
+def run_command(run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace, *, prog: str) -> int:
+    """``run(args)`` as an exit status: a :class:`gsf.errors.GSFError` (bad input, a missing program, an
+    unreachable store) is printed as one line ``PROG: error: MESSAGE`` on stderr, argparse's own form, and
+    exits 2 without a traceback. Other exceptions are bugs and keep theirs."""
+    try:
+        return int(run(args) or 0)
+    except GSFError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    setup_logging()
     try:
-        code = int(args._run(args) or 0)
+        code = run_command(args._run, args, prog=f"gsf {args.command}")
         sys.stdout.flush()  # inside the handler: a closed pipe shows here, not in the interpreter's last flush
     except BrokenPipeError:
         # The reader went away (``gsf models | head``): stop quietly, as command-line tools do. Later writes,

@@ -7,7 +7,7 @@ import json
 
 from gsf.data.transforms import THREE_CROP_STYLES
 from gsf.engine.config import parse_views
-from gsf.errors import GSFConfigError, GSFError
+from gsf.errors import GSFConfigError
 from gsf.vocabulary import PUBLISHED_NUM_CLASSES, TEMPORAL_KINDS
 
 
@@ -36,26 +36,22 @@ def run(args: argparse.Namespace) -> int:
     from gsf.complexity import build_meta_model, measure_complexity, measure_complexity_fvcore, measure_views_complexity
     from gsf.models import backbone_spec, build_model
 
-    try:
-        clips, crops = parse_views(args.views, key="--views")
-        if args.frames < 1:
-            raise GSFConfigError(f"--frames must be at least 1, got {args.frames}")
-        # The model is built for the clip counted: num_frames is architecture for TAM and TIN.
-        kwargs = dict(backbone=args.backbone, temporal=args.temporal, num_classes=args.num_classes,
-                      channel_fraction=args.channel_fraction, num_frames=args.frames)
-        model = build_model(**kwargs) if args.fvcore else build_meta_model(**kwargs)
-        input_size = args.input_size or backbone_spec(args.backbone).input_size
-        measure = measure_complexity_fvcore if args.fvcore else measure_complexity
-        result = measure(model, num_frames=args.frames, input_size=input_size)
-        def measure_view(model, *, num_frames, input_size: int):  # counted once when crops are input-size
-            return result if input_size == base_size else measure(model, num_frames=num_frames, input_size=input_size)
+    clips, crops = parse_views(args.views, key="--views")
+    if args.frames < 1:
+        raise GSFConfigError(f"--frames must be at least 1, got {args.frames}")
+    # The model is built for the clip counted: num_frames is architecture for TAM and TIN.
+    kwargs = dict(backbone=args.backbone, temporal=args.temporal, num_classes=args.num_classes,
+                  channel_fraction=args.channel_fraction, num_frames=args.frames)
+    model = build_model(**kwargs) if args.fvcore else build_meta_model(**kwargs)
+    input_size = args.input_size or backbone_spec(args.backbone).input_size
+    measure = measure_complexity_fvcore if args.fvcore else measure_complexity
+    result = measure(model, num_frames=args.frames, input_size=input_size)
+    def measure_view(model, *, num_frames, input_size: int):  # counted once when crops are input-size
+        return result if input_size == base_size else measure(model, num_frames=num_frames, input_size=input_size)
 
-        base_size = input_size
-        views = measure_views_complexity(model, num_frames=args.frames, input_size=input_size, views=args.views,
-                                         three_crop=args.three_crops, measure=measure_view)
-    except GSFError as error:
-        print(f"gsf flops: error: {error}")
-        return 2
+    base_size = input_size
+    views = measure_views_complexity(model, num_frames=args.frames, input_size=input_size, views=args.views,
+                                     three_crop=args.three_crops, measure=measure_view)
     if args.json:
         print(json.dumps({**result.as_dict(), **views.as_dict()}))
         return 0

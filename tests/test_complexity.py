@@ -108,9 +108,9 @@ def test_gsf_module_cost_matches_its_formula():
 
 def test_flops_rejects_bad_arguments(capsys):
     assert main(["flops", "--backbone", "resnet50", "--views", "2by3"]) == 2
-    assert "CLIPSxCROPS" in capsys.readouterr().out
+    assert "CLIPSxCROPS" in capsys.readouterr().err
     assert main(["flops", "--backbone", "nosuchnet"]) == 2
-    assert "unknown backbone 'nosuchnet'" in capsys.readouterr().out
+    assert "unknown backbone 'nosuchnet'" in capsys.readouterr().err
 
 
 # --- the meta-device counter equals fvcore ------------------------------------------------------------

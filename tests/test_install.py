@@ -84,7 +84,7 @@ def test_an_installed_wheel_ships_grids_configs_and_paper_numbers_and_runs_from_
     files = _run(installed, cwd, code=(
         "from gsf.shipped import configs_dir, grid_names, grids_dir\n"
         "from analysis.paper import PAPER_DIR, load_accuracy, load_complexity\n"
-        "from gsf.bench.overhead import SYNTHETIC_CONFIG\n"
+        "from experiments.bench_overhead import SYNTHETIC_CONFIG\n"
         "assert grids_dir().is_relative_to(target) and configs_dir().is_relative_to(target)\n"
         "assert {'demo', 'gating_groups'} <= set(grid_names()), grid_names()\n"
         "assert SYNTHETIC_CONFIG.is_file() and SYNTHETIC_CONFIG.is_relative_to(target)\n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from gsf.vocabulary import DATASET_NAMES
 
@@ -78,10 +77,4 @@ def _run_validate(args) -> int:
 
 
 def run(args) -> int:
-    from gsf.errors import GSFError
-
-    try:
-        return args._data_run(args)
-    except GSFError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return args._data_run(args)

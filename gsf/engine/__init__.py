@@ -18,11 +18,12 @@ and fusion statistics per stage) and, under ``runtime.compile``, ``compile_secon
 
 Data parallel (DDP): ``train`` runs in every rank of a process group that Ray Train
 (:mod:`gsf.engine.worker_group`: ``fit_worker_group``, ``fit_local`` for ``gsf train --nproc N``) or torchrun
-(:mod:`gsf.engine.torchrun_train`) started; see :mod:`gsf.engine.distributed`.
+(:mod:`experiments.torchrun_train`) started; see :mod:`gsf.engine.distributed`.
 
 Import order (no module imports one above it): ``config`` and ``distributed`` -> ``checkpoint`` ->
 ``loaders`` (data sets, loaders, seeding, autocast, class count) -> ``evaluate`` -> ``trainer`` (``train``)
--> ``worker_group`` -> ``train_cli``/``eval_cli``/``torchrun_train``. Errors are in :mod:`gsf.errors`.
+-> ``worker_group``. Errors are in :mod:`gsf.errors`. The commands that drive the engine (``gsf train``,
+``gsf eval``, torchrun's entry point) log to MLflow and live a layer up, in ``experiments``.
 """
 
 _LAZY = {

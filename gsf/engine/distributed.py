@@ -1,7 +1,7 @@
 """Data parallelism inside one run (torch DDP): this process's place in the group and the few collectives
 the engine needs. It imports nothing of the engine but the errors, so every engine module can import it.
 The ranks are started by Ray Train (:mod:`gsf.engine.worker_group`: a sweep's data-parallel trials, ``gsf
-train --nproc N``) or by torchrun (:mod:`gsf.engine.torchrun_train`), never by this package.
+train --nproc N``) or by torchrun (:mod:`experiments.torchrun_train`), never by this package.
 
 How :func:`gsf.engine.train` splits a run over the N processes (ranks) of a process group, one device each:
 
@@ -170,7 +170,7 @@ def require_torchrun() -> None:
     if not started_by_torchrun():
         missing = [key for key in TORCHRUN_ENV if key not in os.environ]
         raise GSFConfigError(f"not started by torchrun ({', '.join(missing)} unset): run "
-                             "torchrun --nproc-per-node N -m gsf.engine.torchrun_train CONFIG --out DIR")
+                             "torchrun --nproc-per-node N -m experiments.torchrun_train CONFIG --out DIR")
 
 
 def init_from_torchrun(device_type: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Group:

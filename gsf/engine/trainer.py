@@ -254,7 +254,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
     Data parallel: called in every rank of an initialised process group, each rank trains its shard and
     only rank 0 writes and calls ``callbacks`` (those with ``every_rank`` set are called in every rank;
     :mod:`gsf.engine.distributed`). Whoever starts the ranks (Ray Train, :mod:`gsf.engine.worker_group`;
-    torchrun, :mod:`gsf.engine.torchrun_train`) sets the group up; without one, ``runtime.world_size`` must be 1.
+    torchrun, :mod:`experiments.torchrun_train`) sets the group up; without one, ``runtime.world_size`` must be 1.
     """
     check_config(config)
     where = distributed.group()
@@ -262,7 +262,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
         raise GSFConfigError(
             f"runtime.world_size={config.runtime.world_size} but this process is not in a process group: start the "
             f"ranks with gsf train --nproc {config.runtime.world_size} (Ray Train), torchrun --nproc-per-node "
-            f"{config.runtime.world_size} -m gsf.engine.torchrun_train, or a sweep's resources.workers_per_trial")
+            f"{config.runtime.world_size} -m experiments.torchrun_train, or a sweep's resources.workers_per_trial")
     if where.active and config.runtime.world_size != where.world_size:
         if config.runtime.world_size != 1:
             raise GSFConfigError(f"runtime.world_size={config.runtime.world_size} but the process group has "

@@ -6,7 +6,7 @@ finds the process group and splits the run as :mod:`gsf.engine.distributed` desc
 
 Two callers: the sweep runner (a data-parallel trial launches a worker group from its Tune trial, the
 metrics reaching Tune through Ray's ``TuneReportCallback``) and ``gsf train --nproc N`` (:func:`fit_local`, a
-local Ray on this machine). The other way to start the ranks is torchrun (:mod:`gsf.engine.torchrun_train`).
+local Ray on this machine). The other way to start the ranks is torchrun (:mod:`experiments.torchrun_train`).
 No rank is started by this package's own code.
 
 Checkpoints: with ``report_checkpoints``, rank 0 reports its run folder (``checkpoints/last.pt`` and the

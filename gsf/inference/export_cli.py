@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -21,15 +20,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from gsf.errors import GSFError
     from gsf.inference.export import export_model
 
-    try:
-        result = export_model(args.checkpoint, format=args.format, out=args.out, frames=args.frames,
-                              tolerance=args.tolerance)
-    except GSFError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    result = export_model(args.checkpoint, format=args.format, out=args.out, frames=args.frames,
+                          tolerance=args.tolerance)
     prep = result.preprocessing
     print(f"largest |exported - eager| logit difference {result.max_abs_diff:.3g} (tolerance "
           f"{result.tolerance:g} x {result.logit_scale:.3g}); wrote {result.path} ({result.format}: one view "

@@ -28,31 +28,25 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from gsf.errors import GSFError
+    from gsf.errors import GSFConfigError, GSFError
     from gsf.inference.predict import Predictor, is_mlflow_uri, parse_views
 
     if args.top_k < 1:
-        print(f"error: --top-k {args.top_k}: need at least 1", file=sys.stderr)
-        return 2
-    try:
-        if args.views is not None:
-            parse_views(args.views)
-        if args.checkpoint is not None:
-            predictor = Predictor.from_checkpoint(args.checkpoint)
-        elif is_mlflow_uri(args.model) and not (args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
-            # MLflow would fall back to ./mlflow.db, creating it (and ./mlruns) in the working folder.
-            print(f"error: {args.model} names a model in an MLflow store, but no store is given: pass "
-                  "--tracking-uri URI (the store the sweep logged to, e.g. sqlite:///mlflow.db) or set "
-                  "MLFLOW_TRACKING_URI; nothing was looked up or written", file=sys.stderr)
-            return 2
-        else:
-            from gsf.mlflow_uris import mlflow_uris
+        raise GSFConfigError(f"--top-k {args.top_k}: need at least 1")
+    if args.views is not None:
+        parse_views(args.views)
+    if args.checkpoint is not None:
+        predictor = Predictor.from_checkpoint(args.checkpoint)
+    elif is_mlflow_uri(args.model) and not (args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+        # MLflow would fall back to ./mlflow.db, creating it (and ./mlruns) in the working folder.
+        raise GSFConfigError(f"{args.model} names a model in an MLflow store, but no store is given: pass "
+                             "--tracking-uri URI (the store the sweep logged to, e.g. sqlite:///mlflow.db) or set "
+                             "MLFLOW_TRACKING_URI; nothing was looked up or written")
+    else:
+        from gsf.mlflow_uris import mlflow_uris
 
-            with mlflow_uris(args.tracking_uri, registry=True) if args.tracking_uri else contextlib.nullcontext():
-                predictor = Predictor.from_model_file(args.model)
-    except GSFError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        with mlflow_uris(args.tracking_uri, registry=True) if args.tracking_uri else contextlib.nullcontext():
+            predictor = Predictor.from_model_file(args.model)
     prep = predictor.preprocessing
     print(f"{predictor.source}: {prep.model or 'model'}, {len(prep.class_names)} classes, {prep.num_frames} frames "
           f"of {prep.input_size} px, views {args.views or prep.views}", file=sys.stderr)

@@ -26,8 +26,8 @@ TIMED_STAND_IN = "import time; t = time.perf_counter(); time.sleep(0.01); print(
 
 def test_overhead_benchmark_writes_every_measurement_finite_and_positive(tmp_path, monkeypatch):
     import gsf.data
+    from experiments import bench_overhead as overhead
     from gsf.bench import data as bench_data
-    from gsf.bench import overhead
     from gsf.engine import load_config
 
     real_synthesize, real_rate = gsf.data.synthesize_dataset, bench_data._clips_per_second

@@ -1,7 +1,7 @@
 """Data-parallel training (DDP, gloo on CPU, 2 processes started by torchrun or Ray Train) on a tiny synthetic
 set with an odd number of videos: identical replicas, only rank 0 writes, the all-reduced gradient is the full
 batch's, sharded evaluation gives one process's numbers, exact resume after a killed run, and the entry
-points (``torchrun -m gsf.engine.torchrun_train``, ``gsf train --nproc``). The code run in the ranks is
+points (``torchrun -m experiments.torchrun_train``, ``gsf train --nproc``). The code run in the ranks is
 tests/engine/ddp_rank_script.py."""
 
 from __future__ import annotations
@@ -116,11 +116,11 @@ def test_two_ranks_train_identical_replicas_only_rank_zero_writes_and_a_killed_r
             assert float(a[k]) == pytest.approx(float(b[k]), abs=1e-5)
 
     # a run whose rank 0 is SIGKILLed right after epoch 1, resumed through the documented entry point
-    # (torchrun -m gsf.engine.torchrun_train --resume), ends where the uninterrupted run ended
+    # (torchrun -m experiments.torchrun_train --resume), ends where the uninterrupted run ended
     killed = tmp_path / "killed"
     assert torchrun(SCRIPT, "train", path, killed, weights, 1, check=False).returncode != 0
     assert load_checkpoint(killed / "checkpoints" / "last.pt")["epoch"] == 1
-    done = torchrun("-m", "gsf.engine.torchrun_train", path, "--out", killed, "--resume")
+    done = torchrun("-m", "experiments.torchrun_train", path, "--out", killed, "--resume")
     assert "final val top-1" in done.stdout
     final = load_checkpoint(killed / "checkpoints" / "last.pt")
     assert final["epoch"] == 2 and final["step"] == checkpoint["step"]
@@ -195,7 +195,7 @@ def test_merging_shards_refuses_a_video_predicted_twice_or_missing():
 
 def test_no_rank_is_started_by_the_engine_and_its_entry_points_check_their_input(odd_root, capsys, monkeypatch):
     from gsf.engine import train
-    from gsf.engine.torchrun_train import main as torchrun_main
+    from experiments.torchrun_train import main as torchrun_main
 
     with pytest.raises(GSFConfigError, match=r"runtime.world_size=0 must be >= 1"):
         ddp_config(odd_root, "runtime.world_size=0")

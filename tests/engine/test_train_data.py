@@ -17,7 +17,7 @@ def test_gsf_train_prints_the_data_digest_and_caches_it_in_the_run_folder(tmp_pa
 
     handed = {}
 
-    def fake_training(config, out_dir, *, resume, args, fingerprint=None):
+    def fake_training(config, out_dir, *, resume, tracking_uri, experiment, fingerprint=None):
         handed["fingerprint"] = fingerprint
         return {"final_val_top1": 0.5, "final_val_top5": 1.0, "best_val_top1": 0.5, "best_epoch": 1}
 

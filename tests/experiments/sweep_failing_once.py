@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(sweep_argv)
     options = dataclasses.replace(cli.sweep_options(args, cli.parse_overrides(args.overrides)),
                                   trial_callbacks=FailOnce(int(epoch), str(Path(marker_dir).resolve())))
-    cli.setup_logging()
+    cli.print_sweep_steps()
     return run_sweep(args.grids[0], options)
 
 

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(sweep_argv)
     options = dataclasses.replace(cli.sweep_options(args, cli.parse_overrides(args.overrides)),
                                   trial_callbacks=RecordNodes(str(Path(folder).resolve())))
-    cli.setup_logging()
+    cli.print_sweep_steps()
     return run_sweep(args.grids[0], options)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import read_grid, resolved
 
-from experiments.cli import configure_parser, run
+from experiments.cli import configure_parser
 from experiments.grid.expand import expand, slug_names
 from experiments.grid.load import load_grids
 from experiments.grid.resolve import NON_AFFECTING_KEYS, config_hash
@@ -143,11 +143,10 @@ def test_every_shipped_grid_loads_and_resolves():
 
 
 def _cli(argv: list[str]) -> int:
-    import argparse
+    """``gsf sweep ARGV``'s exit status (the command's errors are reported by gsf.cli)."""
+    from gsf.cli import main
 
-    parser = argparse.ArgumentParser()
-    configure_parser(parser)
-    return run(parser.parse_args(argv))
+    return main(["sweep", *argv])
 
 
 def test_dry_run_lists_every_demo_trial_with_gmacs_and_params(capsys):

@@ -123,13 +123,10 @@ def test_a_valid_tune_section_is_normalised_with_its_defaults(tmp_path):
 # --- dry run: the trial count of a search grid ---------------------------------------------------------
 
 def _cli(argv: list[str]) -> int:
-    import argparse
+    """``gsf sweep ARGV``'s exit status (the command's errors are reported by gsf.cli)."""
+    from gsf.cli import main
 
-    from experiments.cli import configure_parser, run
-
-    parser = argparse.ArgumentParser()
-    configure_parser(parser)
-    return run(parser.parse_args(argv))
+    return main(["sweep", *argv])
 
 
 @pytest.mark.parametrize("algorithm", ["random", "optuna"])

@@ -1,10 +1,14 @@
-"""``gsf eval CONFIG --checkpoint PATH [--views CLIPSxCROPS] [--set section.key=value ...]``."""
+"""``gsf eval CONFIG --checkpoint PATH [--views CLIPSxCROPS] [--set section.key=value ...]``.
+
+The command lives in ``experiments`` because the test metrics are logged to MLflow as a sweep trial's are
+(:mod:`experiments.run_logging`); the evaluation itself is :func:`gsf.engine.evaluate_checkpoint`."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from experiments.run_logging import add_tracking_arguments
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -17,26 +21,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="override one key (value parsed as YAML); repeatable")
     parser.add_argument("--out", default=None,
                         help="folder for scores/test_<views>.csv (default: the checkpoint's run folder)")
-    from experiments.run_logging import add_tracking_arguments
-
     add_tracking_arguments(parser, run_id=True)
 
 
 def run(args) -> int:
+    from experiments.run_logging import eval_to_tracking
     from gsf.engine.config import load_config
     from gsf.engine.evaluate import evaluate_checkpoint
-    from gsf.engine.train_cli import setup_logging
-    from gsf.errors import GSFError
 
-    setup_logging()
-    try:
-        config = load_config(args.config, args.overrides)
-        result = evaluate_checkpoint(config, args.checkpoint, views=args.views, split=args.split, out_dir=args.out)
-        from experiments.run_logging import eval_to_tracking
-
-        eval_to_tracking(config, result, args)  # MLflow when a tracking URI is set
-    except GSFError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, args.overrides)
+    result = evaluate_checkpoint(config, args.checkpoint, views=args.views, split=args.split, out_dir=args.out)
+    # MLflow when a tracking URI is set
+    eval_to_tracking(config, result, checkpoint=args.checkpoint, tracking_uri=args.tracking_uri, run_id=args.run_id,
+                     split=args.split, out_dir=args.out, experiment=args.experiment)
     print(json.dumps(result, indent=1))
     return 0

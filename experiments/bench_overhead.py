@@ -9,7 +9,8 @@ Three measurements, side by side on the same machine in one run:
   steps/s x batch) for the synthetic benchmark's configuration, so a reader sees whether training waits on
   data.
 
-Writes ``overhead-cpu-pt<torch>-t<threads>.{csv,md}`` under ``--out``.
+Writes ``overhead-cpu-pt<torch>-t<threads>.{csv,md}`` under ``--out``. It measures the sweep machinery, so it
+lives in ``experiments`` beside the runner it times; ``gsf bench`` (:mod:`gsf.bench.cli`) names it in its table.
 """
 
 from __future__ import annotations
