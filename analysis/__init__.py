@@ -7,7 +7,7 @@
 - :mod:`analysis.scores`: per-class and within-pair accuracy from per-video score CSVs.
 - :mod:`analysis.figures`: matplotlib figures (PNG and PDF, without creation dates).
 - :mod:`analysis.paper`: the paper's confirmed numbers in ``analysis/paper_data/`` (described in ``results/paper/README.md``).
-- :mod:`analysis.cli`: ``gsf report``.
+- :mod:`analysis.report_cli`: ``gsf report``; :mod:`analysis.demo_cli`: ``gsf demo``.
 
 Importing this package imports nothing heavy (no MLflow, no matplotlib).
 """

@@ -10,5 +10,7 @@ and needs neither Ray nor MLflow.
   trial).
 - :mod:`experiments.runner`: the Ray Tune trainable and the sweep driver; :mod:`experiments.tune_state`: Tune's
   state files kept resumable.
-- :mod:`experiments.cli`: ``gsf sweep``; :mod:`experiments.ui`: ``gsf ui``.
+- the commands, one entry module each: :mod:`experiments.sweep_cli` (``gsf sweep``), :mod:`experiments.ui_cli`
+  (``gsf ui``; the UI's views are :mod:`experiments.ui`), :mod:`experiments.train_cli` (``gsf train``),
+  :mod:`experiments.eval_cli` (``gsf eval``).
 """

@@ -1,4 +1,5 @@
-"""``gsf ui``: the MLflow UI on 127.0.0.1, with the address of a study's runs page laid out as a paper table.
+"""The MLflow UI of ``gsf ui`` (:mod:`experiments.ui_cli`): the server command and a study's runs page laid out
+as a paper table.
 
 Before the server starts, every experiment of the store that holds the suite's runs is tagged as a
 model-training experiment (MLflow 3 opens it in its "Model training" view, not the GenAI one), and the study
@@ -13,7 +14,6 @@ docs/cluster.md). Ctrl-C stops it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -31,17 +31,6 @@ TABLE_VIEW = "gsf-paper-table"
 CHARTS_VIEW = "gsf-charts"
 VIEW_NAMES = {TABLE_VIEW: "Paper table (trials by sweep)", CHARTS_VIEW: "Charts (mean over seeds per variant)"}
 PAPER_SECTION = "gsf-paper"  # the chart section holding the paper table's charts, above MLflow's own
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow tracking URI (default: sqlite:///<working folder>/mlflow.db)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    parser.add_argument("--study", default=None, help="study (MLflow experiment) whose runs page to print "
-                                                      "(default: the most recently active one)")
-    parser.add_argument("--exit-when-ready", action="store_true",
-                        help="print the address once the server answers, stop it and exit (for checks)")
 
 
 def server_command(uri: str, host: str, port: int) -> list[str]:
@@ -186,33 +175,3 @@ def wait_ready(process: subprocess.Popen, url: str) -> None:
         except (urllib.error.URLError, OSError):
             time.sleep(0.5)
     raise GSFTrackingError(f"mlflow server did not answer on {url} within {STARTUP_TIMEOUT_S:.0f} s")
-
-
-def run(args: argparse.Namespace) -> int:
-    from experiments import tracking
-
-    uri = args.tracking_uri or tracking.default_tracking_uri()
-    tracking.preflight(uri)
-    urls = study_urls(uri, args.host, args.port, args.study)
-    process = subprocess.Popen(server_command(uri, args.host, args.port))
-    try:
-        wait_ready(process, f"http://{args.host}:{args.port}")
-        print(f"MLflow UI: {urls['table']}", flush=True)
-        if "charts" in urls:
-            print(f"charts: {urls['charts']}", flush=True)
-        if args.host not in ("127.0.0.1", "localhost", "::1"):
-            print(f"warning: bound to {args.host}: anyone who can reach this port can read and change the runs",
-                  flush=True)
-        if not args.exit_when_ready:
-            process.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    return 0

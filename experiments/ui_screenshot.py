@@ -134,7 +134,7 @@ def regenerate(out: Path, *, chromium: Path = CHROMIUM, port: int = 5055, tracki
 
 
 def main(argv: list[str] | None = None) -> int:
-    from experiments.cli import print_sweep_steps
+    from experiments.sweep_cli import print_sweep_steps
     from gsf.cli import run_command, setup_logging
 
     parser = argparse.ArgumentParser(prog="python -m experiments.ui_screenshot", description=__doc__.split("\n")[0])

@@ -24,7 +24,7 @@ from gsf.errors import GSFError
 
 # subcommand -> (module, one-line help). Modules are imported lazily.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "flops": ("gsf.complexity_cli", "GMACs and parameters of a video model, per view"),
+    "flops": ("gsf.flops_cli", "GMACs and parameters of a video model, per view"),
     "models": ("gsf.models.cli", "list the registered model variants"),
     "data": ("gsf.data.cli", "synthesise, validate and inspect data sets"),
     "train": ("experiments.train_cli", "train one model from a configuration"),
@@ -32,10 +32,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("gsf.inference.predict_cli", "classify video files with a checkpoint, exported file or MLflow model"),
     "export": ("gsf.inference.export_cli", "export a checkpoint to ONNX, TorchScript or an ExportedProgram"),
     "bench": ("gsf.bench.cli", "speed and memory benchmarks"),
-    "sweep": ("experiments.cli", "run an ablation grid with Ray Tune, tracked in MLflow"),
-    "ui": ("experiments.ui", "start the MLflow UI on 127.0.0.1"),
-    "report": ("analysis.cli", "tables and figures from MLflow runs"),
-    "demo": ("analysis.demo", "the embedded-default main job: synth data, demo sweep, report"),
+    "sweep": ("experiments.sweep_cli", "run an ablation grid with Ray Tune, tracked in MLflow"),
+    "ui": ("experiments.ui_cli", "start the MLflow UI on 127.0.0.1"),
+    "report": ("analysis.report_cli", "tables and figures from MLflow runs"),
+    "demo": ("analysis.demo_cli", "the embedded-default main job: synth data, demo sweep, report"),
 }
 
 

@@ -41,3 +41,20 @@ def test_a_reader_that_stops_early_ends_the_command_quietly():
     _, err = writer.communicate(timeout=120)
     assert b"BrokenPipeError" not in err and b"Traceback" not in err, err.decode()
     assert writer.returncode == 1
+
+
+def test_every_subcommand_module_is_named_for_its_command_and_every_command_module_is_registered():
+    """A subcommand's entry module is ``<package>/<command>_cli.py``, or ``<package>/cli.py`` when it is the
+    package's one subcommand (``gsf.models.cli``); no other module of ours is named so."""
+    from collections import Counter
+
+    per_package = Counter(module.rpartition(".")[0] for module, _ in SUBCOMMANDS.values())
+    for command, (module, _) in SUBCOMMANDS.items():
+        package, _, name = module.rpartition(".")
+        assert name == f"{command}_cli" or (name == "cli" and per_package[package] == 1), (
+            f"gsf {command}: its module {module} is not named {package}.{command}_cli")
+    repo = README.parent
+    named = {".".join(path.relative_to(repo).with_suffix("").parts)
+             for package in ("gsf", "experiments", "analysis") for path in (repo / package).rglob("*.py")
+             if path.stem == "cli" or path.stem.endswith("_cli")}
+    assert named - {"gsf.cli"} == {module for module, _ in SUBCOMMANDS.values()}

@@ -194,8 +194,8 @@ def test_merging_shards_refuses_a_video_predicted_twice_or_missing():
 
 
 def test_no_rank_is_started_by_the_engine_and_its_entry_points_check_their_input(odd_root, capsys, monkeypatch):
-    from gsf.engine import train
     from experiments.torchrun_train import main as torchrun_main
+    from gsf.engine import train
 
     with pytest.raises(GSFConfigError, match=r"runtime.world_size=0 must be >= 1"):
         ddp_config(odd_root, "runtime.world_size=0")

@@ -61,7 +61,7 @@ class FailOnce:
 
 
 def main(argv: list[str]) -> int:
-    from experiments import cli
+    from experiments import sweep_cli as cli
     from experiments.runner import run_sweep
 
     epoch, marker_dir, *sweep_argv = argv

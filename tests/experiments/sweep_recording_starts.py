@@ -64,7 +64,7 @@ class RecordStarts:
 
 
 def main(argv: list[str]) -> int:
-    from experiments import cli
+    from experiments import sweep_cli as cli
     from experiments.runner import run_sweep
 
     folder, *sweep_argv = argv

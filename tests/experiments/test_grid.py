@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import read_grid, resolved
 
-from experiments.cli import configure_parser
 from experiments.grid.expand import expand, slug_names
 from experiments.grid.load import load_grids
 from experiments.grid.resolve import NON_AFFECTING_KEYS, config_hash
 from experiments.grid.validate import validate_grid
+from experiments.sweep_cli import configure_parser
 from gsf.errors import GSFConfigError
 
 REPO = Path(__file__).resolve().parents[2]

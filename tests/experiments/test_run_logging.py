@@ -174,7 +174,7 @@ def test_best_trial_is_registered_and_predicted_through_models_uri(trained, stor
 def test_register_best_reaches_the_sweeps_options():
     import argparse
 
-    from experiments import cli
+    from experiments import sweep_cli as cli
 
     parser = argparse.ArgumentParser()
     cli.configure_parser(parser)

@@ -63,7 +63,7 @@ def test_the_sweep_parent_run_carries_the_grid_baseline_and_the_state_is_saved(t
 def test_no_models_reaches_every_trial_and_register_best_refuses_it_before_the_sweep_starts(tmp_path):
     import argparse
 
-    from experiments import cli
+    from experiments import sweep_cli as cli
     from experiments.runner import SweepOptions, run_sweep
     from gsf.errors import GSFConfigError
 

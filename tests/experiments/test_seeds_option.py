@@ -52,7 +52,7 @@ def test_a_sweep_saves_its_seeds_and_a_resume_keeps_them_or_refuses_others(tmp_p
 
 
 def test_the_demo_names_one_sweep_per_seed_set():
-    from analysis.demo import sweep_name_for
+    from analysis.demo_cli import sweep_name_for
 
     assert sweep_name_for(None) == "demo"
     assert sweep_name_for([3, 4, 5]) == "demo-seeds-3-4-5"

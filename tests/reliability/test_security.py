@@ -46,7 +46,7 @@ def _where(path: Path, node: ast.AST) -> str:
 
 def test_the_scan_sees_the_packages():
     names = {p.relative_to(REPO).as_posix() for p in _sources()}
-    assert {"gsf/engine/checkpoint.py", "experiments/ui.py", "analysis/cli.py"} <= names
+    assert {"gsf/engine/checkpoint.py", "experiments/ui.py", "analysis/report_cli.py"} <= names
 
 
 def test_every_torch_load_is_weights_only():
@@ -107,10 +107,10 @@ def test_no_shell_commands():
 def test_gsf_ui_binds_to_loopback_unless_a_host_is_given():
     import argparse
 
-    from experiments import ui
+    from experiments import ui, ui_cli
 
     parser = argparse.ArgumentParser()
-    ui.configure_parser(parser)
+    ui_cli.configure_parser(parser)
     args = parser.parse_args([])
     assert args.host == "127.0.0.1"
     argv = ui.server_command("sqlite:////x/mlflow.db", args.host, args.port)
@@ -139,7 +139,7 @@ def test_a_local_ray_binds_to_loopback_without_a_dashboard(monkeypatch):
     assert seen == {"address": "10.0.0.5:6379", "log_to_driver": True}
 
 
-@pytest.mark.parametrize("module", ["experiments.ui", "experiments.cli"])
+@pytest.mark.parametrize("module", ["experiments.ui_cli", "experiments.sweep_cli"])
 def test_cli_defaults_name_no_public_address(module):
     import argparse
     import importlib

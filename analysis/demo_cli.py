@@ -19,7 +19,7 @@ import os
 import time
 from pathlib import Path
 
-from experiments.cli import seed_list
+from experiments.sweep_cli import seed_list
 from gsf.shipped import grids_dir
 
 DEMO_GRID = grids_dir() / "demo.yaml"  # the package data of experiments, in a checkout and installed alike
