@@ -3,7 +3,7 @@ the demo's process cannot see)."""
 
 import time
 
-from analysis import demo
+from analysis import demo_cli as demo
 
 
 def test_a_step_reports_wall_seconds_and_no_cpu_figure(capsys):
