@@ -12,9 +12,7 @@ package alike) where no file of that name exists.
   ``train_clips_per_s`` of the trial's model);
 - ``gsf sweep GRID... --complexity-only [--out DIR]``: GMACs and parameters of every trial of the grids
   (or of every grid with ``--all``) at paper resolution, without data, written as CSV. Models are counted on
-  the meta device (``gsf.complexity``); ``--all`` (72 trials of 16 grids, 48 distinct models) measured 14-18 s
-  on the 2-core CPU development machine, about 4 s of it counting and the rest the engine's check of each
-  trial (252 s for 71 trials before, with fvcore tracing);
+  the meta device (``gsf.complexity``), so every shipped grid is counted in seconds on a CPU;
 - ``gsf sweep GRID [--address ...] [--resume] ...``: run it with Ray Tune, tracked in MLflow.
 """
 

@@ -31,13 +31,11 @@ def path_for_device(device_type: str) -> str:
     """The computation path `path="auto"` takes for a learned gate on a device of this type.
 
     "fused" on CPU: the hand-written `GateTaps` / `ShiftFuse` of `gsf.ops._gsf_functions`, which cut large
-    maps into cache-sized pieces and save only X for backward. On the 2-core CPU of results/benchmarks
-    (model-infer-train-cpu-*.md, profile-gsf-ops-*.md and their README) it brought ResNet-50 GSF from the
-    release's 3.3x / 3.2x TSN (inference / training step) to about 1.4x.
+    maps into cache-sized pieces and save only X for backward; on CPU it runs much closer to TSN than the
+    release's code (results/benchmarks/README.md, "GSF's real cost against its paper cost").
     "composed" everywhere else: standard operators only, no Python loop over pieces, so that
     `torch.compile` fuses the element-wise work into a few kernels. On a GPU every piece of the fused path
-    is a handful of small kernel launches: its one GPU measurement (H100, bf16, channels_last, compiled,
-    batch 32, 8 frames; results/benchmarks/README.md, "GPU") was 2.9x TSN inference and 3.0x training.
+    is a handful of small kernel launches (its one GPU measurement: results/benchmarks/README.md, "GPU").
     The prepared `gsf bench model --device cuda` command measures both paths side by side.
     """
     return "fused" if device_type == "cpu" else "composed"
