@@ -11,6 +11,7 @@ import importlib
 # benchmark -> (module, one-line help)
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "data": ("gsf.bench.data", "data-loading throughput (frames vs videos, loader workers, T)"),
+    "fingerprint": ("gsf.bench.fingerprint", "what the data fingerprint of a run costs on many small files"),
     "model": ("gsf.bench.model", "model inference/training-step time and memory vs TSN (TSN/TSM/GSM/GSF)"),
     "overhead": ("experiments.bench_overhead", "gsf sweep vs gsf train for one trial, Ray start-up, loader vs model rate"),
 }
