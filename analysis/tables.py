@@ -25,6 +25,7 @@ import pandas as pd
 from analysis.paper import match_accuracy
 from analysis.runs import DATA_AXIS, normalise_value
 from gsf import mlflow_schema as schema
+from gsf.markdown import markdown_table
 
 SIGNIFICANCE = 0.05
 CONFIDENCE = 0.95
@@ -729,14 +730,8 @@ def table_notes(table: pd.DataFrame) -> list[str]:
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    def cell(text) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |",
-             "|" + "|".join("---" for _ in frame.columns) + "|"]
-    for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
+    """``frame`` as a Markdown table (:func:`gsf.markdown.markdown_table`), a line a row."""
+    return markdown_table(frame.columns, (row for _, row in frame.iterrows()))
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

@@ -174,7 +174,7 @@ def summary(folder: Path) -> str:
                                                               for e in part["left_chance"])})
     table = pd.DataFrame(rows)
     table.to_csv(folder.parent / "summary.csv", index=False, lineterminator="\n")
-    from analysis.tables import to_markdown
+    from gsf.markdown import markdown_table
 
     machines = ", ".join(sorted(set(frame["machine"])))
     text = (f"# GSF on the demo's trial, one factor at a time\n\n"
@@ -183,7 +183,7 @@ def summary(folder: Path) -> str:
             f"experiments/grids/demo.yaml; machine: {machines}, 2 cores shared with other work).\n"
             f"'did not train': training loss at or above 0.9 ln K after the warm-up in every epoch; 'epoch leaving "
             f"chance': the first epoch whose training loss is below 0.9 ln K ('-': none).\n\n"
-            + to_markdown(table))
+            + markdown_table(table.columns, (row for _, row in table.iterrows())))
     (folder.parent / "README.md").write_text(text, encoding="utf-8")
     return text
 

@@ -19,6 +19,7 @@ from torchvision.io import encode_jpeg, write_file
 
 from gsf.data.datasets import build_dataset, collate_clips
 from gsf.data.io import VideoFile
+from gsf.markdown import markdown_table
 from gsf.provenance import cpu_name
 
 
@@ -131,10 +132,8 @@ def _write(rows: list[dict], out_dir: Path, conditions: str, input_size: int) ->
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["# Data-loading throughput", "", conditions, "", "| " + " | ".join(rows[0]) + " |",
-             "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows]
-    (out_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    table = markdown_table(rows[0], (row.values() for row in rows))
+    (out_dir / f"{stem}.md").write_text(f"# Data-loading throughput\n\n{conditions}\n\n{table}")
     print(f"wrote {out_dir / stem}.csv and .md")
 
 

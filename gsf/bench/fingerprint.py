@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from gsf.data.fingerprint import cached_fingerprint, fingerprint_dataset
+from gsf.markdown import markdown_table
 from gsf.provenance import cpu_name
 
 CLASSES = ("Pushing something from left to right", "Pushing something from right to left", "Holding something")
@@ -107,10 +108,8 @@ def _write(rows: list[dict], out_dir: Path, conditions: str) -> Path:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["# Data fingerprint cost", "", conditions, "", "| " + " | ".join(rows[0]) + " |",
-             "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows]
-    Path(f"{stem}.md").write_text("\n".join(lines) + "\n")
+    table = markdown_table(rows[0], (row.values() for row in rows))
+    Path(f"{stem}.md").write_text(f"# Data fingerprint cost\n\n{conditions}\n\n{table}")
     return stem
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from gsf.markdown import markdown_table
+
 COLUMNS = (
     "model", "backbone", "temporal", "fraction", "gsf_path", "mode", "frames", "batch", "input_px", "threads",
     "infer_ms", "infer_ms_min", "infer_ms_max", "infer_clips_per_s",
@@ -541,10 +543,8 @@ def _write(rows: list[dict], out_dir: Path, stem: str, conditions: str) -> None:
         writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["# Model speed and memory (inference, training step)", "", conditions, "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in COLUMNS) + " |" for row in rows]
-    (out_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    table = markdown_table(COLUMNS, ([_fmt(row[c]) for c in COLUMNS] for row in rows))
+    (out_dir / f"{stem}.md").write_text(f"# Model speed and memory (inference, training step)\n\n{conditions}\n\n{table}")
     print(f"wrote {out_dir / stem}.csv and .md")
 
 
