@@ -164,6 +164,19 @@ def study_urls(uri: str, host: str, port: int, study: str | None) -> dict[str, s
             "charts": runs_page(base, experiment_id, view=CHARTS_VIEW, charts=True)}
 
 
+def stop_server(process: subprocess.Popen, *, timeout: float) -> None:
+    """Stop ``process`` (an ``mlflow server``): terminate it, and kill it if it has not ended within
+    ``timeout`` seconds. A process that has already ended is left as it is."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_ready(process: subprocess.Popen, url: str) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:

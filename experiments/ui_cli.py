@@ -20,7 +20,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from experiments import tracking
-    from experiments.ui import server_command, study_urls, wait_ready
+    from experiments.ui import server_command, stop_server, study_urls, wait_ready
 
     uri = args.tracking_uri or tracking.default_tracking_uri()
     tracking.preflight(uri)
@@ -39,11 +39,5 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_server(process, timeout=15)
     return 0

@@ -121,12 +121,7 @@ def regenerate(out: Path, *, chromium: Path = CHROMIUM, port: int = 5055, tracki
             for page, path in shots.items():
                 save_screenshot(chromium, urls[page], path, work / f"profile-{page}", budget_ms=BUDGET_MS[page])
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            ui.stop_server(server, timeout=30)
     for page, path in shots.items():
         address = urls[page].replace(f"{BROWSER_HOST}:{port}", "127.0.0.1:PORT")
         path.with_suffix(".url").write_text(address + "\n", encoding="utf-8")

@@ -128,3 +128,17 @@ def test_gsf_ui_prints_the_runs_page_of_the_study(tmp_path):
     runs_page = f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
     assert f"MLflow UI: {runs_page}&viewStateShareKey={ui.TABLE_VIEW}\n" in done.stdout
     assert f"charts: {runs_page}&viewStateShareKey={ui.CHARTS_VIEW}&compareRunsMode=CHART\n" in done.stdout
+
+
+def test_stop_server_terminates_a_server_and_kills_one_that_ignores_the_terminate_signal():
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ui.stop_server(polite, timeout=30)
+    assert polite.returncode is not None and polite.returncode != 0  # ended by the signal, not by itself
+    stubborn = subprocess.Popen([sys.executable, "-c", (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
+        "time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    assert stubborn.stdout.readline().strip() == "ready"  # the handler is in place before the stop
+    ui.stop_server(stubborn, timeout=0.5)
+    assert stubborn.returncode == -9  # SIGKILL: terminate was ignored
+    stubborn.stdout.close()
+    ui.stop_server(stubborn, timeout=0.5)  # an ended process is left as it is
