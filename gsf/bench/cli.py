@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "fingerprint": ("gsf.bench.fingerprint", "what the data fingerprint of a run costs on many small files"),
     "model": ("gsf.bench.model", "model inference/training-step time and memory vs TSN (TSN/TSM/GSM/GSF)"),
     "overhead": ("experiments.bench_overhead", "gsf sweep vs gsf train for one trial, Ray start-up, loader vs model rate"),
+    "train": ("gsf.bench.train", "a training epoch end to end, loader in the loop: TSN vs GSF, where the time goes"),
 }
 
 
