@@ -329,7 +329,8 @@ def conditions(s: Settings, *, threads: int, seconds: float) -> str:
 HEADER_NOTE = (
     "Training loop (main process), seconds of the median epoch: `wait_data_s` waiting for the next batch, "
     "`h2d_s` host-to-device copy, `forward_s` forward and loss, `backward_s`, `optim_s` clipping, SGD step and "
-    "zero_grad; `other_s` the loader's start-up before the first clock and shut-down after the last. "
+    "zero_grad (the workers' start-up is in the first wait); `other_s` the loader's end: its last, empty fetch "
+    "and its shut-down. "
     "`ratio_epoch` and `ratio_compute` (forward + backward + optimizer) are over TSN's. Loader, per clip, "
     "measured in a separate pass with 0 workers and 1 thread: `decode_ms_per_clip` (the video read), "
     "`augment_ms_per_clip` (the transforms), `item_ms_per_clip` (the whole item), shares of one worker's time "
