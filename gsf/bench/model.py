@@ -70,13 +70,13 @@ def _name(backbone: str, temporal: str, fraction: float, path: str = "auto") -> 
     return name + (f"_{path}" if _has_fraction(temporal) and path != "auto" else "")
 
 
-def _gsf_path_used(temporal: str, path: str, device: str) -> str:
-    """The GSF path a row's modules take on `device` ("" for TSN and TSM)."""
+def _gsf_path_used(temporal: str, path: str, device: str, mode: str) -> str:
+    """The GSF path a row's modules take on `device` in `mode` ("" for the kinds without one)."""
     from gsf.ops import path_for_device
 
-    if temporal not in ("gsm", "gsf"):
+    if not _has_fraction(temporal):
         return ""
-    return path_for_device(device) if path == "auto" else path
+    return path_for_device(device, compiled=mode == "compile") if path == "auto" else path
 
 
 def _build(backbone: str, temporal: str, fraction: float, *, device: str, channels_last: bool,
@@ -108,7 +108,6 @@ class _Runner:
         self.optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
         self.autocast = dtype == "bfloat16"
         self.forward = forward
-        self.last_round_s = 0.0  # infer + train step of the last untimed round, for the time budget
 
     def _ctx(self):
         return torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.autocast)
@@ -142,7 +141,8 @@ class _Runner:
         """`rounds` untimed inference + training steps (compilation happens in the first); their seconds."""
         start = time.perf_counter()
         for _ in range(rounds):
-            self.last_round_s = self.infer() + self.train_step()
+            self.infer()
+            self.train_step()
         return time.perf_counter() - start
 
 
@@ -180,40 +180,62 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
-def _cpu_peak_train_mb(spec: dict) -> float:
-    """Run in a fresh process: growth of the peak RSS over one training step (after the model, input and
-    optimizer exist), in MB. A first step in an earlier process of the same kind would make it smaller."""
-    import resource
-
+def _cpu_peak_train_mb(spec: dict) -> float | None:
+    """Run in a fresh process: growth of the peak resident set over one training step, in MB, eager or
+    compiled alike. One training step first (compilation, the optimizer's state, the allocator's first
+    requests); then the freed heap goes back to the system (``malloc_trim``) and the kernel's peak is reset to
+    the current resident set (``/proc/self/clear_refs``), so the figure is what the measured step itself
+    needs above what lives between steps, as ``torch.cuda.max_memory_allocated`` gives on CUDA. None where
+    the peak cannot be reset (not Linux)."""
     torch.set_num_threads(spec["threads"])
     model = _build(spec["backbone"], spec["temporal"], spec["fraction"], device="cpu",
                    channels_last=spec["channels_last"], gsf_path=spec["gsf_path"], num_frames=spec["frames"])
-    runner = _Runner(model, model, batch=spec["batch"], frames=spec["frames"], size=spec["size"], device="cpu",
+    forward = model if spec["mode"] == "eager" else torch.compile(model, backend=spec["compile_backend"],
+                                                                    dynamic=False)
+    runner = _Runner(model, forward, batch=spec["batch"], frames=spec["frames"], size=spec["size"], device="cpu",
                      dtype=spec["dtype"])
-    before = _peak_rss_kib(resource)
     runner.train_step()
-    after = _peak_rss_kib(resource)
-    return (after - before) / 1024.0
+    if not _reset_peak_rss():
+        return None
+    before = _peak_rss_kib()
+    runner.train_step()
+    return (_peak_rss_kib() - before) / 1024.0
 
 
-def _peak_rss_kib(resource) -> int:
-    """Peak resident set of this process in KiB. Linux's ``ru_maxrss`` survives ``execve``, so a spawned
-    child starts with its parent's peak (often larger than one training step); ``VmHWM`` belongs to the
-    process image and starts afresh, so it is read first."""
+def _reset_peak_rss() -> bool:
+    """Return freed heap memory to the system and reset this process's peak resident set (``VmHWM``) to its
+    current one (Linux >= 4.0: writing 5 to ``/proc/self/clear_refs``). False where that is not possible."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
     try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def _peak_rss_kib() -> int:
+    """Peak resident set of this process in KiB (``VmHWM``, which :func:`_reset_peak_rss` resets)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    from gsf.errors import GSFUnsupportedError
+
+    raise GSFUnsupportedError("/proc/self/status has no VmHWM line: peak memory cannot be measured here; "
+                              "pass --no-memory")
 
 
 def _peak_train_mb(runner: _Runner, spec: dict) -> float | None:
     """Peak memory of one training step over what was allocated before it, in MB: on CUDA
-    ``torch.cuda.max_memory_allocated`` for this runner (eager or compiled); on CPU the eager model's peak
-    RSS growth in a fresh process (None for a compiled row: a child process would compile again)."""
+    ``torch.cuda.max_memory_allocated`` for this runner (eager or compiled); on CPU the peak resident set's
+    growth in a fresh process (:func:`_cpu_peak_train_mb`; a compiled row compiles there again, mostly from
+    Inductor's on-disk cache)."""
     if spec["device"] == "cuda":
         runner.train_step()  # optimizer state exists before the measured step
         torch.cuda.synchronize()
@@ -221,8 +243,6 @@ def _peak_train_mb(runner: _Runner, spec: dict) -> float | None:
         base = torch.cuda.memory_allocated()
         runner.train_step()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    if spec["mode"] != "eager":
-        return None
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(_cpu_peak_train_mb, (spec,))
 
@@ -289,10 +309,11 @@ def bench_model(*, backbones=DEFAULT_BACKBONES, temporal=DEFAULT_TEMPORAL, fract
 
     modes: "eager" and/or "compile" (``torch.compile(model, backend=compile_backend, dynamic=False)``), side
     by side in the same interleaved rounds; the ratios are against TSN in the same mode. gsf_paths: GSF/GSM
-    rows for each path of `GateShiftFuse` ("auto" is the device's own). On CUDA the fused path is timed
-    eager only: its Python loops over pieces unroll under dynamo into a graph too large to compile in a
-    benchmark's time. budget_s: a warm-up (compilation included) is skipped, its row noted, when the
-    longest one so far of its mode would not fit in what is left; the timed rounds are cut to fit.
+    rows for each path of `GateShiftFuse` ("auto": the device's own in each mode, `gsf.ops.path_for_device`).
+    The fused path is timed eager only, as compiled runs never take it (docs/compile.md): its Python loops
+    over pieces unroll under dynamo into a graph too large to compile in a benchmark's time. budget_s: a
+    warm-up (compilation included) is skipped, its row noted, when the longest one so far of its mode would
+    not fit in what is left; the timed rounds are cut to fit.
     """
     from gsf.complexity import measure_complexity
 
@@ -304,7 +325,8 @@ def bench_model(*, backbones=DEFAULT_BACKBONES, temporal=DEFAULT_TEMPORAL, fract
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     settings = _Settings(batch=batch, size=size, device=device, dtype=dtype, channels_last=channels_last, modes=modes,
-                         repeats=repeats, warmup=warmup, threads=threads, memory=memory)
+                         repeats=repeats, warmup=warmup, threads=threads, memory=memory,
+                         compile_backend=compile_backend)
     clock = _Clock(budget_s)
     tag = conditions_tag(device=device, dtype=dtype, channels_last=channels_last, modes=modes, threads=threads)
     rows: list[dict] = []
@@ -349,6 +371,7 @@ class _Settings:
     warmup: int
     threads: int
     memory: bool
+    compile_backend: str
 
 
 @dataclass(frozen=True)
@@ -384,13 +407,13 @@ def _conditions(settings: _Settings, *, compile_backend, frames_list, budget_s, 
 
 
 def _entries(variants, models, forwards, *, num_frames: int, settings: _Settings) -> list[_Entry]:
-    """A runner per variant and mode; on CUDA the fused GSF path is not compiled (see :func:`bench_model`)."""
+    """A runner per variant and mode; the fused GSF path is not compiled (see :func:`bench_model`)."""
     entries = []
     for i, (kind, _fraction, path) in enumerate(variants):
-        used = _gsf_path_used(kind, path, settings.device)
         for mode in settings.modes:
-            if mode == "compile" and settings.device == "cuda" and used == "fused":
-                entries.append(_Entry(i, mode, None, "fused path not compiled on cuda (see bench_model)"))
+            if mode == "compile" and _gsf_path_used(kind, path, settings.device, mode) == "fused":
+                entries.append(_Entry(i, mode, None, "fused path not compiled: compiled runs take the composed "
+                                                     "path (docs/compile.md)"))
                 continue
             runner = _Runner(models[i], forwards[i][mode], batch=settings.batch, frames=num_frames,
                              size=settings.size, device=settings.device, dtype=settings.dtype)
@@ -424,20 +447,26 @@ def _warm_up(entries: list[_Entry], backbone: str, variants, clock: _Clock, *, n
 
 
 def _timed_rounds(entries: list[_Entry], clock: _Clock, *, num_frames: int, repeats: int) -> _Timings:
-    """``repeats`` rounds (fewer where the time budget is short) in which every runner infers and takes a
-    training step once, interleaved so that machine load hits every row alike."""
+    """``repeats`` rounds in which every runner infers and takes a training step once, interleaved so that
+    machine load hits every row alike. Under a time budget the first round's duration decides how many of
+    the others still fit (the warm-ups cannot: a first compiled call includes its compilation)."""
     live = [k for k, entry in enumerate(entries) if entry.runner is not None]
-    round_s = sum(entries[k].runner.last_round_s for k in live)
-    rounds = repeats
-    if clock.budget_s is not None and round_s > 0:
-        rounds = max(1, min(repeats, int(clock.left() / round_s)))
-    _progress(clock, f"T={num_frames}: {rounds} timed rounds of {len(live)} runs (~{round_s:.1f} s each)")
+    _progress(clock, f"T={num_frames}: up to {repeats} timed rounds of {len(live)} runs")
     infer: dict[int, list[float]] = {k: [] for k in live}
     train: dict[int, list[float]] = {k: [] for k in live}
-    for _ in range(rounds):  # interleaved: every run once per round
+    rounds = repeats
+    done = 0
+    while done < rounds:  # interleaved: every run once per round
+        start = time.perf_counter()
         for k in live:
             infer[k].append(entries[k].runner.infer())
             train[k].append(entries[k].runner.train_step())
+        done += 1
+        if done == 1:
+            round_s = time.perf_counter() - start
+            if clock.budget_s is not None:
+                rounds = max(1, min(repeats, 1 + int(clock.left() / round_s)))
+            _progress(clock, f"T={num_frames}: {rounds} timed rounds (the first took {round_s:.1f} s)")
     return _Timings(rounds, infer, train)
 
 
@@ -471,7 +500,7 @@ def _rows(backbone: str, variants, models, entries: list[_Entry], timings: _Timi
         cut = runner and timings.rounds < settings.repeats
         row = {c: None for c in COLUMNS} | {
             "model": _name(backbone, kind, fraction, path), "backbone": backbone, "temporal": kind,
-            "fraction": fraction, "gsf_path": _gsf_path_used(kind, path, settings.device), "mode": mode,
+            "fraction": fraction, "gsf_path": _gsf_path_used(kind, path, settings.device, mode), "mode": mode,
             "frames": num_frames, "batch": settings.batch, "input_px": settings.size, "threads": settings.threads,
             "gmacs": complexity[i], "params": sum(p.numel() for p in models[i].parameters()),
             "note": entry.note + (f"; {timings.rounds} of {settings.repeats} repeats (time budget)" if cut else ""),
@@ -480,7 +509,7 @@ def _rows(backbone: str, variants, models, entries: list[_Entry], timings: _Timi
             spec = {"backbone": backbone, "temporal": kind, "fraction": fraction, "gsf_path": path,
                     "frames": num_frames, "batch": settings.batch, "size": settings.size, "device": settings.device,
                     "dtype": settings.dtype, "channels_last": settings.channels_last, "threads": settings.threads,
-                    "mode": mode}
+                    "mode": mode, "compile_backend": settings.compile_backend}
             row |= _measured(entry, timings.infer[k], timings.train[k], warm_s[k], spec=spec, settings=settings)
         rows.append(row)
     return rows

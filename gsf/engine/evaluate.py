@@ -204,9 +204,10 @@ def compile_model(model: nn.Module, setting: bool | str) -> nn.Module:
     itself; ``True``, torch's default mode; ``"max-autotune"``, that mode.
 
     Every GSF module of ``model`` is set to its composed path first (:func:`gsf.ops.set_gsf_path`, an attribute,
-    not in the state dict): standard operators that Inductor fuses. ``path="auto"`` would take the fused path on
-    CPU (:func:`gsf.ops.path_for_device`): hand-written autograd Functions whose in-place loops over cache-sized
-    pieces are laid out for eager execution and which dynamo unrolls, one set of operators per piece. The whole
+    not in the state dict): standard operators that Inductor fuses, the path ``path="auto"`` takes under
+    compile as well (:func:`gsf.ops.path_for_device`); a module forced to the fused path would otherwise be
+    compiled on its hand-written autograd Functions, whose in-place loops over cache-sized pieces are laid
+    out for eager execution and which dynamo unrolls, one set of operators per piece. The whole
     forward is one graph (``fullgraph=True``: a graph break
     is an error, not a silent fall back to eager) for fixed shapes (``dynamic=False``: a new batch size
     compiles a new graph). The compiled module wraps ``model`` (``_orig_mod``), so ``model`` itself stays eager

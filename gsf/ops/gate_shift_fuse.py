@@ -2,8 +2,8 @@
 
 Same semantics and state-dict keys as `gsf.ops.reference.GateShiftFuseReference`; the tests hold the two
 equal in outputs and gradients for every knob. What differs is only how the work is laid out for speed,
-with one layout per device (`path_for_device`): hand-written autograd Functions over cache-sized pieces on
-CPU, standard operators for `torch.compile` elsewhere.
+with one layout per device and mode (`path_for_device`): hand-written autograd Functions over cache-sized
+pieces on CPU in eager mode, standard operators for `torch.compile` and for other devices.
 """
 
 from __future__ import annotations
@@ -27,18 +27,48 @@ from gsf.ops.base import TemporalModule, resolve_num_frames
 GSF_PATHS = ("auto", "fused", "composed")
 
 
-def path_for_device(device_type: str) -> str:
-    """The computation path `path="auto"` takes for a learned gate on a device of this type.
+def path_for_device(device_type: str, *, compiled: bool = False) -> str:
+    """The computation path `path="auto"` takes for a learned gate on a device of this type, run eager or
+    under `torch.compile` (`compiled`; `GateShiftFuse` asks `torch.compiler.is_compiling()`).
 
-    "fused" on CPU: the hand-written `GateTaps` / `ShiftFuse` of `gsf.ops._gsf_functions`, which cut large
-    maps into cache-sized pieces and save only X for backward; on CPU it runs much closer to TSN than the
-    release's code (results/benchmarks/README.md, "GSF's real cost against its paper cost").
-    "composed" everywhere else: standard operators only, no Python loop over pieces, so that
-    `torch.compile` fuses the element-wise work into a few kernels. On a GPU every piece of the fused path
-    is a handful of small kernel launches (its one GPU measurement: results/benchmarks/README.md, "GPU").
-    The prepared `gsf bench model --device cuda` command measures both paths side by side.
+    Eager on CPU: "fused", the hand-written `GateTaps` / `ShiftFuse` of `gsf.ops._gsf_functions`, which cut
+    large maps into cache-sized pieces and save only X for backward.
+    Compiled, and eager on every other device: "composed", standard operators only, no Python loop over
+    pieces, which Inductor fuses into a few loops (C++/OpenMP on CPU, Triton on GPU); dynamo would unroll the
+    fused path's loops, one set of operators per piece. On a GPU every piece of the fused path is a handful
+    of small kernel launches. The measurements behind each choice: results/benchmarks/README.md, section
+    "Which path `auto` takes".
     """
-    return "fused" if device_type == "cpu" else "composed"
+    return "fused" if device_type == "cpu" and not compiled else "composed"
+
+
+def _grouped_conv3d_as_taps(Z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                            padding: tuple[int, int, int], groups: int) -> torch.Tensor:
+    """The gate conv of step 3 (docs/gsf-operator.md section 1), a grouped Conv3d with G output channels over
+    Z (B, T, C', H, W), as (B, T, G, H*W): one matrix product gives every tap's contribution,
+    (G, K, C'/G) @ (B, T, G, C'/G, H*W) -> (B, T, G, K, H*W) for the K = kt*kh*kw taps, and each tap's
+    map is then shifted into place by a zero padding (negative where it crops) and summed.
+
+    The same function as `F.conv3d(..., padding, groups)`. A convolution with so few output channels runs
+    far below the backbone's efficiency (on CPU the fused path does the same, `gsf.ops._gsf_functions`);
+    the product over C' is a plain matmul, and the K shifted sums over the small (B, G, T, H, W) maps are
+    element-wise work that `torch.compile` fuses into one loop. Taps are separated with `unbind`, whose
+    backward is one `stack`, and shifted with `F.pad`, whose backward is a pad of the small map."""
+    batch, frames, cp, h, w = Z.shape
+    kt, kh, kw = weight.shape[2:]
+    pt, ph, pw = padding
+    per_group = cp // groups
+    taps_weight = weight.permute(0, 2, 3, 4, 1).reshape(groups, kt * kh * kw, per_group)
+    taps = torch.matmul(taps_weight, Z.reshape(batch, frames, groups, per_group, h * w))  # (B, T, G, K, HW)
+    per_tap = taps.permute(3, 0, 2, 1, 4).unflatten(-1, (h, w)).unbind(0)  # K x (B, G, T, H, W)
+    out = None
+    for k, tap in enumerate(per_tap):
+        a, b, c = k // (kh * kw), (k // kw) % kh, k % kw
+        # out[t, y, x] += tap[t + a - pt, y + b - ph, x + c - pw], zero outside
+        shifted = F.pad(tap, (pw - c, c - pw, ph - b, b - ph, pt - a, a - pt))
+        out = shifted if out is None else out + shifted
+    out = out + bias.view(1, groups, 1, 1, 1)
+    return out.transpose(1, 2).reshape(batch, frames, groups, h * w)
 
 
 class GateShiftFuse(TemporalModule):
@@ -73,11 +103,11 @@ class GateShiftFuse(TemporalModule):
         The defaults and valid values of these knobs are those of `gsf.ops._knobs.GSFKnobs`.
         layer_name: where the module sits in the backbone, only used in error messages.
         path: how a learned gate is computed; the same function either way (held equal to the reference in
-            outputs and gradients by tests/ops). "auto": `path_for_device(x.device.type)`, read at each call
-            ("fused" on CPU, "composed" elsewhere); "fused": the hand-written autograd Functions;
-            "composed": standard operators. Tracing (`torch.jit.trace`, fvcore) and the meta device always
-            take the composed path, which is the only one their tools can see into; the fixed gates have
-            only it. Settable afterwards on a whole model with `set_gsf_path`.
+            outputs and gradients by tests/ops). "auto": `path_for_device`, read at each call
+            ("fused" on CPU in eager mode, "composed" under `torch.compile` and on other devices); "fused":
+            the hand-written autograd Functions; "composed": standard operators. Tracing
+            (`torch.jit.trace`, fvcore) and the meta device always take the composed path, which is the only
+            one their tools can see into; the fixed gates have only it. Settable afterwards on a whole model with `set_gsf_path`.
 
     Parameters: 29 * C' + 40 for the paper's configuration (groups=2, spatiotemporal gate, channel
     weighting): BN3d 2C', gate conv 27C' + 2, fusion convs 2 x 19.
@@ -188,7 +218,9 @@ class GateShiftFuse(TemporalModule):
         # which computes the same function from standard operators.
         if self.gate not in LEARNED_GATES or torch.jit.is_tracing() or device_type == "meta":
             return "composed"
-        return path_for_device(device_type) if self.path == "auto" else self.path
+        if self.path != "auto":
+            return self.path
+        return path_for_device(device_type, compiled=torch.compiler.is_compiling())
 
     def forward_frames(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         if self.resolved_path(x.device.type) == "fused":
@@ -201,10 +233,14 @@ class GateShiftFuse(TemporalModule):
         # BN3d over (B*T, C', 1, H, W) has the statistics of BN3d over (B, C', T, H, W) and keeps X's own
         # layout: batch norm's backward on a transposed input returns a layout other than the one its meta
         # kernel announces, which breaks AOT autograd's graph of the backward (a `view` of the gradient).
-        Z = torch.relu(self.bn(X.unsqueeze(2))).reshape(batch, frames, cp, h, w).transpose(1, 2)
+        Z = torch.relu(self.bn(X.unsqueeze(2))).reshape(batch, frames, cp, h, w)
         conv = self.conv3D
-        pre = F.conv3d(Z, conv.weight, conv.bias, padding=conv.padding, groups=self.groups)
-        return torch.tanh(pre).transpose(1, 2).reshape(batch, frames, self.groups, h * w)
+        if torch.jit.is_tracing() or X.device.type == "meta":
+            # the convolution itself, as the complexity counters (fvcore's trace, gsf.complexity on the meta
+            # device) price it: docs/gsf-operator.md section 3
+            pre = F.conv3d(Z.transpose(1, 2), conv.weight, conv.bias, padding=conv.padding, groups=self.groups)
+            return torch.tanh(pre).transpose(1, 2).reshape(batch, frames, self.groups, h * w)
+        return torch.tanh(_grouped_conv3d_as_taps(Z, conv.weight, conv.bias, conv.padding, self.groups))
 
     def _forward_learned_gate(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Steps 1-7 with a learned gate: `GateTaps` and `ShiftFuse` do the full-size work and save only X

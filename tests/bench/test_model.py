@@ -65,6 +65,37 @@ def test_the_gpu_command_code_path_runs_on_cpu(tmp_path, capsys):
     assert "T=3 resnet_tiny_gsf_fraction1_composed compile: warm-up" in out  # progress lines
 
 
+def test_compiled_rows_take_the_composed_path_skip_the_fused_one_and_measure_memory(tmp_path):
+    rc = main(["bench", "model", "--backbone", "resnet_tiny", "--temporal", "gsf", "--fractions", "1.0",
+               "--gsf-paths", "auto", "fused", "--frames", "2", "--size", "32", "--modes", "eager", "compile",
+               "--compile-backend", "eager", "--repeats", "1", "--warmup", "1", "--threads", "1", "--no-gmacs",
+               "--out", str(tmp_path)])
+    assert rc == 0
+    tag = bench.conditions_tag(device="cpu", dtype="float32", channels_last=False, modes=("eager", "compile"),
+                               threads=1)
+    rows = {(r["model"], r["mode"]): r for r in _read(tmp_path / f"model-infer-train-{tag}.csv")}
+    assert rows["resnet_tiny_gsf_fraction1", "eager"]["gsf_path"] == "fused"  # auto, eager on CPU
+    assert rows["resnet_tiny_gsf_fraction1", "compile"]["gsf_path"] == "composed"  # auto, compiled
+    skipped = rows["resnet_tiny_gsf_fraction1_fused", "compile"]
+    assert skipped["note"].startswith("fused path not compiled") and skipped["infer_ms"] == ""
+    timed = [r for r in rows.values() if r["infer_ms"]]
+    assert len(timed) == 5
+    assert all(float(r["peak_train_mem_mb"]) >= 0 for r in timed)  # compiled rows measured too
+
+
+@pytest.mark.parametrize("mode", ["eager", "compile"])
+def test_cpu_peak_training_memory_follows_the_activations_size(mode):
+    # 4x the pixels: the step's activations and their gradients take about 4x the memory.
+    def peak(size):
+        return bench._cpu_peak_train_mb({
+            "backbone": "resnet_tiny", "temporal": "gsf", "fraction": 1.0, "gsf_path": "auto", "frames": 2,
+            "batch": 2, "size": size, "device": "cpu", "dtype": "float32", "channels_last": False, "threads": 1,
+            "mode": mode, "compile_backend": "eager"})
+
+    small, large = peak(32), peak(128)
+    assert small > 0 and large > 3 * small
+
+
 def test_time_budget_skips_warm_ups_that_would_not_fit(tmp_path, monkeypatch):
     # 60 s fit the eager warm-ups (first estimate 5 s, then the longest measured, well under a second here) but
     # not a compile (first estimate 90 s). The budget's clock is held at 0 s spent, so the decisions do not

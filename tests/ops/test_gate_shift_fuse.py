@@ -262,16 +262,20 @@ def test_running_statistics_are_updated_once_per_training_forward():
             torch.testing.assert_close(getattr(fast.bn, name), buf)
 
 
-def test_auto_path_is_fused_on_cpu_and_composed_elsewhere():
+def test_auto_path_is_fused_on_cpu_eager_and_composed_compiled_or_elsewhere(monkeypatch):
     assert GSF_PATHS == ("auto", "fused", "composed")
-    assert path_for_device("cpu") == "fused"
+    assert path_for_device("cpu") == "fused" and path_for_device("cpu", compiled=True) == "composed"
     assert path_for_device("cuda") == "composed" and path_for_device("mps") == "composed"
+    assert path_for_device("cuda", compiled=True) == "composed"
     m = GateShiftFuse(8)
     assert m.resolved_path("cpu") == "fused" and m.resolved_path("cuda") == "composed"
     assert m.resolved_path("meta") == "composed"  # the fused Functions have no meta kernels
     assert GateShiftFuse(8, path="fused").resolved_path("cuda") == "fused"  # forced wins off CPU
     assert GateShiftFuse(8, path="composed").resolved_path("cpu") == "composed"
     assert GateShiftFuse(8, gate="plus_one", path="fused").resolved_path("cpu") == "composed"  # no fused kind
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # as while dynamo traces
+    assert m.resolved_path("cpu") == "composed"
+    assert GateShiftFuse(8, path="fused").resolved_path("cpu") == "fused"  # forced wins under compile too
 
 
 @pytest.mark.parametrize(("path", "fused_function"), [("auto", True), ("fused", True), ("composed", False)])

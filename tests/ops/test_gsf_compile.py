@@ -47,3 +47,26 @@ def test_whole_resnet50_gsf_has_no_graph_break(path):
     torch._dynamo.reset()
     compiled = torch.compile(model, backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(clips), model(clips))
+
+
+def test_auto_path_runs_fused_eager_on_cpu_and_composed_when_compiled(monkeypatch):
+    taken = []
+
+    def recording(name, original):
+        def forward(self, *args):
+            taken.append(name)
+            return original(self, *args)
+        return forward
+
+    monkeypatch.setattr(GateShiftFuse, "_forward_learned_gate",
+                        recording("fused", GateShiftFuse._forward_learned_gate))
+    monkeypatch.setattr(GateShiftFuse, "_forward_composed", recording("composed", GateShiftFuse._forward_composed))
+    torch.manual_seed(0)
+    m = GateShiftFuse(8)  # path="auto"
+    x = torch.randn(4, 8, 4, 4)
+    eager = m(x, num_frames=2)
+    assert taken == ["fused"]
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda t: m(t, num_frames=2), backend="eager", fullgraph=True)(x)
+    assert taken == ["fused", "composed"]
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
