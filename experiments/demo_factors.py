@@ -115,7 +115,7 @@ def run_one(*, seed: int, start: str, data: Path, overrides: list[str], out: Pat
     losses = [e["train_loss"] for e in epochs]
     record = {
         "seed": seed, "start": start, "temporal": config.model.temporal, "groups": config.model.groups,
-        "data": str(data), "overrides": overrides, "lr": config.optim.lr, "threads": config.runtime.num_threads,
+        "data": data.name, "overrides": overrides, "lr": config.optim.lr, "threads": config.runtime.num_threads,
         "batch_size": config.data.batch_size, "epochs": config.optim.epochs,
         "warmup_epochs": config.optim.warmup_epochs, "num_classes": int(result["num_classes"]),
         "train_loss": losses, "val_top1": [e.get("val_top1") for e in epochs], "best_val_top1": result["best_val_top1"],

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -58,3 +59,19 @@ def test_a_start_changes_only_the_gsf_weights_it_names(start):
     assert all(any(part in k for part in named) for k in changed), sorted(changed)
     if start == "zero_gate":
         assert all(float(v.abs().sum()) == 0 for k, v in model.state_dict().items() if "conv3D." in k)
+
+
+def test_a_run_record_names_its_data_folder_without_the_machines_path(tmp_path, monkeypatch):
+    import gsf.engine
+    from experiments.demo_factors import run_one
+
+    def fake_train(config, folder):
+        lines = [json.dumps({"train_loss": loss, "val_top1": 0.5}) for loss in (1.4, 1.2, 0.3)]
+        (Path(folder) / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        return {"num_classes": 4, "best_val_top1": 0.5}
+
+    monkeypatch.setattr(gsf.engine, "train", fake_train)
+    data = tmp_path / "somewhere" / "synth-demo"
+    record = run_one(seed=0, start="release", data=data, overrides=[], out=tmp_path / "runs")
+    assert record["data"] == "synth-demo"
+    assert str(tmp_path) not in json.dumps(record)
