@@ -7,7 +7,6 @@ and the same frames as an SSv1-format JPEG folder tree.
 
 from __future__ import annotations
 
-import csv
 import os
 import tempfile
 import time
@@ -17,9 +16,9 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.io import encode_jpeg, write_file
 
+from gsf.bench.tables import write_table
 from gsf.data.datasets import build_dataset, collate_clips
 from gsf.data.io import VideoFile
-from gsf.markdown import markdown_table
 from gsf.provenance import cpu_name
 
 
@@ -126,15 +125,10 @@ def bench_data(
 
 
 def _write(rows: list[dict], out_dir: Path, conditions: str, input_size: int) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"data-loading-train-{input_size}px-cpu{os.cpu_count()}-torch{torch.__version__.split('+')[0]}"
-    with open(out_dir / f"{stem}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    table = markdown_table(rows[0], (row.values() for row in rows))
-    (out_dir / f"{stem}.md").write_text(f"# Data-loading throughput\n\n{conditions}\n\n{table}")
-    print(f"wrote {out_dir / stem}.csv and .md")
+    path = write_table(rows, columns=list(rows[0]), out_dir=out_dir, stem=stem, title="Data-loading throughput",
+                       preamble=[conditions])
+    print(f"wrote {path}.csv and .md")
 
 
 def configure_parser(parser) -> None:

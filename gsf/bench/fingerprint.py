@@ -15,7 +15,6 @@ file system's metadata is in the page cache, as it is for a data set a run reads
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import statistics
@@ -23,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gsf.bench.tables import write_table
 from gsf.data.fingerprint import cached_fingerprint, fingerprint_dataset
-from gsf.markdown import markdown_table
 from gsf.provenance import cpu_name
 
 CLASSES = ("Pushing something from left to right", "Pushing something from right to left", "Holding something")
@@ -102,15 +101,8 @@ def bench_fingerprint(*, num_files: int, frames_per_folder: int, repeats: int) -
 
 
 def _write(rows: list[dict], out_dir: Path, conditions: str) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"fingerprint-cpu{os.cpu_count()}"
-    with open(f"{stem}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    table = markdown_table(rows[0], (row.values() for row in rows))
-    Path(f"{stem}.md").write_text(f"# Data fingerprint cost\n\n{conditions}\n\n{table}")
-    return stem
+    return write_table(rows, columns=list(rows[0]), out_dir=out_dir, stem=f"fingerprint-cpu{os.cpu_count()}",
+                       title="Data fingerprint cost", preamble=[conditions])
 
 
 def configure_parser(parser) -> None:

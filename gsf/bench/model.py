@@ -13,7 +13,6 @@ GMACs: ``gsf.complexity.measure_complexity`` (conv + linear multiply-accumulates
 from __future__ import annotations
 
 import contextlib
-import csv
 import multiprocessing
 import os
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gsf.markdown import markdown_table
+from gsf.bench.tables import write_table
 
 COLUMNS = (
     "model", "backbone", "temporal", "fraction", "gsf_path", "mode", "frames", "batch", "input_px", "threads",
@@ -567,14 +566,9 @@ def _print(rows: list[dict], conditions: str) -> None:
 
 
 def _write(rows: list[dict], out_dir: Path, stem: str, conditions: str) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / f"{stem}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        writer.writeheader()
-        writer.writerows(rows)
-    table = markdown_table(COLUMNS, ([_fmt(row[c]) for c in COLUMNS] for row in rows))
-    (out_dir / f"{stem}.md").write_text(f"# Model speed and memory (inference, training step)\n\n{conditions}\n\n{table}")
-    print(f"wrote {out_dir / stem}.csv and .md")
+    path = write_table(rows, columns=COLUMNS, out_dir=out_dir, stem=stem,
+                       title="Model speed and memory (inference, training step)", preamble=[conditions])
+    print(f"wrote {path}.csv and .md")
 
 
 # -- profile -----------------------------------------------------------------------------------------

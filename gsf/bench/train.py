@@ -32,7 +32,6 @@ they cost wall time only where waiting for data is large. Measured figures: resu
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
 import os
 import tempfile
@@ -43,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from gsf.markdown import markdown_table
+from gsf.bench.tables import write_table
 
 PHASES = ("wait_data_s", "h2d_s", "forward_s", "backward_s", "optim_s")
 COLUMNS = (
@@ -349,14 +348,9 @@ def file_stem(s: Settings, threads: int) -> str:
 
 
 def _write(rows: list[dict], out_dir: Path, stem: str, header: str) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / f"{stem}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        writer.writeheader()
-        writer.writerows(rows)
-    table = markdown_table(COLUMNS, (["" if row[c] is None else row[c] for c in COLUMNS] for row in rows))
-    (out_dir / f"{stem}.md").write_text(f"# Training epoch end to end\n\n{header}\n\n{HEADER_NOTE}\n\n{table}")
-    print(f"wrote {out_dir / stem}.csv and .md")
+    path = write_table(rows, columns=COLUMNS, out_dir=out_dir, stem=stem, title="Training epoch end to end",
+                       preamble=[header, HEADER_NOTE])
+    print(f"wrote {path}.csv and .md")
 
 
 def _print(rows: list[dict], header: str) -> None:
