@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.io import encode_jpeg, write_file
 
-from gsf.bench.tables import write_table
+from gsf.bench.table_files import write_table
 from gsf.data.datasets import build_dataset, collate_clips
 from gsf.data.io import VideoFile
 from gsf.provenance import cpu_name

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gsf.bench.tables import write_table
+from gsf.bench.table_files import write_table
 from gsf.data.fingerprint import cached_fingerprint, fingerprint_dataset
 from gsf.provenance import cpu_name
 

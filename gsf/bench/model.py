@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gsf.bench.tables import write_table
+from gsf.bench.table_files import write_table
 
 COLUMNS = (
     "model", "backbone", "temporal", "fraction", "gsf_path", "mode", "frames", "batch", "input_px", "threads",

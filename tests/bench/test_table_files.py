@@ -1,8 +1,8 @@
-"""The CSV and Markdown pair every `gsf bench` command writes (gsf.bench.tables)."""
+"""The CSV and Markdown pair every `gsf bench` command writes (gsf.bench.table_files)."""
 
 import csv
 
-from gsf.bench.tables import write_table
+from gsf.bench.table_files import write_table
 
 
 def test_write_table_writes_the_csv_and_the_markdown_under_its_title_and_preamble(tmp_path):
