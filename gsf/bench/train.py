@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from gsf.bench.tables import write_table
+from gsf.bench.table_files import write_table
 
 PHASES = ("wait_data_s", "h2d_s", "forward_s", "backward_s", "optim_s")
 COLUMNS = (
@@ -117,6 +117,12 @@ def median_index(values: list[float]) -> int:
     """The index of the median of ``values`` (the lower middle one for an even count)."""
     order = sorted(range(len(values)), key=values.__getitem__)
     return order[(len(values) - 1) // 2]
+
+
+def median_pass(passes: list[dict], key: str) -> dict:
+    """The one of ``passes`` (measurements, each a dict of figures) whose ``key`` is the median (the lower
+    middle one of an even count), whole: its figures, unlike per-figure medians, add up as they were measured."""
+    return passes[median_index([measured[key] for measured in passes])]
 
 
 def _sync(device: str) -> None:
@@ -271,10 +277,11 @@ def loader_split(dataset) -> dict[str, float]:
 
 def _row(model: _Model, epochs: list[dict], splits: list[dict], *, warmup_s: float, compile_s: float | None,
          s: Settings, threads: int) -> dict:
-    """A model's row: the phases of its median epoch, its epochs' wall times, the median loader split."""
-    k = median_index([e["epoch_s"] for e in epochs])
-    epoch = epochs[k]
-    split = {key: sorted(p[key] for p in splits)[(len(splits) - 1) // 2] for key in splits[0]}
+    """A model's row: the phases of its median epoch, its epochs' wall times, and the loader split of its
+    median pass (by the whole item's time), so that each of the two sets of figures comes from one
+    measurement and its parts add up."""
+    epoch = median_pass(epochs, "epoch_s")
+    split = median_pass(splits, "item_ms_per_clip")
     item = split["item_ms_per_clip"]
     return {
         "model": f"{s.backbone}_{'tsn' if model.temporal == 'none' else model.temporal}", "backbone": s.backbone,

@@ -7,7 +7,7 @@ import csv
 import pytest
 import torch
 
-from gsf.bench.train import PHASES, Settings, bench_train, compute_s, loader_split, median_index
+from gsf.bench.train import PHASES, Settings, bench_train, compute_s, loader_split, median_index, median_pass
 from gsf.cli import main
 from gsf.errors import GSFConfigError
 
@@ -111,6 +111,15 @@ def test_the_loader_split_times_the_datasets_own_read_and_transform_and_leaves_i
 def test_median_index_picks_the_median_and_the_lower_middle_of_an_even_count():
     assert median_index([3.0, 1.0, 2.0]) == 2
     assert median_index([4.0, 1.0, 3.0, 2.0]) == 3
+
+
+def test_the_median_pass_is_one_measurement_so_its_parts_add_up():
+    # per-figure medians of these passes would be decode 6, augment 6 of an item of 10.2: more than the item
+    passes = [{"decode": 9.0, "augment": 0.5, "item": 10.0}, {"decode": 0.5, "augment": 9.0, "item": 10.2},
+              {"decode": 6.0, "augment": 6.0, "item": 12.5}]
+    chosen = median_pass(passes, "item")
+    assert chosen is passes[1]
+    assert chosen["decode"] + chosen["augment"] <= chosen["item"]
 
 
 @pytest.mark.parametrize("change, named", [
